@@ -1,0 +1,39 @@
+"""aekit: every classic autoencoder and what it is used for, on PyTorch.
+
+>>> import aekit
+>>> model = aekit.make_model("vae", data_shape=(1, 28, 28), code_size=16)
+>>> result = aekit.Trainer(model, aekit.TrainConfig(epochs=5)).fit(x_train)   # doctest: +SKIP
+>>> codes = model.encode(x)                                                    # doctest: +SKIP
+"""
+
+from . import corruptions, latents, likelihoods, nets, penalties, registry  # noqa: F401  (registers parts)
+from .config import ModelConfig, TrainConfig
+from .data import Dataset, load_dataset
+from .errors import AekitError
+from .families import family_config, family_names, make_model
+from .io import load_model, save_model
+from .metrics import principal_angles, reconstruction_report
+from .model import Autoencoder, LossOutput
+from .train import Trainer, TrainingDiverged, TrainResult
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "AekitError",
+    "Autoencoder",
+    "Dataset",
+    "LossOutput",
+    "ModelConfig",
+    "TrainConfig",
+    "TrainResult",
+    "Trainer",
+    "TrainingDiverged",
+    "family_config",
+    "family_names",
+    "load_dataset",
+    "load_model",
+    "make_model",
+    "principal_angles",
+    "reconstruction_report",
+    "save_model",
+]

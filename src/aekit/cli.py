@@ -1,0 +1,620 @@
+"""The ``aekit`` command line: every job over the public API. The only module that touches user files.
+
+Run ``aekit --help`` for the commands and ``aekit COMMAND --help`` for each one's options and examples.
+A bad input prints one line (what, why, how to fix) and exits with status 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import os
+import sys
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .errors import AekitError
+
+EXIT_BAD_INPUT = 2
+
+Command = Callable[[argparse.Namespace], int]
+_COMMANDS: dict[str, tuple[Command, Callable[[argparse.ArgumentParser], None], str, str]] = {}
+
+
+def command(name: str, summary: str, examples: str = "") -> Callable[[Command], Command]:
+    """Register a subcommand: ``summary`` is its one-line help, ``examples`` ends its --help."""
+
+    def register(function: Command) -> Command:
+        _COMMANDS[name] = (function, getattr(function, "add_arguments", lambda parser: None), summary, examples)
+        return function
+
+    return register
+
+
+def arguments(adder: Callable[[argparse.ArgumentParser], None]) -> Callable[[Command], Command]:
+    """Attach the function that declares a subcommand's options."""
+
+    def attach(function: Command) -> Command:
+        function.add_arguments = adder  # type: ignore[attr-defined]
+        return function
+
+    return attach
+
+
+# ------------------------------------------------------------------------------------------------ #
+# shared pieces
+
+
+def add_data_arguments(parser: argparse.ArgumentParser, required: bool = True, default_split: str = "train") -> None:
+    group = parser.add_argument_group("data")
+    group.add_argument(
+        "--data",
+        required=required,
+        metavar="SOURCE",
+        help="a dataset name (embedded, mnist, fashion-mnist) or a .npy/.npz/.csv file or a folder of images",
+    )
+    group.add_argument("--split", default=default_split, choices=["train", "test"], help="split of a named dataset")
+    group.add_argument(
+        "--data-dir",
+        metavar="DIR",
+        help="folder with one sub-folder per dataset (mnist/, fashion-mnist/); default $AEKIT_DATA_DIR",
+    )
+    group.add_argument("--no-download", action="store_true", help="never download a missing dataset")
+    group.add_argument(
+        "--scale",
+        default="auto",
+        choices=["auto", "none", "minmax"],
+        help="auto: 8/16-bit integers to [0, 1], floats unchanged; minmax: whole dataset to [0, 1]",
+    )
+    group.add_argument(
+        "--binarize",
+        default="none",
+        choices=["none", "threshold", "static", "dynamic"],
+        help="threshold at 0.5, one seeded Bernoulli draw (static), or a new draw every batch (dynamic)",
+    )
+    group.add_argument("--label-column", metavar="COLUMN", help="CSV column (name or index) holding labels")
+
+
+def load_data(args: argparse.Namespace, source: str | None = None, split: str | None = None):
+    from .data import load_dataset
+
+    binarize = "none" if args.binarize == "dynamic" else args.binarize
+    return load_dataset(
+        source or args.data,
+        split=split or args.split,
+        data_dir=args.data_dir,
+        download=not args.no_download,
+        scale=args.scale,
+        binarize=binarize,
+        seed=getattr(args, "seed", 0),
+        label_column=args.label_column,
+    )
+
+
+def data_description(args: argparse.Namespace) -> dict[str, Any]:
+    return {key: getattr(args, key) for key in ("data", "split", "data_dir", "scale", "binarize", "label_column")}
+
+
+def save_figure(figure, path: Path) -> Path:
+    from .io import atomic_write_bytes
+
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format=path.suffix.lstrip(".") or "png", dpi=120)
+    return atomic_write_bytes(path, buffer.getvalue())
+
+
+def save_array(array: np.ndarray, path: Path) -> Path:
+    from .io import atomic_write_bytes
+
+    if path.suffix != ".npy":
+        raise AekitError(f"output {path} must end in .npy", "codes are written as a numpy array", "rename it")
+    buffer = io.BytesIO()
+    np.save(buffer, array, allow_pickle=False)
+    return atomic_write_bytes(path, buffer.getvalue())
+
+
+def check_fresh_output(run_dir: Path, force: bool) -> None:
+    """Refuse to write a run into a folder that already holds one (unless --force)."""
+    from .io import ensure_writable_dir
+
+    if run_dir.exists() and not run_dir.is_dir():
+        raise AekitError(f"{run_dir} is a file", "a run is written into a folder", "choose another --out")
+    if run_dir.is_dir() and any(run_dir.iterdir()) and not force:
+        raise AekitError(
+            f"{run_dir} already holds files",
+            "a new run would overwrite them",
+            "choose another --out, add --resume to continue that run, or --force to replace it",
+        )
+    ensure_writable_dir(run_dir)
+
+
+def print_report(title: str, report: dict[str, float]) -> None:
+    units = {
+        "squared_error": "squared error per example",
+        "mse": "mean squared error per dimension",
+        "nll": "nats per example (deterministic code)",
+        "elbo": "nats per example (ELBO, 1 sample)",
+    }
+    print(title)
+    for key, value in report.items():
+        print(f"  {key:<14} {value:12.4f}   {units.get(key, '')}")
+
+
+# ------------------------------------------------------------------------------------------------ #
+# training
+
+
+def _add_model_arguments(parser: argparse.ArgumentParser) -> None:
+    from .families import family_names
+
+    group = parser.add_argument_group("model")
+    group.add_argument("--family", default="undercomplete", choices=family_names(), help="which autoencoder")
+    group.add_argument("--code-size", type=int, default=32, metavar="K", help="code width (bits for hashing)")
+    group.add_argument("--network", choices=["mlp", "conv"], help="encoder/decoder network (default mlp)")
+    group.add_argument("--hidden", metavar="W1,W2", help="MLP hidden widths, encoder side, e.g. 1000,500,250")
+    group.add_argument("--channels", metavar="C1,C2", help="conv channels per stride-2 block, e.g. 32,64")
+    group.add_argument("--activation", help="hidden activation: relu, elu, gelu, silu, sigmoid, tanh, identity")
+    group.add_argument("--likelihood", choices=["gaussian", "bernoulli"], help="output units (default per family)")
+    group.add_argument(
+        "-o",
+        "--option",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="family option, e.g. noise=gaussian level=0.5 (denoising), sparsity=kl rho=0.05, weight=0.1, beta=4",
+    )
+    group.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="PART.KEY=VALUE",
+        dest="overrides",
+        help="override any part option after the preset, e.g. latent.noise_std=4 or likelihood.learn_sigma=shared",
+    )
+
+
+def _add_train_arguments(parser: argparse.ArgumentParser) -> None:
+    from .config import TrainConfig
+
+    defaults = TrainConfig()
+    group = parser.add_argument_group("training")
+    group.add_argument("--epochs", type=int, help=f"passes over the data (default {defaults.epochs})")
+    group.add_argument("--batch-size", type=int, default=defaults.batch_size)
+    group.add_argument("--lr", type=float, default=defaults.lr, help="learning rate")
+    group.add_argument("--optimizer", choices=["adam", "adamw"], default=defaults.optimizer)
+    group.add_argument("--weight-decay", type=float, default=defaults.weight_decay)
+    group.add_argument("--lr-schedule", choices=["constant", "cosine"], default=defaults.lr_schedule)
+    group.add_argument("--val-fraction", type=float, default=defaults.val_fraction, help="held out for validation")
+    group.add_argument("--patience", type=int, default=defaults.patience, help="early stopping; 0 = off")
+    group.add_argument("--clip-grad-norm", type=float, default=defaults.clip_grad_norm, help="0 = off")
+    group.add_argument("--seed", type=int, default=defaults.seed)
+    group.add_argument("--device", default=defaults.device, help="auto, cpu, cuda, cuda:N or mps")
+    group.add_argument("--checkpoint-every", type=int, default=defaults.checkpoint_every, metavar="EPOCHS")
+    group.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+
+
+def _train_config(args: argparse.Namespace):
+    from .config import TrainConfig
+
+    return TrainConfig(
+        epochs=args.epochs or TrainConfig.epochs,
+        batch_size=args.batch_size,
+        lr=args.lr,
+        optimizer=args.optimizer,
+        weight_decay=args.weight_decay,
+        lr_schedule=args.lr_schedule,
+        val_fraction=args.val_fraction,
+        patience=args.patience,
+        clip_grad_norm=args.clip_grad_norm,
+        seed=args.seed,
+        device=args.device,
+        checkpoint_every=args.checkpoint_every,
+        dynamic_binarization=args.binarize == "dynamic",
+    ).validate()
+
+
+def _family_options(args: argparse.Namespace) -> dict[str, Any]:
+    from .config import parse_value
+
+    options: dict[str, Any] = {}
+    for key in ("network", "activation", "likelihood"):
+        if getattr(args, key):
+            options[key] = getattr(args, key)
+    for key in ("hidden", "channels"):
+        text = getattr(args, key)
+        if text is not None:
+            try:
+                options[key] = [int(v) for v in text.split(",") if v.strip()]
+            except ValueError:
+                raise AekitError(f"bad --{key} {text!r}", "expected comma-separated integers", "e.g. 512,256") from None
+    for item in args.option:
+        if "=" not in item:
+            raise AekitError(f"bad --option {item!r}", "expected KEY=VALUE", "e.g. -o noise=gaussian")
+        key, value = item.split("=", 1)
+        options[key.strip()] = parse_value(value)
+    return options
+
+
+def train_run(
+    run_dir: Path,
+    model,
+    x_train: np.ndarray,
+    x_val: np.ndarray | None,
+    x_test: np.ndarray | None,
+    train_config,
+    progress: bool,
+    resume: bool,
+    extra: dict[str, Any],
+) -> dict[str, Any]:
+    """Train, then write model, history, metrics and figures into ``run_dir``; returns the metrics."""
+    from .io import save_model, write_json
+    from .metrics import reconstruction_report
+    from .plots import loss_curve, reconstruction_grid
+    from .train import CHECKPOINT_FILE, Trainer
+
+    write_json(run_dir / "train.json", {"train": train_config.to_dict(), **extra})
+    trainer = Trainer(model, train_config, run_dir=run_dir, progress=progress)
+    result = trainer.fit(x_train, x_val, resume=run_dir / CHECKPOINT_FILE if resume else None)
+    save_model(model, run_dir)
+    metrics: dict[str, Any] = {
+        "family": model.family,
+        "code_size": model.code_size,
+        "epochs_run": len(result.history),
+        "best_epoch": result.best_epoch,
+        "stopped_early": result.stopped_early,
+        "train_seconds": round(result.seconds, 2),
+        "samples_per_second": round(result.samples_per_second, 1),
+        "device": str(trainer.device),
+        "final_train": result.history[-1]["train"],
+        "final_val": result.history[-1]["val"],
+    }
+    evaluation = x_test if x_test is not None else x_val
+    if evaluation is not None:
+        metrics["test" if x_test is not None else "val_report"] = reconstruction_report(model, evaluation)
+    write_json(run_dir / "history.json", result.history)
+    write_json(run_dir / "metrics.json", metrics)
+    save_figure(loss_curve(result.history, f"{model.family} autoencoder"), run_dir / "loss_curve.png")
+    shown = (evaluation if evaluation is not None else x_train)[:12]
+    import torch
+
+    with torch.no_grad():
+        recon = model.reconstruct(torch.as_tensor(shown).to(trainer.device)).cpu().numpy()
+    save_figure(reconstruction_grid(shown, recon, f"{model.family}: reconstructions"), run_dir / "reconstructions.png")
+    return metrics
+
+
+def _add_train(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--out", required=True, type=Path, metavar="RUN", help="run folder to write")
+    parser.add_argument("--resume", action="store_true", help="continue the run in --out from its checkpoint")
+    parser.add_argument("--force", action="store_true", help="write into a non-empty --out")
+    add_data_arguments(parser)
+    parser.add_argument(
+        "--test-data",
+        metavar="SOURCE",
+        help="evaluate on this after training (default: the test split of a named dataset)",
+    )
+    _add_model_arguments(parser)
+    _add_train_arguments(parser)
+
+
+@command(
+    "train",
+    "train any family on any supported data and write a run folder",
+    """examples:
+  aekit train --family vae --data fashion-mnist --code-size 16 --epochs 30 --out runs/vae
+  aekit train --family denoising -o noise=gaussian -o level=0.5 --data mnist --out runs/dae
+  aekit train --family sparse -o sparsity=kl -o rho=0.05 --data x.npy --code-size 64 --out runs/sparse
+  aekit train --family contractive --network conv --channels 32,64 --data images/ --out runs/cae
+  aekit train --resume --out runs/vae --epochs 50        # continue a run from its checkpoint
+
+The run folder holds config.json + model.safetensors (the model), train.json, history.json,
+metrics.json, loss_curve.png, reconstructions.png and checkpoint.safetensors (--checkpoint-every).""",
+)
+@arguments(_add_train)
+def cmd_train(args: argparse.Namespace) -> int:
+    from .config import ModelConfig, TrainConfig, apply_overrides
+    from .families import family_config
+    from .io import read_json, read_model_config
+    from .model import Autoencoder
+
+    run_dir: Path = args.out
+    if args.resume:
+        saved = read_json(run_dir / "train.json", "run description")
+        for key, value in saved["data"].items():
+            setattr(args, key, value)
+        train_config = TrainConfig.from_dict({**saved["train"], "epochs": args.epochs or saved["train"]["epochs"]})
+        train_config.validate()
+        if saved["train"].get("dynamic_binarization"):
+            args.binarize = "dynamic"
+        config = read_model_config(run_dir)
+        extra = {key: value for key, value in saved.items() if key != "train"}
+    else:
+        check_fresh_output(run_dir, args.force)
+        train_config = _train_config(args)
+        extra = {}
+    dataset = load_data(args)
+    test = None
+    if args.test_data:
+        test = load_data(args, source=args.test_data, split="test")
+    elif args.data in ("mnist", "fashion-mnist") and args.split == "train":
+        test = load_data(args, split="test")
+    if not args.resume:
+        config = family_config(args.family, dataset.data_shape, args.code_size, **_family_options(args))
+        if args.overrides:
+            config = ModelConfig.from_dict(apply_overrides(config.to_dict(), args.overrides))
+        extra = {"data": data_description(args), "test_data": args.test_data, "family": args.family}
+    import torch
+
+    torch.manual_seed(train_config.seed)
+    model = Autoencoder.from_config(config)
+    from .io import write_json
+
+    write_json(run_dir / "config.json", {"format_version": 1, "model": model.config.to_dict()})
+    n_params = sum(p.numel() for p in model.parameters())
+    print(f"{model.family} autoencoder, {n_params:,} parameters, data {dataset.name} {dataset.x.shape}")
+    metrics = train_run(
+        run_dir,
+        model,
+        dataset.x,
+        None,
+        test.x if test is not None else None,
+        train_config,
+        not args.no_progress,
+        args.resume,
+        extra,
+    )
+    if "test" in metrics:
+        print_report("test set:", metrics["test"])
+    print(f"run written to {run_dir}/ (model, metrics.json, loss_curve.png, reconstructions.png)")
+    return 0
+
+
+# ------------------------------------------------------------------------------------------------ #
+# using a trained model
+
+
+def _add_model_use(parser: argparse.ArgumentParser, split: str = "test") -> None:
+    parser.add_argument("run", type=Path, metavar="RUN", help="run or model folder (config.json + model.safetensors)")
+    add_data_arguments(parser, default_split=split)
+    parser.add_argument("--batch-size", type=int, default=1024)
+    parser.add_argument("--device", default="cpu", help="auto, cpu, cuda, cuda:N or mps")
+
+
+def _load(args: argparse.Namespace):
+    from .io import load_model
+    from .tensors import resolve_device
+
+    model = load_model(args.run, resolve_device(args.device))
+    dataset = load_data(args)
+    if dataset.data_shape != model.data_shape:
+        raise AekitError(
+            f"the data have examples of shape {dataset.data_shape}",
+            f"the model in {args.run} was trained on {model.data_shape}",
+            "use data like its training data",
+        )
+    return model, dataset
+
+
+def _add_evaluate(parser: argparse.ArgumentParser) -> None:
+    _add_model_use(parser)
+    parser.add_argument("--seed", type=int, default=0, help="seed of the ELBO's latent sample")
+    parser.add_argument("--json", type=Path, metavar="FILE", help="also write the figures to this JSON file")
+
+
+@command(
+    "evaluate",
+    "reconstruction error (squared error, nats per example; ELBO for a VAE) on a dataset",
+    """examples:
+  aekit evaluate runs/vae --data fashion-mnist --split test
+  aekit evaluate runs/ae --data test.npy --json metrics.json""",
+)
+@arguments(_add_evaluate)
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    from .io import write_json
+    from .metrics import reconstruction_report
+
+    model, dataset = _load(args)
+    report = reconstruction_report(model, dataset.x, batch_size=args.batch_size, seed=args.seed)
+    print_report(f"{dataset.name}, {len(dataset)} examples:", report)
+    if args.json:
+        write_json(args.json, report)
+        print(f"written to {args.json}")
+    return 0
+
+
+def _add_encode(parser: argparse.ArgumentParser) -> None:
+    _add_model_use(parser)
+    parser.add_argument("--out", required=True, type=Path, metavar="FILE.npy", help="codes (N, K) float32")
+    parser.add_argument("--labels-out", type=Path, metavar="FILE.npy", help="also write the labels, if any")
+
+
+@command(
+    "encode",
+    "write the codes of a dataset to a .npy file (posterior means; bits for hashing)",
+    """examples:
+  aekit encode runs/vae --data fashion-mnist --split test --out codes.npy --labels-out labels.npy""",
+)
+@arguments(_add_encode)
+def cmd_encode(args: argparse.Namespace) -> int:
+    import torch
+
+    from .tensors import apply_batched
+
+    model, dataset = _load(args)
+    device = next(model.parameters()).device
+    codes = apply_batched(model.encode, torch.as_tensor(dataset.x), args.batch_size, device).numpy()
+    save_array(codes.astype(np.float32), args.out)
+    print(f"{codes.shape[0]} codes of size {codes.shape[1]} written to {args.out}")
+    if args.labels_out:
+        if dataset.labels is None:
+            raise AekitError(f"{dataset.name} has no labels", "there is nothing to write", "drop --labels-out")
+        save_array(dataset.labels, args.labels_out)
+        print(f"labels written to {args.labels_out}")
+    return 0
+
+
+def _add_reconstruct(parser: argparse.ArgumentParser) -> None:
+    _add_model_use(parser)
+    parser.add_argument("--out", required=True, type=Path, metavar="FILE.png", help="figure to write")
+    parser.add_argument("-n", "--count", type=int, default=12, help="how many examples")
+    parser.add_argument("--seed", type=int, default=0, help="which examples (seeded random choice)")
+
+
+@command(
+    "reconstruct",
+    "a PNG grid of originals above their reconstructions",
+    """examples:
+  aekit reconstruct runs/vae --data fashion-mnist --out recon.png -n 16""",
+)
+@arguments(_add_reconstruct)
+def cmd_reconstruct(args: argparse.Namespace) -> int:
+    import torch
+
+    from .plots import reconstruction_grid
+
+    if args.count < 1:
+        raise AekitError(f"--count {args.count}", "at least one example is needed", "use -n 1 or more")
+    model, dataset = _load(args)
+    count = min(args.count, len(dataset))
+    index = np.sort(np.random.default_rng(args.seed).choice(len(dataset), count, replace=False))
+    originals = dataset.x[index]
+    with torch.no_grad():
+        recon = model.reconstruct(torch.as_tensor(originals).to(next(model.parameters()).device)).cpu().numpy()
+    save_figure(reconstruction_grid(originals, recon, f"{model.family} autoencoder"), args.out)
+    print(f"{count} reconstructions written to {args.out}")
+    return 0
+
+
+# ------------------------------------------------------------------------------------------------ #
+# demo and discovery
+
+
+def _add_demo(parser: argparse.ArgumentParser) -> None:
+    from .families import family_names
+
+    parser.add_argument("--out", type=Path, default=Path("aekit-demo"), metavar="DIR", help="where to write")
+    parser.add_argument("--family", default="undercomplete", choices=family_names())
+    parser.add_argument("--code-size", type=int, default=32)
+    parser.add_argument("--epochs", type=int, default=10)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--force", action="store_true", help="overwrite an earlier demo in --out")
+    parser.add_argument("--no-progress", action="store_true")
+
+
+@command(
+    "demo",
+    "train a small autoencoder on the embedded Fashion-MNIST test set (no network), compare with PCA",
+    """examples:
+  aekit demo                       # writes aekit-demo/: metrics.json, loss_curve.png, reconstructions.png
+  aekit demo --family vae --code-size 16 --out vae-demo""",
+)
+@arguments(_add_demo)
+def cmd_demo(args: argparse.Namespace) -> int:
+    import torch
+    from sklearn.decomposition import PCA
+
+    from .config import TrainConfig
+    from .data import load_dataset
+    from .families import make_model
+    from .io import write_json
+
+    check_fresh_output(args.out, args.force)
+    dataset = load_dataset("embedded", split="test")
+    train, test = dataset.split(0.1, seed=args.seed)
+    torch.manual_seed(args.seed)
+    model = make_model(args.family, dataset.data_shape, args.code_size)
+    config = TrainConfig(epochs=args.epochs, batch_size=128, lr=2e-3, lr_schedule="cosine", seed=args.seed)
+    print(
+        f"training a {args.family} autoencoder (code size {args.code_size}) on {len(train)} embedded "
+        f"Fashion-MNIST images; {len(test)} held out"
+    )
+    extra = {"data": {"data": "embedded", "split": "test", "held_out": 0.1, "seed": args.seed}}
+    metrics = train_run(args.out, model, train.x, None, test.x, config, not args.no_progress, False, extra)
+    started = time.perf_counter()
+    flat_train, flat_test = train.x.reshape(len(train), -1), test.x.reshape(len(test), -1)
+    pca = PCA(args.code_size, random_state=args.seed).fit(flat_train)
+    pca_error = float(((pca.inverse_transform(pca.transform(flat_test)) - flat_test) ** 2).sum(1).mean())
+    metrics["pca"] = {"squared_error": pca_error, "fit_seconds": round(time.perf_counter() - started, 2)}
+    metrics["ratio_to_pca"] = metrics["test"]["squared_error"] / pca_error
+    write_json(args.out / "metrics.json", metrics)
+    print_report(f"held-out images ({len(test)}):", metrics["test"])
+    print(
+        f"  PCA with {args.code_size} components: squared error {pca_error:.4f} per example "
+        f"(autoencoder / PCA = {metrics['ratio_to_pca']:.3f})"
+    )
+    for name in ("metrics.json", "loss_curve.png", "reconstructions.png", "model.safetensors"):
+        print(f"wrote {args.out / name}")
+    return 0
+
+
+@command("list", "the families, their options, and every registered part")
+def cmd_list(args: argparse.Namespace) -> int:
+    import inspect
+
+    from . import families, registry
+
+    print("families (aekit train --family NAME, options with -o KEY=VALUE):")
+    for name in families.family_names():
+        function = families._PRESETS[name]
+        options = [p for p in inspect.signature(function).parameters if p not in ("data_shape", "code_size", "net")]
+        doc = (function.__doc__ or "").strip().splitlines()[0]
+        print(f"  {name:<14} {doc}")
+        if options:
+            print(f"  {'':<14} options: {', '.join(options)}")
+    print("  every family also takes: network, hidden, channels, activation, likelihood")
+    print("\nparts (for --set and config.json):")
+    for kind in registry.KINDS:
+        print(f"  {kind:<11} {', '.join(registry.names(kind))}")
+    return 0
+
+
+# ------------------------------------------------------------------------------------------------ #
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="aekit",
+        description="Autoencoders of every classic family, trained and used from the shell.",
+        epilog="Start with `aekit demo`; `aekit COMMAND --help` shows each command's options and examples.",
+    )
+    parser.add_argument("--threads", type=int, metavar="N", help="CPU threads for torch (default: torch's choice)")
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name, (_, add_arguments, summary, examples) in _COMMANDS.items():
+        sub = subparsers.add_parser(
+            name,
+            help=summary,
+            description=summary[0].upper() + summary[1:] + ".",
+            epilog=examples or None,
+            formatter_class=argparse.RawDescriptionHelpFormatter,
+        )
+        add_arguments(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command is None:
+        parser.print_help()
+        return EXIT_BAD_INPUT
+    if args.threads:
+        import torch
+
+        torch.set_num_threads(args.threads)
+    os.environ.setdefault("MPLBACKEND", "Agg")
+    try:
+        return _COMMANDS[args.command][0](args)
+    except AekitError as error:
+        print(f"aekit {args.command}: error: {error}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    except KeyboardInterrupt:
+        print(f"aekit {args.command}: interrupted; files already written are complete", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,164 @@
+"""Datasets: the embedded default, MNIST-style idx files, arrays, CSV tables and image folders.
+
+:func:`load_dataset` returns a :class:`Dataset` whose ``x`` is float32 (N, *data_shape) scaled to
+[0, 1] by default, ready for training; labels are kept when the source has them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import AekitError
+from .files import load_csv, load_image_folder, load_npy, load_npz, read_image
+from .idx import CLASS_NAMES, DATASETS, load_embedded, load_idx
+
+NAMED = ("embedded", "mnist", "fashion-mnist")
+SCALES = ("auto", "none", "minmax")
+BINARIZE = ("none", "threshold", "static")
+
+
+@dataclass
+class Dataset:
+    """Examples ``x`` (N, *data_shape) float32, optional integer ``labels`` (N,), and where they came from."""
+
+    x: np.ndarray
+    labels: np.ndarray | None = None
+    name: str = ""
+    class_names: list[str] | None = field(default=None)
+
+    @property
+    def data_shape(self) -> tuple[int, ...]:
+        return tuple(self.x.shape[1:])
+
+    def __len__(self) -> int:
+        return len(self.x)
+
+    def subset(self, index: np.ndarray) -> Dataset:
+        labels = None if self.labels is None else self.labels[index]
+        return Dataset(self.x[index], labels, self.name, self.class_names)
+
+    def split(self, fraction: float, seed: int = 0) -> tuple[Dataset, Dataset]:
+        """A seeded random split: (the rest, ``fraction`` of the examples)."""
+        order = np.random.default_rng(seed).permutation(len(self))
+        n_held = round(fraction * len(self))
+        return self.subset(np.sort(order[n_held:])), self.subset(np.sort(order[:n_held]))
+
+
+def load_dataset(
+    source: str | Path,
+    split: str = "train",
+    data_dir: str | Path | None = None,
+    download: bool = True,
+    scale: str = "auto",
+    binarize: str = "none",
+    seed: int = 0,
+    label_column: str | int | None = None,
+) -> Dataset:
+    """Load a named dataset (``embedded``, ``mnist``, ``fashion-mnist``) or a file/folder of data.
+
+    ``split``: ``train`` or ``test`` for named datasets. ``scale``: ``auto`` divides integer data by
+    its type's maximum (255 for 8-bit) and leaves floats alone, ``minmax`` maps the whole dataset to
+    [0, 1], ``none`` keeps values. ``binarize``: ``threshold`` (x > 0.5), ``static`` (one seeded
+    Bernoulli draw, fixed for the whole run); dynamic binarisation is a training option.
+    """
+    if scale not in SCALES:
+        raise AekitError(f"unknown scale {scale!r}", f"the choices are {', '.join(SCALES)}", "pick one")
+    if binarize not in BINARIZE:
+        raise AekitError(f"unknown binarize {binarize!r}", f"the choices are {', '.join(BINARIZE)}", "pick one")
+    raw, labels, name, classes = _load_raw(source, split, data_dir, download, label_column)
+    x = _to_float(raw, scale, name)
+    if binarize == "threshold":
+        x = (x > 0.5).astype(np.float32)
+    elif binarize == "static":
+        x = (np.random.default_rng(seed).random(x.shape, dtype=np.float32) < x).astype(np.float32)
+    if labels is not None:
+        labels = np.asarray(labels)
+        if len(labels) != len(x):
+            raise AekitError(f"{name}: {len(labels)} labels for {len(x)} examples", "they must match", "fix the file")
+    return Dataset(x, labels, name, classes)
+
+
+def _load_raw(source, split, data_dir, download, label_column):
+    text = str(source)
+    if text in NAMED:
+        if split not in ("train", "test"):
+            raise AekitError(f"unknown split {split!r}", "the splits are train and test", "pick one")
+        if text == "embedded":
+            if split != "test":
+                raise AekitError(
+                    "the embedded dataset has only a test split",
+                    "it is the 10 000-image Fashion-MNIST test set shipped with aekit",
+                    "use --split test, or --data fashion-mnist for the training set",
+                )
+            images, labels = load_embedded()
+            return images[:, None], labels, "embedded (Fashion-MNIST test set)", CLASS_NAMES["fashion-mnist"]
+        images = load_idx(text, f"{split}-images", data_dir, download)
+        labels = load_idx(text, f"{split}-labels", data_dir, download)
+        return images[:, None], labels, f"{text} ({split})", CLASS_NAMES[text]
+    path = Path(source)
+    if not path.exists():
+        raise AekitError(
+            f"data {text!r} not found",
+            f"it is neither a file or folder nor a dataset name ({', '.join(NAMED)})",
+            "check the path or the name",
+        )
+    if path.is_dir():
+        images, labels, classes = load_image_folder(path)
+        return images, labels, str(path), classes
+    suffix = path.suffix.lower()
+    loaders = {".npy": load_npy, ".npz": load_npz, ".csv": lambda p: load_csv(p, label_column)}
+    if suffix in loaders:
+        array, labels = loaders[suffix](path)
+        return array, labels, str(path), None
+    if suffix in {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff"}:
+        image = read_image(path)
+        image = image[None] if image.ndim == 2 else np.moveaxis(image, -1, 0)
+        return image[None], None, str(path), None
+    raise AekitError(
+        f"unsupported data file {path.name}",
+        "aekit reads .npy, .npz, .csv, images and folders of images",
+        "convert the data to one of those",
+    )
+
+
+def _to_float(raw: np.ndarray, scale: str, name: str) -> np.ndarray:
+    array = np.asarray(raw)
+    if array.dtype == object or not (np.issubdtype(array.dtype, np.number) or array.dtype == bool):
+        raise AekitError(f"{name} is not numeric (dtype {array.dtype})", "features must be numbers", "convert it")
+    if array.ndim < 2:
+        raise AekitError(
+            f"{name} has shape {array.shape}",
+            "data need one row per example: (N, features) or (N, C, H, W)",
+            "reshape it, e.g. x.reshape(-1, 1) for a single feature",
+        )
+    if len(array) == 0 or array[0].size == 0:
+        raise AekitError(f"{name} is empty (shape {array.shape})", "there is nothing to learn from", "check the data")
+    x = array.astype(np.float32)
+    if not np.isfinite(x).all():
+        bad = int((~np.isfinite(x)).sum())
+        raise AekitError(f"{name} contains {bad} NaN or infinite values", "they cannot be trained on", "clean them")
+    if scale == "auto" and np.issubdtype(array.dtype, np.integer):
+        # 8- and 16-bit pixels map to [0, 1]; other integers only when they look like 8-bit pixels
+        if array.dtype in (np.uint8, np.uint16):
+            x /= float(np.iinfo(array.dtype).max)
+        elif x.min() >= 0 and x.max() <= 255:
+            x /= 255.0
+    elif scale == "minmax":
+        low, high = float(x.min()), float(x.max())
+        x = (x - low) / (high - low) if high > low else np.zeros_like(x)
+    return x
+
+
+__all__ = [
+    "BINARIZE",
+    "DATASETS",
+    "NAMED",
+    "SCALES",
+    "Dataset",
+    "load_dataset",
+    "load_embedded",
+    "load_idx",
+]

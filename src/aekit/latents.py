@@ -1,0 +1,148 @@
+"""Latents: what sits between the encoder's output ``h`` and the decoder's input ``z``.
+
+Every latent answers three questions about ``h`` (B, H):
+
+* ``latent(h)`` -> ``(z, posterior_or_None)``: the code the decoder sees. Stochastic in training
+  (a reparameterised Gaussian sample, or noise injected before a sigmoid), deterministic in
+  ``eval()`` (the posterior mean, or hard bits).
+* ``latent.mean(h)``: the differentiable, noise-free code that penalties act on (B, K).
+* ``latent.code(h)``: the deterministic code that ``Autoencoder.encode`` returns (B, K).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+
+from .errors import AekitError
+from .nets.mlp import make_activation
+from .registry import Part
+
+
+@dataclass
+class GaussianPosterior:
+    """Diagonal Gaussian q(z|x) = N(mean, exp(logvar)); both tensors are (B, K)."""
+
+    mean: torch.Tensor
+    logvar: torch.Tensor
+
+    @property
+    def std(self) -> torch.Tensor:
+        return torch.exp(0.5 * self.logvar)
+
+    def sample(self, generator: torch.Generator | None = None) -> torch.Tensor:
+        """Reparameterised sample ``mean + std * eps`` (B, K); gradients flow to both parameters."""
+        eps = torch.randn(self.mean.shape, generator=generator, device=self.mean.device, dtype=self.mean.dtype)
+        return self.mean + self.std * eps
+
+    def log_prob(self, z: torch.Tensor) -> torch.Tensor:
+        """log q(z|x) summed over the K dimensions, in nats; z is (..., B, K), result (..., B)."""
+        return -0.5 * (((z - self.mean) ** 2) * torch.exp(-self.logvar) + self.logvar + math.log(2 * math.pi)).sum(-1)
+
+    def kl_to_standard_normal(self) -> torch.Tensor:
+        """Analytic KL(q(z|x) || N(0, I)) in nats per example (B,)."""
+        return 0.5 * (self.mean.pow(2) + torch.exp(self.logvar) - 1.0 - self.logvar).sum(-1)
+
+
+class Latent(Part):
+    """Base class: ``code_size`` is K, the width of z; ``in_features`` is H, what the encoder emits."""
+
+    kind = "latent"
+
+    def __init__(self, code_size: int) -> None:
+        super().__init__()
+        if int(code_size) < 1:
+            raise AekitError(f"code size {code_size} is too small", "a code needs at least one unit", "use >= 1")
+        self.code_size = int(code_size)
+
+    @property
+    def in_features(self) -> int:
+        return self.code_size
+
+    def forward(
+        self, h: torch.Tensor, generator: torch.Generator | None = None, stochastic: bool | None = None
+    ) -> tuple[torch.Tensor, GaussianPosterior | None]:
+        raise NotImplementedError
+
+    def mean(self, h: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError
+
+    def code(self, h: torch.Tensor) -> torch.Tensor:
+        return self.mean(h)
+
+    def _stochastic(self, stochastic: bool | None) -> bool:
+        return self.training if stochastic is None else stochastic
+
+
+class DeterministicLatent(Latent):
+    """z = activation(h). ``sigmoid`` gives the bounded codes of sparse (KL) and contractive AEs."""
+
+    name = "deterministic"
+
+    def __init__(self, code_size: int, activation: str = "identity") -> None:
+        super().__init__(code_size)
+        self.activation_name = activation
+        self.activation = make_activation(activation)
+
+    def forward(self, h, generator=None, stochastic=None):
+        return self.activation(h), None
+
+    def mean(self, h: torch.Tensor) -> torch.Tensor:
+        return self.activation(h)
+
+
+class GaussianLatent(Latent):
+    """h = [mean, logvar] (B, 2K); z is a reparameterised sample in training, the mean in eval.
+
+    The encoder emits the log-variance directly: it is unconstrained, and exp() of it is always a
+    valid variance, unlike a raw output squared or logged.
+    """
+
+    name = "gaussian"
+
+    @property
+    def in_features(self) -> int:
+        return 2 * self.code_size
+
+    def posterior(self, h: torch.Tensor) -> GaussianPosterior:
+        mean, logvar = h.chunk(2, dim=-1)  # (B, K) each
+        return GaussianPosterior(mean, logvar.clamp(-30.0, 20.0))
+
+    def forward(self, h, generator=None, stochastic=None):
+        q = self.posterior(h)
+        z = q.sample(generator) if self._stochastic(stochastic) else q.mean
+        return z, q
+
+    def mean(self, h: torch.Tensor) -> torch.Tensor:
+        return h[..., : self.code_size]
+
+
+class BinaryLatent(Latent):
+    """Binary codes for semantic hashing: z = sigmoid(h + noise) in training, bits (h > 0) in eval.
+
+    The Gaussian noise (std ``noise_std``) injected before the sigmoid only leaves the decoder a
+    usable signal when |h| is large, so training drives the code units to saturation and the
+    thresholded bits lose little.
+    """
+
+    name = "binary"
+
+    def __init__(self, code_size: int, noise_std: float = 3.0) -> None:
+        super().__init__(code_size)
+        if noise_std < 0:
+            raise AekitError(f"noise_std {noise_std} is negative", "it is a standard deviation", "use >= 0")
+        self.noise_std = float(noise_std)
+
+    def forward(self, h, generator=None, stochastic=None):
+        if self._stochastic(stochastic):
+            noise = torch.randn(h.shape, generator=generator, device=h.device, dtype=h.dtype)
+            return torch.sigmoid(h + self.noise_std * noise), None
+        return self.code(h), None
+
+    def mean(self, h: torch.Tensor) -> torch.Tensor:
+        return torch.sigmoid(h)
+
+    def code(self, h: torch.Tensor) -> torch.Tensor:
+        return (h > 0).to(h.dtype)

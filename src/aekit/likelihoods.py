@@ -1,0 +1,110 @@
+"""Likelihoods p(x | g(z)): what the decoder's output means and how reconstruction is scored.
+
+All negative log-likelihoods are in nats per example, summed over every data dimension: shape (B,).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .errors import AekitError
+from .registry import Part
+
+
+def _sum_data_dims(values: torch.Tensor) -> torch.Tensor:
+    return values.flatten(1).sum(1)  # (B, ...) -> (B,)
+
+
+class Likelihood(Part):
+    """Base class: ``nll(params, x)`` (B,) nats, ``mean(params)`` like x, ``sample(params)`` like x."""
+
+    kind = "likelihood"
+
+    def nll(self, params: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError
+
+    def mean(self, params: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError
+
+    def sample(self, params: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+        raise NotImplementedError
+
+
+class GaussianLikelihood(Likelihood):
+    """Linear output units read as the mean of N(mean, sigma^2), for real-valued data.
+
+    ``learn_sigma``: ``"none"`` keeps ``sigma`` fixed (then the NLL is the squared error / (2 sigma^2)
+    plus a constant), ``"shared"`` learns one sigma, ``"per_dimension"`` learns one per data
+    dimension. A learned sigma never drops below ``min_sigma`` (a pixel that never changes would
+    otherwise drive its NLL to minus infinity).
+    """
+
+    name = "gaussian"
+
+    def __init__(
+        self,
+        sigma: float = 1.0,
+        learn_sigma: str = "none",
+        data_shape: Sequence[int] = (),
+        min_sigma: float = 1e-3,
+    ) -> None:
+        super().__init__()
+        if sigma <= 0 or min_sigma <= 0:
+            raise AekitError(f"sigma {sigma} / min_sigma {min_sigma} must be positive", "they are scales", "fix")
+        choices = ("none", "shared", "per_dimension")
+        if learn_sigma not in choices:
+            raise AekitError(
+                f"unknown learn_sigma {learn_sigma!r}", f"the choices are {', '.join(choices)}", "pick one"
+            )
+        if learn_sigma == "per_dimension" and not data_shape:
+            raise AekitError("per-dimension sigma needs data_shape", "it has one sigma per data dimension", "pass it")
+        self.learn_sigma = learn_sigma
+        self.log_min_sigma = math.log(min_sigma)
+        shape = tuple(data_shape) if learn_sigma == "per_dimension" else ()
+        log_sigma = torch.full(shape, math.log(sigma))
+        if learn_sigma == "none":
+            self.register_buffer("log_sigma", log_sigma, persistent=False)
+        else:
+            self.log_sigma = nn.Parameter(log_sigma)
+
+    def _log_sigma(self) -> torch.Tensor:
+        if self.learn_sigma == "none":
+            return self.log_sigma
+        return self.log_sigma.clamp(min=self.log_min_sigma)
+
+    def nll(self, params: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+        log_sigma = self._log_sigma()
+        z = (x - params) * torch.exp(-log_sigma)
+        per_dim = 0.5 * z.pow(2) + log_sigma + 0.5 * math.log(2 * math.pi)  # (B, ...)
+        return _sum_data_dims(per_dim.expand_as(x))
+
+    def mean(self, params: torch.Tensor) -> torch.Tensor:
+        return params
+
+    def sample(self, params, generator=None):
+        noise = torch.randn(params.shape, generator=generator, device=params.device, dtype=params.dtype)
+        return params + torch.exp(self._log_sigma()) * noise
+
+
+class BernoulliLikelihood(Likelihood):
+    """Decoder outputs are logits of independent Bernoullis, for binary (or [0, 1]) data.
+
+    The NLL is ``binary_cross_entropy_with_logits``: a sigmoid output followed by a log would lose
+    precision exactly where the model is confident.
+    """
+
+    name = "bernoulli"
+
+    def nll(self, params: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+        return _sum_data_dims(F.binary_cross_entropy_with_logits(params, x, reduction="none"))
+
+    def mean(self, params: torch.Tensor) -> torch.Tensor:
+        return torch.sigmoid(params)
+
+    def sample(self, params, generator=None):
+        return torch.bernoulli(torch.sigmoid(params), generator=generator)

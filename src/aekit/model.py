@@ -1,0 +1,178 @@
+"""The autoencoder: encoder -> latent -> decoder, scored by a likelihood plus weighted penalties.
+
+    loss(x) = NLL(x | g(z)) + sum_k weight_k * penalty_k,   z ~ latent(f(C(x)))
+
+One class serves every family; a family is only a choice of parts (see :mod:`aekit.families`).
+"""
+
+from __future__ import annotations
+
+import contextlib
+from dataclasses import dataclass, field
+
+import torch
+from torch import nn
+
+from . import registry
+from .config import ModelConfig
+from .corruptions import Corruption
+from .errors import AekitError
+from .latents import Latent
+from .likelihoods import Likelihood
+from .penalties import Penalty, StepContext
+
+
+@dataclass
+class LossOutput:
+    """The loss of one batch: ``total`` (scalar, what is minimised), each term (scalars) and the
+    reconstruction NLL per example (B,), all in nats."""
+
+    total: torch.Tensor
+    terms: dict[str, torch.Tensor] = field(default_factory=dict)
+    nll: torch.Tensor | None = None
+
+
+class Autoencoder(nn.Module):
+    """Encoder, latent, decoder and likelihood, with optional penalties and corruption.
+
+    * ``encode(x)`` (B, *data_shape) -> (B, K): deterministic (posterior mean or hard bits).
+    * ``decode(z)`` (B, K) -> (B, *data_shape): distribution parameters (logits or means).
+    * ``forward(x)``: ``decode`` of the latent sample in training, of the code in eval; never
+      corrupts and never computes a loss.
+    * ``loss(x)``: the training objective, see :meth:`loss`.
+    """
+
+    def __init__(
+        self,
+        encoder: nn.Module,
+        latent: Latent,
+        decoder: nn.Module,
+        likelihood: Likelihood,
+        penalties: list[Penalty] | tuple[Penalty, ...] = (),
+        corruption: Corruption | None = None,
+        data_shape: tuple[int, ...] | list[int] | None = None,
+        family: str = "custom",
+    ) -> None:
+        super().__init__()
+        self.encoder = encoder
+        self.latent = latent
+        self.decoder = decoder
+        self.likelihood = likelihood
+        self.penalties = nn.ModuleList(penalties)
+        self.corruption = corruption
+        shape = data_shape if data_shape is not None else getattr(decoder, "out_shape", None)
+        if shape is None:
+            raise AekitError("unknown data shape", "the decoder does not say what it outputs", "pass data_shape")
+        self.data_shape = tuple(int(d) for d in shape)
+        self.family = family
+        names = [p.name for p in penalties]
+        if len(set(names)) != len(names):
+            raise AekitError(f"penalties {names} repeat a name", "each term is logged by name", "use each once")
+        for penalty in penalties:
+            penalty.check(self)
+
+    @classmethod
+    def from_config(cls, config: ModelConfig) -> Autoencoder:
+        """Build every part from its ``{"name": ..., **kwargs}`` description."""
+        return cls(
+            encoder=registry.build("encoder", config.encoder),
+            latent=registry.build("latent", config.latent),
+            decoder=registry.build("decoder", config.decoder),
+            likelihood=registry.build("likelihood", config.likelihood),
+            penalties=[registry.build("penalty", p) for p in config.penalties],
+            corruption=registry.build("corruption", config.corruption) if config.corruption else None,
+            data_shape=config.data_shape,
+            family=config.family,
+        )
+
+    @property
+    def config(self) -> ModelConfig:
+        """The configuration that rebuilds this model (every part must be a registered part)."""
+        for name, part in [("encoder", self.encoder), ("decoder", self.decoder)]:
+            if not isinstance(part, registry.Part):
+                raise AekitError(
+                    f"the {name} {type(part).__name__} cannot be saved",
+                    "only registered parts can be described by a name and options",
+                    "subclass aekit.registry.Part with kind and name",
+                )
+        return ModelConfig(
+            data_shape=list(self.data_shape),
+            encoder=self.encoder.spec(),
+            latent=self.latent.spec(),
+            decoder=self.decoder.spec(),
+            likelihood=self.likelihood.spec(),
+            penalties=[p.spec() for p in self.penalties],
+            corruption=self.corruption.spec() if self.corruption is not None else None,
+            family=self.family,
+        )
+
+    @property
+    def code_size(self) -> int:
+        return self.latent.code_size
+
+    # ----------------------------------------------------------------------------------------- #
+
+    def encode(self, x: torch.Tensor) -> torch.Tensor:
+        """Deterministic code (B, K): posterior mean for a Gaussian latent, hard bits for a binary one."""
+        self._check_input(x)
+        return self.latent.code(self.encoder(x))
+
+    def decode(self, z: torch.Tensor) -> torch.Tensor:
+        """Distribution parameters (B, *data_shape) for codes z (B, K)."""
+        return self.decoder(z)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        self._check_input(x)
+        z, _ = self.latent(self.encoder(x))
+        return self.decoder(z)
+
+    def reconstruct(self, x: torch.Tensor) -> torch.Tensor:
+        """The likelihood's mean at the decoded code, shaped like x (probabilities for Bernoulli)."""
+        return self.likelihood.mean(self.decode(self.encode(x)))
+
+    def loss(
+        self,
+        x: torch.Tensor,
+        target: torch.Tensor | None = None,
+        generator: torch.Generator | None = None,
+        noisy: bool | None = None,
+    ) -> LossOutput:
+        """The objective for a batch x (B, *data_shape): mean NLL plus weighted penalties, nats/example.
+
+        ``target`` defaults to x (the clean image the reconstruction is scored against).
+        ``noisy`` (default: ``self.training``) turns on the corruption and the latent's noise; all
+        random draws come from ``generator``.
+        """
+        self._check_input(x)
+        target = x if target is None else target
+        noisy = self.training if noisy is None else noisy
+        if generator is None and not noisy:
+            # estimators that draw (random projections) stay repeatable on the noise-free path
+            generator = torch.Generator(device=x.device).manual_seed(0)
+        x_input = self.corruption(x, generator) if (noisy and self.corruption is not None) else x
+        needs_grad = any(p.needs_input_grad for p in self.penalties)
+        grad_mode = torch.enable_grad() if needs_grad else contextlib.nullcontext()
+        with grad_mode:
+            if needs_grad:
+                x_input = x_input.detach().requires_grad_(True)
+            h = self.encoder(x_input)  # (B, H)
+            z, posterior = self.latent(h, generator=generator, stochastic=noisy)  # (B, K)
+            params = self.decoder(z)  # (B, *data_shape)
+            nll = self.likelihood.nll(params, target)  # (B,)
+            terms = {"nll": nll.mean()}
+            ctx = StepContext(self, target, x_input, h, z, posterior, params, generator)
+            for penalty in self.penalties:
+                terms[penalty.name] = penalty.weight * penalty(ctx)
+            total = torch.stack(list(terms.values())).sum()
+        return LossOutput(total=total, terms=terms, nll=nll)
+
+    def _check_input(self, x: torch.Tensor) -> None:
+        expected = self.data_shape
+        if not isinstance(x, torch.Tensor):
+            raise AekitError(f"expected a torch.Tensor, got {type(x).__name__}", "", "convert with torch.as_tensor")
+        if tuple(x.shape[1:]) != expected:
+            raise AekitError(
+                f"input of shape {tuple(x.shape)} does not fit this model",
+                f"it expects (batch, {', '.join(map(str, expected))})",
+                "reshape the data or train a model for this shape",
+            )

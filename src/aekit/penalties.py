@@ -1,0 +1,188 @@
+"""Penalties: the regularisers added to the reconstruction NLL.
+
+A penalty returns an unweighted scalar (already averaged over the batch); the model multiplies it
+by ``penalty.weight`` and adds it to the loss. ``needs_input_grad`` tells the model to make the
+encoder's input require gradients (the contractive penalty differentiates the code by it).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import torch
+
+from .errors import AekitError
+from .latents import DeterministicLatent, GaussianLatent, GaussianPosterior
+from .nets.mlp import MLP
+from .registry import Part
+
+if TYPE_CHECKING:
+    from .model import Autoencoder
+
+
+@dataclass
+class StepContext:
+    """What one forward pass of the training step produced; penalties read from it.
+
+    ``x`` is the clean target (B, ...), ``x_input`` what the encoder saw (corrupted, maybe with
+    ``requires_grad``), ``h`` the encoder output (B, H), ``z`` the decoder input (B, K).
+    """
+
+    model: Autoencoder
+    x: torch.Tensor
+    x_input: torch.Tensor
+    h: torch.Tensor
+    z: torch.Tensor
+    posterior: GaussianPosterior | None
+    params: torch.Tensor
+    generator: torch.Generator | None = None
+
+    @property
+    def code(self) -> torch.Tensor:
+        """The noise-free, differentiable code (B, K) that activity penalties act on."""
+        return self.model.latent.mean(self.h)
+
+
+class Penalty(Part):
+    """Base class of penalties: ``weight`` multiplies the value, ``name`` labels it in logs."""
+
+    kind = "penalty"
+    needs_input_grad = False
+
+    def __init__(self, weight: float = 1.0) -> None:
+        super().__init__()
+        if weight < 0:
+            raise AekitError(
+                f"penalty weight {weight} is negative", "a negative weight rewards the penalty", "use >= 0"
+            )
+        self.weight = float(weight)
+
+    def check(self, model: Autoencoder) -> None:
+        """Raise an ``AekitError`` if this penalty cannot act on ``model``'s parts."""
+
+    def forward(self, ctx: StepContext) -> torch.Tensor:
+        raise NotImplementedError
+
+
+class L1Activity(Penalty):
+    """Mean over the batch of ||code||_1: the negative log of a Laplace prior on the code, up to scale."""
+
+    name = "l1"
+
+    def forward(self, ctx: StepContext) -> torch.Tensor:
+        return ctx.code.abs().sum(1).mean()
+
+
+class KLSparsity(Penalty):
+    """sum_j KL(rho || rho_hat_j), rho_hat_j the mean activation of code unit j over the batch.
+
+    Needs codes in (0, 1): use a deterministic latent with a sigmoid activation.
+    """
+
+    name = "kl_sparsity"
+
+    def __init__(self, weight: float = 1.0, rho: float = 0.05) -> None:
+        super().__init__(weight)
+        if not 0 < rho < 1:
+            raise AekitError(f"target activation rho={rho} is outside (0, 1)", "it is a mean activation", "fix it")
+        self.rho = float(rho)
+
+    def check(self, model: Autoencoder) -> None:
+        latent = model.latent
+        if not (isinstance(latent, DeterministicLatent) and latent.activation_name == "sigmoid"):
+            raise AekitError(
+                "the KL sparsity penalty needs codes in (0, 1)",
+                f"the latent is {latent.spec()}",
+                'use {"name": "deterministic", "activation": "sigmoid"}',
+            )
+
+    def forward(self, ctx: StepContext) -> torch.Tensor:
+        rho_hat = ctx.code.mean(0).clamp(1e-6, 1 - 1e-6)  # (K,)
+        rho = self.rho
+        kl = rho * torch.log(rho / rho_hat) + (1 - rho) * torch.log((1 - rho) / (1 - rho_hat))
+        return kl.sum()
+
+
+class Contractive(Penalty):
+    """||d code / d x||_F^2 averaged over the batch (Rifai et al. 2011).
+
+    ``estimator="exact"``: the closed form for a one-layer sigmoid encoder,
+    sum_j (c_j (1 - c_j))^2 ||W_j||^2, no extra backward pass.
+    ``estimator="projection"``: the unbiased estimate E_v ||J^T v||^2 with v ~ N(0, I_K), one
+    vector-Jacobian product per projection; works for any encoder.
+    ``estimator="auto"``: exact when the encoder is one linear layer under a sigmoid code.
+    """
+
+    name = "contractive"
+
+    def __init__(self, weight: float = 0.1, estimator: str = "auto", projections: int = 1) -> None:
+        super().__init__(weight)
+        if estimator not in ("auto", "exact", "projection"):
+            raise AekitError(f"unknown estimator {estimator!r}", "choices: auto, exact, projection", "pick one")
+        if projections < 1:
+            raise AekitError(f"projections={projections}", "the estimate needs at least one", "use >= 1")
+        self.estimator = estimator
+        self.projections = int(projections)
+        self._exact = estimator == "exact"
+
+    @property
+    def needs_input_grad(self) -> bool:  # type: ignore[override]
+        return not self._exact
+
+    @staticmethod
+    def exact_layer(model: Autoencoder) -> torch.nn.Linear | None:
+        """The single linear layer of a one-layer sigmoid encoder, else None."""
+        encoder, latent = model.encoder, model.latent
+        one_layer = isinstance(encoder, MLP) and len(encoder.linear_layers) == 1
+        sigmoid = isinstance(latent, DeterministicLatent) and latent.activation_name == "sigmoid"
+        return encoder.linear_layers[0] if one_layer and sigmoid else None
+
+    def check(self, model: Autoencoder) -> None:
+        exact_possible = self.exact_layer(model) is not None
+        if self.estimator == "exact" and not exact_possible:
+            raise AekitError(
+                "the exact contractive penalty needs a one-layer sigmoid encoder",
+                "the closed form holds only for code = sigmoid(W x + b)",
+                "use estimator='projection' (unbiased, any encoder) or hidden=() with a sigmoid code",
+            )
+        self._exact = self.estimator == "exact" or (self.estimator == "auto" and exact_possible)
+
+    def forward(self, ctx: StepContext) -> torch.Tensor:
+        if self._exact:
+            layer = self.exact_layer(ctx.model)
+            assert layer is not None
+            code = ctx.code  # (B, K)
+            row_norms = layer.weight.pow(2).sum(1)  # (K,) = ||W_j||^2
+            return ((code * (1 - code)).pow(2) * row_norms).sum(1).mean()
+        if not ctx.x_input.requires_grad:
+            raise AekitError(
+                "the projection contractive penalty needs the encoder input to require gradients",
+                "it differentiates the code with respect to the input",
+                "compute it through Autoencoder.loss, which sets this up",
+            )
+        code = ctx.code
+        total = code.new_zeros(())
+        for _ in range(self.projections):
+            v = torch.randn(code.shape, generator=ctx.generator, device=code.device, dtype=code.dtype)
+            (vjp,) = torch.autograd.grad(code, ctx.x_input, grad_outputs=v, create_graph=True)  # (B, ...)
+            total = total + vjp.pow(2).flatten(1).sum(1).mean()
+        return total / self.projections
+
+
+class KLDivergence(Penalty):
+    """KL(q(z|x) || N(0, I)) in nats per example, averaged over the batch; ``weight`` is beta."""
+
+    name = "kl"
+
+    def check(self, model: Autoencoder) -> None:
+        if not isinstance(model.latent, GaussianLatent):
+            raise AekitError(
+                "the KL divergence penalty needs a Gaussian latent",
+                f"the latent is {model.latent.spec()['name']!r}",
+                'use {"name": "gaussian"} (the vae family)',
+            )
+
+    def forward(self, ctx: StepContext) -> torch.Tensor:
+        assert ctx.posterior is not None
+        return ctx.posterior.kl_to_standard_normal().mean()

@@ -1,0 +1,52 @@
+"""Small tensor helpers shared by training, evaluation, the estimators and the CLI."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+import torch
+
+from .errors import AekitError
+
+
+def resolve_device(name: str = "auto") -> torch.device:
+    """``auto`` picks cuda, then mps, then cpu; an unavailable device is an error."""
+    if name == "auto":
+        if torch.cuda.is_available():
+            return torch.device("cuda")
+        if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
+            return torch.device("mps")
+        return torch.device("cpu")
+    try:
+        device = torch.device(name)
+    except RuntimeError:
+        raise AekitError(f"unknown device {name!r}", "expected auto, cpu, cuda, cuda:N or mps", "fix it") from None
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise AekitError("device cuda was asked for", "no CUDA GPU is available here", "use --device cpu or auto")
+    if device.type == "mps" and not torch.backends.mps.is_available():
+        raise AekitError("device mps was asked for", "MPS is not available here", "use --device cpu or auto")
+    return device
+
+
+def as_tensor(x: Any, what: str = "data") -> torch.Tensor:
+    """float32 tensor from an array or tensor, checked: at least one example, no NaN/inf."""
+    tensor = torch.as_tensor(x if isinstance(x, torch.Tensor) else np.asarray(x), dtype=torch.float32)
+    if tensor.ndim < 2 or len(tensor) == 0:
+        raise AekitError(f"{what} has shape {tuple(tensor.shape)}", "it needs at least one example", "check it")
+    if not torch.isfinite(tensor).all():
+        raise AekitError(f"{what} contains NaN or infinite values", "they cannot be used", "clean them")
+    return tensor
+
+
+@torch.no_grad()
+def apply_batched(
+    function: Callable[[torch.Tensor], torch.Tensor],
+    x: torch.Tensor,
+    batch_size: int = 1024,
+    device: torch.device | str = "cpu",
+) -> torch.Tensor:
+    """``function`` over ``x`` in batches on ``device``; results concatenated on the CPU."""
+    outputs = [function(x[i : i + batch_size].to(device)).cpu() for i in range(0, len(x), batch_size)]
+    return torch.cat(outputs)

@@ -1,0 +1,55 @@
+import os
+
+# one thread: with two cores and another busy process, OpenMP spin-waiting slows torch 25-40x
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+os.environ.setdefault("MPLBACKEND", "Agg")
+
+from pathlib import Path  # noqa: E402
+
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
+import torch  # noqa: E402
+
+torch.set_num_threads(1)
+
+FAMILY_CASES = [
+    ("linear", {}),
+    ("undercomplete", {"hidden": [16]}),
+    ("undercomplete", {"network": "conv", "channels": [4, 8]}),
+    ("sparse", {"hidden": [16], "sparsity": "l1"}),
+    ("sparse", {"hidden": [16], "sparsity": "kl"}),
+    ("denoising", {"hidden": [16], "noise": "gaussian"}),
+    ("denoising", {"hidden": [16], "noise": "masking"}),
+    ("denoising", {"hidden": [16], "noise": "salt_and_pepper"}),
+    ("contractive", {"hidden": []}),
+    ("contractive", {"hidden": [16]}),
+    ("vae", {"hidden": [16]}),
+    ("vae", {"network": "conv", "channels": [4, 8], "likelihood": "gaussian"}),
+    ("hashing", {"hidden": [16]}),
+]
+
+
+def case_id(case):
+    family, options = case
+    extra = ",".join(f"{k}={v}" for k, v in options.items() if k != "hidden")
+    return f"{family}[{extra}]" if extra else family
+
+
+@pytest.fixture
+def images():
+    """64 seeded images (64, 1, 9, 7) in [0, 1]: odd sizes on purpose."""
+    generator = torch.Generator().manual_seed(0)
+    return torch.rand(64, 1, 9, 7, generator=generator)
+
+
+def shared_data_dir() -> Path | None:
+    """The folder of real datasets, if this machine has one (tests that need it skip otherwise)."""
+    for candidate in (os.environ.get("AEKIT_DATA_DIR"), Path(__file__).resolve().parents[2] / "shared" / "data"):
+        if candidate and (Path(candidate) / "fashion-mnist").is_dir():
+            return Path(candidate)
+    return None
+
+
+@pytest.fixture
+def rng():
+    return np.random.default_rng(0)
