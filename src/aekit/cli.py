@@ -50,6 +50,7 @@ def arguments(adder: Callable[[argparse.ArgumentParser], None]) -> Callable[[Com
 
 
 def add_data_arguments(parser: argparse.ArgumentParser, required: bool = True, default_split: str = "train") -> None:
+    """--data and the options that say how to read it."""
     group = parser.add_argument_group("data")
     group.add_argument(
         "--data",
@@ -256,9 +257,11 @@ def train_run(
     from .plots import loss_curve, reconstruction_grid
     from .train import CHECKPOINT_FILE, Trainer
 
-    write_json(run_dir / "train.json", {"train": train_config.to_dict(), **extra})
     trainer = Trainer(model, train_config, run_dir=run_dir, progress=progress)
+    if not resume:  # written first, so that an interrupted run can be resumed
+        write_json(run_dir / "train.json", {"train": train_config.to_dict(), **extra})
     result = trainer.fit(x_train, x_val, resume=run_dir / CHECKPOINT_FILE if resume else None)
+    write_json(run_dir / "train.json", {"train": train_config.to_dict(), **extra})
     save_model(model, run_dir)
     metrics: dict[str, Any] = {
         "family": model.family,
@@ -291,7 +294,7 @@ def _add_train(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", required=True, type=Path, metavar="RUN", help="run folder to write")
     parser.add_argument("--resume", action="store_true", help="continue the run in --out from its checkpoint")
     parser.add_argument("--force", action="store_true", help="write into a non-empty --out")
-    add_data_arguments(parser)
+    add_data_arguments(parser, required=False)
     parser.add_argument(
         "--test-data",
         metavar="SOURCE",
@@ -333,6 +336,8 @@ def cmd_train(args: argparse.Namespace) -> int:
         config = read_model_config(run_dir)
         extra = {key: value for key, value in saved.items() if key != "train"}
     else:
+        if not args.data:
+            raise AekitError("no training data", "--data is required unless --resume is given", "add --data SOURCE")
         check_fresh_output(run_dir, args.force)
         train_config = _train_config(args)
         extra = {}
@@ -351,9 +356,11 @@ def cmd_train(args: argparse.Namespace) -> int:
 
     torch.manual_seed(train_config.seed)
     model = Autoencoder.from_config(config)
-    from .io import write_json
+    if not args.resume:
+        from .config import FORMAT_VERSION
+        from .io import write_json
 
-    write_json(run_dir / "config.json", {"format_version": 1, "model": model.config.to_dict()})
+        write_json(run_dir / "config.json", {"format_version": FORMAT_VERSION, "model": model.config.to_dict()})
     n_params = sum(p.numel() for p in model.parameters())
     print(f"{model.family} autoencoder, {n_params:,} parameters, data {dataset.name} {dataset.x.shape}")
     metrics = train_run(

@@ -1,0 +1,154 @@
+"""Trainer: determinism, exact resume, early stopping with best-weights restore, NaN handling."""
+
+import math
+
+import pytest
+import torch
+
+import aekit
+from aekit.train import CHECKPOINT_FILE, Trainer
+
+
+def data(n=96, seed=0):
+    return torch.rand(n, 1, 6, 5, generator=torch.Generator().manual_seed(seed))
+
+
+def model_for(family="vae", seed=0, **options):
+    torch.manual_seed(seed)
+    return aekit.make_model(family, (1, 6, 5), 3, hidden=[12], **options)
+
+
+def weights(model):
+    return {k: v.clone() for k, v in model.state_dict().items()}
+
+
+def assert_same_weights(a, b):
+    assert a.keys() == b.keys()
+    for key in a:
+        assert torch.equal(a[key], b[key]), key
+
+
+@pytest.mark.parametrize("family", ["vae", "denoising", "contractive", "hashing"])
+def test_same_seed_gives_the_same_weights(family):
+    config = aekit.TrainConfig(epochs=3, batch_size=16, seed=5)
+    first, second = model_for(family), model_for(family)
+    Trainer(first, config, progress=False).fit(data())
+    Trainer(second, config, progress=False).fit(data())
+    assert_same_weights(weights(first), weights(second))
+
+
+@pytest.mark.parametrize(
+    "family,options", [("vae", {}), ("denoising", {"noise": "gaussian"}), ("contractive", {"estimator": "projection"})]
+)
+def test_resume_equals_uninterrupted_training(family, options, tmp_path):
+    config = aekit.TrainConfig(
+        epochs=6, batch_size=16, seed=1, checkpoint_every=1, patience=0, lr_schedule="cosine", clip_grad_norm=5.0
+    )
+    reference = model_for(family, **options)
+    Trainer(reference, config, run_dir=tmp_path / "full", progress=False).fit(data())
+
+    partial_config = aekit.TrainConfig(**{**config.to_dict(), "epochs": 6})
+    interrupted = model_for(family, **options)
+    trainer = Trainer(interrupted, partial_config, run_dir=tmp_path / "cut", progress=False)
+    # stop after 3 epochs by raising from the 4th epoch's first step
+    original_loss = interrupted.loss
+    calls = {"n": 0}
+    steps_per_epoch = math.ceil(len(data()) * 0.9 / 16)
+
+    def loss_that_stops(*args, **kwargs):
+        if interrupted.training:
+            calls["n"] += 1
+            if calls["n"] > 3 * steps_per_epoch:
+                raise KeyboardInterrupt
+        return original_loss(*args, **kwargs)
+
+    interrupted.loss = loss_that_stops
+    with pytest.raises(KeyboardInterrupt):
+        trainer.fit(data())
+
+    resumed = model_for(family, seed=123, **options)  # other initial weights: all must come from the checkpoint
+    result = Trainer(resumed, partial_config, run_dir=tmp_path / "cut", progress=False).fit(
+        data(), resume=tmp_path / "cut" / CHECKPOINT_FILE
+    )
+    assert len(result.history) == 6
+    assert_same_weights(weights(reference), weights(resumed))
+
+
+def test_resume_refuses_another_configuration(tmp_path):
+    config = aekit.TrainConfig(epochs=1, batch_size=16, checkpoint_every=1)
+    Trainer(model_for("vae"), config, run_dir=tmp_path, progress=False).fit(data())
+    other = aekit.make_model("vae", (1, 6, 5), 4, hidden=[12])
+    with pytest.raises(aekit.AekitError, match="another model configuration"):
+        Trainer(other, config, progress=False).fit(data(), resume=tmp_path)
+    changed = aekit.TrainConfig(epochs=2, batch_size=32, checkpoint_every=1)
+    with pytest.raises(aekit.AekitError, match="batch_size=16"):
+        Trainer(model_for("vae"), changed, progress=False).fit(data(), resume=tmp_path)
+
+
+def test_early_stopping_restores_the_best_weights():
+    x_train, x_val = data(64, 0), data(64, 1) * 4.0  # validation unlike training: it soon gets worse
+    config = aekit.TrainConfig(epochs=40, batch_size=16, lr=1e-2, patience=3)
+    model = model_for("undercomplete")
+    snapshots = {}
+    trainer = Trainer(model, config, progress=False)
+    original = trainer.evaluate
+
+    def remember(x, batch_size=1024):
+        result = original(x, batch_size)
+        snapshots[len(snapshots) + 1] = weights(model)
+        return result
+
+    trainer.evaluate = remember
+    result = trainer.fit(x_train, x_val)
+    assert result.stopped_early
+    assert len(result.history) == result.best_epoch + 3
+    best = min(result.history, key=lambda r: r["val"]["loss"])
+    assert best["epoch"] == result.best_epoch
+    assert_same_weights(weights(model), snapshots[result.best_epoch])
+
+
+def test_nan_loss_names_the_step_and_keeps_the_last_good_checkpoint(tmp_path):
+    config = aekit.TrainConfig(epochs=5, batch_size=16, checkpoint_every=1, log_every=4)
+    model = model_for("undercomplete")
+    original_loss = model.loss
+    calls = {"n": 0}
+
+    def poisoned(*args, **kwargs):
+        out = original_loss(*args, **kwargs)
+        if model.training:
+            calls["n"] += 1
+            if calls["n"] == 9:  # step index 8 (epoch 2)
+                out.total = out.total * float("nan")
+        return out
+
+    model.loss = poisoned
+    with pytest.raises(aekit.TrainingDiverged, match=r"became nan at step 8 \(epoch 2\).*checkpoint.*is kept"):
+        Trainer(model, config, run_dir=tmp_path, progress=False).fit(data())
+    from aekit.io import read_safetensors
+
+    _, meta = read_safetensors(tmp_path / CHECKPOINT_FILE)
+    assert meta["epoch"] == 1
+
+
+def test_dynamic_binarization_and_wrong_data_shape():
+    config = aekit.TrainConfig(epochs=1, batch_size=16, dynamic_binarization=True)
+    model = model_for("vae")
+    Trainer(model, config, progress=False).fit(data())
+    with pytest.raises(aekit.AekitError, match="training examples have shape"):
+        Trainer(model, config, progress=False).fit(torch.rand(10, 30))
+    with pytest.raises(aekit.AekitError, match="NaN"):
+        Trainer(model, config, progress=False).fit(torch.full((10, 1, 6, 5), float("nan")))
+
+
+def test_bad_training_settings_are_refused():
+    with pytest.raises(aekit.AekitError, match="epochs must be >= 1"):
+        Trainer(model_for(), aekit.TrainConfig(epochs=0))
+    with pytest.raises(aekit.AekitError, match="unknown device"):
+        Trainer(model_for(), aekit.TrainConfig(device="tpu9"))
+
+
+def test_history_records_every_term():
+    result = Trainer(model_for("vae"), aekit.TrainConfig(epochs=2, batch_size=32), progress=False).fit(data())
+    assert [r["epoch"] for r in result.history] == [1, 2]
+    assert set(result.history[0]["train"]) == {"loss", "nll", "kl"}
+    assert set(result.history[0]["val"]) == {"loss", "nll", "kl"}
