@@ -86,7 +86,7 @@ def test_train_run_folder_and_commands_on_it(small_data, tmp_path, capsys):
 
 def test_resume_continues_a_run(small_data, capsys):
     run_dir = small_data / "run"
-    code, out, _ = run(capsys, "train", "--resume", "--out", run_dir, "--epochs", "3", "--no-progress")
+    code, _out, _ = run(capsys, "train", "--resume", "--out", run_dir, "--epochs", "3", "--no-progress")
     assert code == 0
     history = json.loads((run_dir / "history.json").read_text())
     assert [h["epoch"] for h in history] == [1, 2, 3]

@@ -16,7 +16,7 @@ from .conftest import shared_data_dir
 def test_embedded_dataset_is_the_fashion_mnist_test_set():
     data = load_dataset("embedded", split="test")
     assert data.x.shape == (10000, 1, 28, 28) and data.x.dtype == np.float32
-    assert 0.0 <= data.x.min() and data.x.max() <= 1.0
+    assert data.x.min() >= 0.0 and data.x.max() <= 1.0
     assert np.bincount(data.labels).tolist() == [1000] * 10
     assert data.x.mean() == pytest.approx(73.15 / 255, abs=1e-3)  # published test-set mean pixel
 
@@ -59,7 +59,7 @@ def test_idx_files_are_verified_by_checksum_of_the_decompressed_bytes(tmp_path, 
 def test_missing_dataset_without_download_is_a_clear_error(tmp_path, monkeypatch):
     monkeypatch.delenv("AEKIT_DATA_DIR", raising=False)
     monkeypatch.setenv("AEKIT_CACHE_DIR", str(tmp_path / "cache"))
-    with pytest.raises(aekit.AekitError, match="not found.*--data-dir"):
+    with pytest.raises(aekit.AekitError, match=r"not found.*--data-dir"):
         load_dataset("fashion-mnist", split="train", data_dir=tmp_path, download=False)
 
 
@@ -72,7 +72,7 @@ def test_offline_download_failure_is_a_clear_error(tmp_path, monkeypatch):
     monkeypatch.delenv("AEKIT_DATA_DIR", raising=False)
     monkeypatch.setenv("AEKIT_CACHE_DIR", str(tmp_path / "cache"))
     monkeypatch.setattr(urllib.request, "urlopen", offline)
-    with pytest.raises(aekit.AekitError, match="could not be downloaded.*go online"):
+    with pytest.raises(aekit.AekitError, match=r"could not be downloaded.*go online"):
         load_dataset("mnist", split="train", data_dir=tmp_path)
 
 
