@@ -15,6 +15,7 @@ torch.set_num_threads(1)
 FAMILY_CASES = [
     ("linear", {}),
     ("undercomplete", {"hidden": [16]}),
+    ("undercomplete", {"hidden": [16], "norm": "batch", "activation": "elu"}),
     ("undercomplete", {"network": "conv", "channels": [4, 8]}),
     ("sparse", {"hidden": [16], "sparsity": "l1"}),
     ("sparse", {"hidden": [16], "sparsity": "kl"}),

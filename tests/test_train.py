@@ -152,3 +152,17 @@ def test_history_records_every_term():
     assert [r["epoch"] for r in result.history] == [1, 2]
     assert set(result.history[0]["train"]) == {"loss", "nll", "kl"}
     assert set(result.history[0]["val"]) == {"loss", "nll", "kl"}
+
+
+def test_bf16_autocast_trains_as_well_as_fp32():
+    x = data(256)
+    losses = {}
+    for precision in ("fp32", "bf16"):
+        config = aekit.TrainConfig(epochs=8, batch_size=32, lr=3e-3, precision=precision)
+        model = model_for("undercomplete")
+        result = Trainer(model, config, progress=False).fit(x)
+        losses[precision] = result.history[-1]["val"]["loss"]
+        assert all(p.dtype == torch.float32 for p in model.parameters())
+    first = Trainer(model_for("undercomplete"), aekit.TrainConfig(epochs=1), progress=False).evaluate(x)["loss"]
+    assert losses["bf16"] < first
+    assert abs(losses["bf16"] - losses["fp32"]) < 0.02 * abs(losses["fp32"])

@@ -54,6 +54,7 @@ class TrainConfig:
     restore_best: bool = True  # end with the weights of the best validation epoch
     clip_grad_norm: float = 0.0  # max global gradient norm; 0 = no clipping
     dynamic_binarization: bool = False  # resample x ~ Bernoulli(x) for every batch
+    precision: str = "fp32"  # fp32 | bf16: autocast the training step's matmuls to bfloat16
     seed: int = 0  # seeds initialisation, splits, shuffling, corruption and latent noise
     device: str = "auto"  # auto | cpu | cuda | cuda:N | mps
     checkpoint_every: int = 0  # epochs between checkpoints when a run directory is given; 0 = never
@@ -73,6 +74,7 @@ class TrainConfig:
             (self.lr > 0, "lr must be > 0"),
             (self.optimizer in ("adam", "adamw"), "optimizer must be adam or adamw"),
             (self.lr_schedule in ("constant", "cosine"), "lr_schedule must be constant or cosine"),
+            (self.precision in ("fp32", "bf16"), "precision must be fp32 or bf16"),
             (0 <= self.val_fraction < 1, "val_fraction must be in [0, 1)"),
             (self.patience >= 0, "patience must be >= 0"),
             (self.clip_grad_norm >= 0, "clip_grad_norm must be >= 0"),

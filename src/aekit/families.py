@@ -11,7 +11,8 @@ hashing        binary latent: noise before a sigmoid in training, hard bits at i
 =============  ==========================================================================
 
 Options shared by every family: ``network`` (``mlp`` | ``conv``), ``hidden`` (MLP widths, the
-decoder mirrors them), ``channels`` (conv widths), ``activation`` and ``likelihood``
+decoder mirrors them), ``norm`` (MLP: ``none`` | ``batch`` | ``layer``), ``channels`` (conv
+widths), ``activation`` and ``likelihood``
 (``gaussian`` | ``bernoulli``, or a full part description).
 """
 
@@ -81,6 +82,7 @@ def _compose(
     hidden: Sequence[int] = (512, 256),
     channels: Sequence[int] = (32, 64),
     activation: str = "relu",
+    norm: str = "none",
     likelihood: str | dict[str, Any] = "gaussian",
     penalties: Sequence[dict[str, Any]] = (),
     corruption: dict[str, Any] | None = None,
@@ -101,6 +103,7 @@ def _compose(
             "out_shape": [width],
             "hidden": list(hidden),
             "activation": activation,
+            "norm": norm,
         }
         decoder = {
             "name": "mlp",
@@ -108,6 +111,7 @@ def _compose(
             "out_shape": data_shape,
             "hidden": list(reversed(list(hidden))),
             "activation": activation,
+            "norm": norm,
         }
     elif network == "conv":
         encoder = {

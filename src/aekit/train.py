@@ -118,6 +118,8 @@ class Trainer:
         n = len(x_train)
         steps_per_epoch = math.ceil(n / cfg.batch_size)
         total_steps = cfg.epochs * steps_per_epoch
+        # bf16 autocast runs the matmuls in bfloat16; weights, optimiser state and losses stay float32
+        autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=cfg.precision == "bf16")
         bar = _progress_bar(total_steps, start_epoch * steps_per_epoch, self.progress)
         started = time.perf_counter()
         trained_samples = 0
@@ -137,7 +139,8 @@ class Trainer:
                     x = x_train[order[i * cfg.batch_size : (i + 1) * cfg.batch_size]]  # (B, *data_shape)
                     if cfg.dynamic_binarization:
                         x = torch.bernoulli(x, generator=noise_gen)
-                    out = model.loss(x, generator=noise_gen)
+                    with autocast:
+                        out = model.loss(x, generator=noise_gen)
                     optimizer.zero_grad(set_to_none=True)
                     out.total.backward()
                     if cfg.clip_grad_norm > 0:
@@ -278,7 +281,16 @@ class Trainer:
                 "resume with the configuration of that run",
             )
         saved = meta["train_config"]
-        for key in ("batch_size", "seed", "optimizer", "lr", "val_fraction", "lr_schedule", "dynamic_binarization"):
+        for key in (
+            "batch_size",
+            "seed",
+            "optimizer",
+            "lr",
+            "val_fraction",
+            "lr_schedule",
+            "dynamic_binarization",
+            "precision",
+        ):
             if saved.get(key) != getattr(self.config, key):
                 raise AekitError(
                     f"checkpoint {path} was trained with {key}={saved.get(key)!r}, not {getattr(self.config, key)!r}",

@@ -24,6 +24,8 @@ _ACTIVATIONS = {
     "identity": nn.Identity,
 }
 
+_NORMS = {"none": None, "batch": nn.BatchNorm1d, "layer": nn.LayerNorm}
+
 
 def make_activation(name: str) -> nn.Module:
     """An activation module by name (``relu``, ``elu``, ``sigmoid``, ``tanh``, ``identity``, ...)."""
@@ -44,6 +46,8 @@ def _shape(value: int | Sequence[int], what: str) -> tuple[int, ...]:
 class MLP(Part):
     """Linear layers with an activation between them; flattens its input, reshapes its output.
 
+    ``norm`` (``none``, ``batch`` or ``layer``) normalises each hidden layer before its activation.
+
     As an encoder: ``in_shape`` is the data shape and ``out_shape`` the code width ``(H,)``.
     As a decoder: ``in_shape`` is ``(K,)`` and ``out_shape`` the data shape. The last layer has
     no activation: latents and likelihoods decide what the output means.
@@ -60,8 +64,11 @@ class MLP(Part):
         out_shape: int | Sequence[int],
         hidden: Sequence[int] = (),
         activation: str = "relu",
+        norm: str = "none",
     ) -> None:
         super().__init__()
+        if norm not in _NORMS:
+            raise AekitError(f"unknown norm {norm!r}", f"the choices are {', '.join(_NORMS)}", "pick one")
         self.in_shape = _shape(in_shape, "input shape")
         self.out_shape = _shape(out_shape, "output shape")
         widths = [math.prod(self.in_shape), *[int(h) for h in hidden], math.prod(self.out_shape)]
@@ -69,6 +76,8 @@ class MLP(Part):
         for i, (fan_in, fan_out) in enumerate(itertools.pairwise(widths)):
             layers.append(nn.Linear(fan_in, fan_out))
             if i < len(widths) - 2:
+                if _NORMS[norm] is not None:
+                    layers.append(_NORMS[norm](fan_out))
                 layers.append(make_activation(activation))
         self.layers = nn.Sequential(*layers)
 
