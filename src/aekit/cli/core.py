@@ -1,156 +1,32 @@
-"""The ``aekit`` command line: every job over the public API. The only module that touches user files.
-
-Run ``aekit --help`` for the commands and ``aekit COMMAND --help`` for each one's options and examples.
-A bad input prints one line (what, why, how to fix) and exits with status 2.
-"""
+"""Core commands: train, evaluate, encode, reconstruct, demo, list."""
 
 from __future__ import annotations
 
 import argparse
-import io
-import os
-import sys
 import time
-from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from .errors import AekitError
-
-EXIT_BAD_INPUT = 2
-
-Command = Callable[[argparse.Namespace], int]
-_COMMANDS: dict[str, tuple[Command, Callable[[argparse.ArgumentParser], None], str, str]] = {}
-
-
-def command(name: str, summary: str, examples: str = "") -> Callable[[Command], Command]:
-    """Register a subcommand: ``summary`` is its one-line help, ``examples`` ends its --help."""
-
-    def register(function: Command) -> Command:
-        _COMMANDS[name] = (function, getattr(function, "add_arguments", lambda parser: None), summary, examples)
-        return function
-
-    return register
-
-
-def arguments(adder: Callable[[argparse.ArgumentParser], None]) -> Callable[[Command], Command]:
-    """Attach the function that declares a subcommand's options."""
-
-    def attach(function: Command) -> Command:
-        function.add_arguments = adder  # type: ignore[attr-defined]
-        return function
-
-    return attach
-
-
-# ------------------------------------------------------------------------------------------------ #
-# shared pieces
-
-
-def add_data_arguments(parser: argparse.ArgumentParser, required: bool = True, default_split: str = "train") -> None:
-    """--data and the options that say how to read it."""
-    group = parser.add_argument_group("data")
-    group.add_argument(
-        "--data",
-        required=required,
-        metavar="SOURCE",
-        help="a dataset name (embedded, mnist, fashion-mnist) or a .npy/.npz/.csv file or a folder of images",
-    )
-    group.add_argument("--split", default=default_split, choices=["train", "test"], help="split of a named dataset")
-    group.add_argument(
-        "--data-dir",
-        metavar="DIR",
-        help="folder with one sub-folder per dataset (mnist/, fashion-mnist/); default $AEKIT_DATA_DIR",
-    )
-    group.add_argument("--no-download", action="store_true", help="never download a missing dataset")
-    group.add_argument(
-        "--scale",
-        default="auto",
-        choices=["auto", "none", "minmax"],
-        help="auto: 8/16-bit integers to [0, 1], floats unchanged; minmax: whole dataset to [0, 1]",
-    )
-    group.add_argument(
-        "--binarize",
-        default="none",
-        choices=["none", "threshold", "static", "dynamic"],
-        help="threshold at 0.5, one seeded Bernoulli draw (static), or a new draw every batch (dynamic)",
-    )
-    group.add_argument("--label-column", metavar="COLUMN", help="CSV column (name or index) holding labels")
-
-
-def load_data(args: argparse.Namespace, source: str | None = None, split: str | None = None):
-    from .data import load_dataset
-
-    binarize = "none" if args.binarize == "dynamic" else args.binarize
-    return load_dataset(
-        source or args.data,
-        split=split or args.split,
-        data_dir=args.data_dir,
-        download=not args.no_download,
-        scale=args.scale,
-        binarize=binarize,
-        seed=getattr(args, "seed", 0),
-        label_column=args.label_column,
-    )
-
-
-def data_description(args: argparse.Namespace) -> dict[str, Any]:
-    return {key: getattr(args, key) for key in ("data", "split", "data_dir", "scale", "binarize", "label_column")}
-
-
-def save_figure(figure, path: Path) -> Path:
-    from .io import atomic_write_bytes
-
-    buffer = io.BytesIO()
-    figure.savefig(buffer, format=path.suffix.lstrip(".") or "png", dpi=120)
-    return atomic_write_bytes(path, buffer.getvalue())
-
-
-def save_array(array: np.ndarray, path: Path) -> Path:
-    from .io import atomic_write_bytes
-
-    if path.suffix != ".npy":
-        raise AekitError(f"output {path} must end in .npy", "codes are written as a numpy array", "rename it")
-    buffer = io.BytesIO()
-    np.save(buffer, array, allow_pickle=False)
-    return atomic_write_bytes(path, buffer.getvalue())
-
-
-def check_fresh_output(run_dir: Path, force: bool) -> None:
-    """Refuse to write a run into a folder that already holds one (unless --force)."""
-    from .io import ensure_writable_dir
-
-    if run_dir.exists() and not run_dir.is_dir():
-        raise AekitError(f"{run_dir} is a file", "a run is written into a folder", "choose another --out")
-    if run_dir.is_dir() and any(run_dir.iterdir()) and not force:
-        raise AekitError(
-            f"{run_dir} already holds files",
-            "a new run would overwrite them",
-            "choose another --out, add --resume to continue that run, or --force to replace it",
-        )
-    ensure_writable_dir(run_dir)
-
-
-def print_report(title: str, report: dict[str, float]) -> None:
-    units = {
-        "squared_error": "squared error per example",
-        "mse": "mean squared error per dimension",
-        "nll": "nats per example (deterministic code)",
-        "elbo": "nats per example (ELBO, 1 sample)",
-    }
-    print(title)
-    for key, value in report.items():
-        print(f"  {key:<14} {value:12.4f}   {units.get(key, '')}")
-
-
-# ------------------------------------------------------------------------------------------------ #
-# training
+from ..errors import AekitError
+from .base import (
+    add_data_arguments,
+    add_model_use_arguments,
+    arguments,
+    check_fresh_output,
+    command,
+    data_description,
+    load_data,
+    load_run_and_data,
+    print_report,
+    save_array,
+    save_figure,
+)
 
 
 def _add_model_arguments(parser: argparse.ArgumentParser) -> None:
-    from .families import family_names
+    from ..families import family_names
 
     group = parser.add_argument_group("model")
     group.add_argument("--family", default="undercomplete", choices=family_names(), help="which autoencoder")
@@ -180,7 +56,7 @@ def _add_model_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _add_train_arguments(parser: argparse.ArgumentParser) -> None:
-    from .config import TrainConfig
+    from ..config import TrainConfig
 
     defaults = TrainConfig()
     group = parser.add_argument_group("training")
@@ -206,7 +82,7 @@ def _add_train_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _train_config(args: argparse.Namespace):
-    from .config import TrainConfig
+    from ..config import TrainConfig
 
     return TrainConfig(
         epochs=args.epochs or TrainConfig.epochs,
@@ -227,7 +103,7 @@ def _train_config(args: argparse.Namespace):
 
 
 def _family_options(args: argparse.Namespace) -> dict[str, Any]:
-    from .config import parse_value
+    from ..config import parse_value
 
     options: dict[str, Any] = {}
     for key in ("network", "activation", "norm", "likelihood"):
@@ -260,10 +136,10 @@ def train_run(
     extra: dict[str, Any],
 ) -> dict[str, Any]:
     """Train, then write model, history, metrics and figures into ``run_dir``; returns the metrics."""
-    from .io import save_model, write_json
-    from .metrics import reconstruction_report
-    from .plots import loss_curve, reconstruction_grid
-    from .train import CHECKPOINT_FILE, Trainer
+    from ..io import save_model, write_json
+    from ..metrics import reconstruction_report
+    from ..plots import loss_curve, reconstruction_grid
+    from ..train import CHECKPOINT_FILE, Trainer
 
     trainer = Trainer(model, train_config, run_dir=run_dir, progress=progress)
     if not resume:  # written first, so that an interrupted run can be resumed
@@ -327,10 +203,10 @@ metrics.json, loss_curve.png, reconstructions.png and checkpoint.safetensors (--
 )
 @arguments(_add_train)
 def cmd_train(args: argparse.Namespace) -> int:
-    from .config import ModelConfig, TrainConfig, apply_overrides
-    from .families import family_config
-    from .io import read_json, read_model_config
-    from .model import Autoencoder
+    from ..config import ModelConfig, TrainConfig, apply_overrides
+    from ..families import family_config
+    from ..io import read_json, read_model_config
+    from ..model import Autoencoder
 
     run_dir: Path = args.out
     if args.resume:
@@ -365,8 +241,8 @@ def cmd_train(args: argparse.Namespace) -> int:
     torch.manual_seed(train_config.seed)
     model = Autoencoder.from_config(config)
     if not args.resume:
-        from .config import FORMAT_VERSION
-        from .io import write_json
+        from ..config import FORMAT_VERSION
+        from ..io import write_json
 
         write_json(run_dir / "config.json", {"format_version": FORMAT_VERSION, "model": model.config.to_dict()})
     n_params = sum(p.numel() for p in model.parameters())
@@ -392,30 +268,8 @@ def cmd_train(args: argparse.Namespace) -> int:
 # using a trained model
 
 
-def _add_model_use(parser: argparse.ArgumentParser, split: str = "test") -> None:
-    parser.add_argument("run", type=Path, metavar="RUN", help="run or model folder (config.json + model.safetensors)")
-    add_data_arguments(parser, default_split=split)
-    parser.add_argument("--batch-size", type=int, default=1024)
-    parser.add_argument("--device", default="cpu", help="auto, cpu, cuda, cuda:N or mps")
-
-
-def _load(args: argparse.Namespace):
-    from .io import load_model
-    from .tensors import resolve_device
-
-    model = load_model(args.run, resolve_device(args.device))
-    dataset = load_data(args)
-    if dataset.data_shape != model.data_shape:
-        raise AekitError(
-            f"the data have examples of shape {dataset.data_shape}",
-            f"the model in {args.run} was trained on {model.data_shape}",
-            "use data like its training data",
-        )
-    return model, dataset
-
-
 def _add_evaluate(parser: argparse.ArgumentParser) -> None:
-    _add_model_use(parser)
+    add_model_use_arguments(parser)
     parser.add_argument("--seed", type=int, default=0, help="seed of the ELBO's latent sample")
     parser.add_argument("--json", type=Path, metavar="FILE", help="also write the figures to this JSON file")
 
@@ -429,10 +283,10 @@ def _add_evaluate(parser: argparse.ArgumentParser) -> None:
 )
 @arguments(_add_evaluate)
 def cmd_evaluate(args: argparse.Namespace) -> int:
-    from .io import write_json
-    from .metrics import reconstruction_report
+    from ..io import write_json
+    from ..metrics import reconstruction_report
 
-    model, dataset = _load(args)
+    model, dataset = load_run_and_data(args)
     report = reconstruction_report(model, dataset.x, batch_size=args.batch_size, seed=args.seed)
     print_report(f"{dataset.name}, {len(dataset)} examples:", report)
     if args.json:
@@ -442,7 +296,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
 
 def _add_encode(parser: argparse.ArgumentParser) -> None:
-    _add_model_use(parser)
+    add_model_use_arguments(parser)
     parser.add_argument("--out", required=True, type=Path, metavar="FILE.npy", help="codes (N, K) float32")
     parser.add_argument("--labels-out", type=Path, metavar="FILE.npy", help="also write the labels, if any")
 
@@ -457,9 +311,9 @@ def _add_encode(parser: argparse.ArgumentParser) -> None:
 def cmd_encode(args: argparse.Namespace) -> int:
     import torch
 
-    from .tensors import apply_batched
+    from ..tensors import apply_batched
 
-    model, dataset = _load(args)
+    model, dataset = load_run_and_data(args)
     device = next(model.parameters()).device
     codes = apply_batched(model.encode, torch.as_tensor(dataset.x), args.batch_size, device).numpy()
     save_array(codes.astype(np.float32), args.out)
@@ -473,7 +327,7 @@ def cmd_encode(args: argparse.Namespace) -> int:
 
 
 def _add_reconstruct(parser: argparse.ArgumentParser) -> None:
-    _add_model_use(parser)
+    add_model_use_arguments(parser)
     parser.add_argument("--out", required=True, type=Path, metavar="FILE.png", help="figure to write")
     parser.add_argument("-n", "--count", type=int, default=12, help="how many examples")
     parser.add_argument("--seed", type=int, default=0, help="which examples (seeded random choice)")
@@ -489,11 +343,11 @@ def _add_reconstruct(parser: argparse.ArgumentParser) -> None:
 def cmd_reconstruct(args: argparse.Namespace) -> int:
     import torch
 
-    from .plots import reconstruction_grid
+    from ..plots import reconstruction_grid
 
     if args.count < 1:
         raise AekitError(f"--count {args.count}", "at least one example is needed", "use -n 1 or more")
-    model, dataset = _load(args)
+    model, dataset = load_run_and_data(args)
     count = min(args.count, len(dataset))
     index = np.sort(np.random.default_rng(args.seed).choice(len(dataset), count, replace=False))
     originals = dataset.x[index]
@@ -509,7 +363,7 @@ def cmd_reconstruct(args: argparse.Namespace) -> int:
 
 
 def _add_demo(parser: argparse.ArgumentParser) -> None:
-    from .families import family_names
+    from ..families import family_names
 
     parser.add_argument("--out", type=Path, default=Path("aekit-demo"), metavar="DIR", help="where to write")
     parser.add_argument("--family", default="undercomplete", choices=family_names())
@@ -532,10 +386,10 @@ def cmd_demo(args: argparse.Namespace) -> int:
     import torch
     from sklearn.decomposition import PCA
 
-    from .config import TrainConfig
-    from .data import load_dataset
-    from .families import make_model
-    from .io import write_json
+    from ..config import TrainConfig
+    from ..data import load_dataset
+    from ..families import make_model
+    from ..io import write_json
 
     check_fresh_output(args.out, args.force)
     dataset = load_dataset("embedded", split="test")
@@ -570,7 +424,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
 def cmd_list(args: argparse.Namespace) -> int:
     import inspect
 
-    from . import families, registry
+    from .. import families, registry
 
     print("families (aekit train --family NAME, options with -o KEY=VALUE):")
     for name in families.family_names():
@@ -585,51 +439,3 @@ def cmd_list(args: argparse.Namespace) -> int:
     for kind in registry.KINDS:
         print(f"  {kind:<11} {', '.join(registry.names(kind))}")
     return 0
-
-
-# ------------------------------------------------------------------------------------------------ #
-
-
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="aekit",
-        description="Autoencoders of every classic family, trained and used from the shell.",
-        epilog="Start with `aekit demo`; `aekit COMMAND --help` shows each command's options and examples.",
-    )
-    parser.add_argument("--threads", type=int, metavar="N", help="CPU threads for torch (default: torch's choice)")
-    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
-    for name, (_, add_arguments, summary, examples) in _COMMANDS.items():
-        sub = subparsers.add_parser(
-            name,
-            help=summary,
-            description=summary[0].upper() + summary[1:] + ".",
-            epilog=examples or None,
-            formatter_class=argparse.RawDescriptionHelpFormatter,
-        )
-        add_arguments(sub)
-    return parser
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    if args.command is None:
-        parser.print_help()
-        return EXIT_BAD_INPUT
-    if args.threads:
-        import torch
-
-        torch.set_num_threads(args.threads)
-    os.environ.setdefault("MPLBACKEND", "Agg")
-    try:
-        return _COMMANDS[args.command][0](args)
-    except AekitError as error:
-        print(f"aekit {args.command}: error: {error}", file=sys.stderr)
-        return EXIT_BAD_INPUT
-    except KeyboardInterrupt:
-        print(f"aekit {args.command}: interrupted; files already written are complete", file=sys.stderr)
-        return 130
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -1,0 +1,59 @@
+"""The ``aekit`` command line: every job over the public API. The only code that touches user files.
+
+Run ``aekit --help`` for the commands and ``aekit COMMAND --help`` for each one's options and examples.
+A bad input prints one line (what, why, how to fix) and exits with status 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections.abc import Sequence
+
+from ..errors import AekitError
+from . import core  # noqa: F401  (registers the core commands)
+from .base import _COMMANDS, EXIT_BAD_INPUT
+
+__all__ = ["build_parser", "main"]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="aekit",
+        description="Autoencoders of every classic family, trained and used from the shell.",
+        epilog="Start with `aekit demo`; `aekit COMMAND --help` shows each command's options and examples.",
+    )
+    parser.add_argument("--threads", type=int, metavar="N", help="CPU threads for torch (default: torch's choice)")
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name, (_, add_arguments, summary, examples) in _COMMANDS.items():
+        sub = subparsers.add_parser(
+            name,
+            help=summary,
+            description=summary[0].upper() + summary[1:] + ".",
+            epilog=examples or None,
+            formatter_class=argparse.RawDescriptionHelpFormatter,
+        )
+        add_arguments(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command is None:
+        parser.print_help()
+        return EXIT_BAD_INPUT
+    if args.threads:
+        import torch
+
+        torch.set_num_threads(args.threads)
+    os.environ.setdefault("MPLBACKEND", "Agg")
+    try:
+        return _COMMANDS[args.command][0](args)
+    except AekitError as error:
+        print(f"aekit {args.command}: error: {error}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    except KeyboardInterrupt:
+        print(f"aekit {args.command}: interrupted; files already written are complete", file=sys.stderr)
+        return 130

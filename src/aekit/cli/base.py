@@ -1,0 +1,167 @@
+"""Shared pieces of the ``aekit`` command line: the command registry and helpers for data and files.
+
+Every subcommand module registers its commands with :func:`command`; only the CLI writes user files.
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..errors import AekitError
+
+EXIT_BAD_INPUT = 2
+
+Command = Callable[[argparse.Namespace], int]
+_COMMANDS: dict[str, tuple[Command, Callable[[argparse.ArgumentParser], None], str, str]] = {}
+
+
+def command(name: str, summary: str, examples: str = "") -> Callable[[Command], Command]:
+    """Register a subcommand: ``summary`` is its one-line help, ``examples`` ends its --help."""
+
+    def register(function: Command) -> Command:
+        _COMMANDS[name] = (function, getattr(function, "add_arguments", lambda parser: None), summary, examples)
+        return function
+
+    return register
+
+
+def arguments(adder: Callable[[argparse.ArgumentParser], None]) -> Callable[[Command], Command]:
+    """Attach the function that declares a subcommand's options."""
+
+    def attach(function: Command) -> Command:
+        function.add_arguments = adder  # type: ignore[attr-defined]
+        return function
+
+    return attach
+
+
+# ------------------------------------------------------------------------------------------------ #
+# shared pieces
+
+
+def add_data_arguments(parser: argparse.ArgumentParser, required: bool = True, default_split: str = "train") -> None:
+    """--data and the options that say how to read it."""
+    group = parser.add_argument_group("data")
+    group.add_argument(
+        "--data",
+        required=required,
+        metavar="SOURCE",
+        help="a dataset name (embedded, mnist, fashion-mnist) or a .npy/.npz/.csv file or a folder of images",
+    )
+    group.add_argument("--split", default=default_split, choices=["train", "test"], help="split of a named dataset")
+    group.add_argument(
+        "--data-dir",
+        metavar="DIR",
+        help="folder with one sub-folder per dataset (mnist/, fashion-mnist/); default $AEKIT_DATA_DIR",
+    )
+    group.add_argument("--no-download", action="store_true", help="never download a missing dataset")
+    group.add_argument(
+        "--scale",
+        default="auto",
+        choices=["auto", "none", "minmax"],
+        help="auto: 8/16-bit integers to [0, 1], floats unchanged; minmax: whole dataset to [0, 1]",
+    )
+    group.add_argument(
+        "--binarize",
+        default="none",
+        choices=["none", "threshold", "static", "dynamic"],
+        help="threshold at 0.5, one seeded Bernoulli draw (static), or a new draw every batch (dynamic)",
+    )
+    group.add_argument("--label-column", metavar="COLUMN", help="CSV column (name or index) holding labels")
+
+
+def load_data(args: argparse.Namespace, source: str | None = None, split: str | None = None):
+    from ..data import load_dataset
+
+    binarize = "none" if args.binarize == "dynamic" else args.binarize
+    return load_dataset(
+        source or args.data,
+        split=split or args.split,
+        data_dir=args.data_dir,
+        download=not args.no_download,
+        scale=args.scale,
+        binarize=binarize,
+        seed=getattr(args, "seed", 0),
+        label_column=args.label_column,
+    )
+
+
+def data_description(args: argparse.Namespace) -> dict[str, Any]:
+    return {key: getattr(args, key) for key in ("data", "split", "data_dir", "scale", "binarize", "label_column")}
+
+
+def save_figure(figure, path: Path) -> Path:
+    from ..io import atomic_write_bytes
+
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format=path.suffix.lstrip(".") or "png", dpi=120)
+    return atomic_write_bytes(path, buffer.getvalue())
+
+
+def save_array(array: np.ndarray, path: Path) -> Path:
+    from ..io import atomic_write_bytes
+
+    if path.suffix != ".npy":
+        raise AekitError(f"output {path} must end in .npy", "codes are written as a numpy array", "rename it")
+    buffer = io.BytesIO()
+    np.save(buffer, array, allow_pickle=False)
+    return atomic_write_bytes(path, buffer.getvalue())
+
+
+def check_fresh_output(run_dir: Path, force: bool) -> None:
+    """Refuse to write a run into a folder that already holds one (unless --force)."""
+    from ..io import ensure_writable_dir
+
+    if run_dir.exists() and not run_dir.is_dir():
+        raise AekitError(f"{run_dir} is a file", "a run is written into a folder", "choose another --out")
+    if run_dir.is_dir() and any(run_dir.iterdir()) and not force:
+        raise AekitError(
+            f"{run_dir} already holds files",
+            "a new run would overwrite them",
+            "choose another --out, add --resume to continue that run, or --force to replace it",
+        )
+    ensure_writable_dir(run_dir)
+
+
+def print_report(title: str, report: dict[str, float]) -> None:
+    units = {
+        "squared_error": "squared error per example",
+        "mse": "mean squared error per dimension",
+        "nll": "nats per example (deterministic code)",
+        "elbo": "nats per example (ELBO, 1 sample)",
+    }
+    print(title)
+    for key, value in report.items():
+        print(f"  {key:<14} {value:12.4f}   {units.get(key, '')}")
+
+
+# ------------------------------------------------------------------------------------------------ #
+# training
+
+
+def add_model_use_arguments(parser: argparse.ArgumentParser, split: str = "test") -> None:
+    parser.add_argument("run", type=Path, metavar="RUN", help="run or model folder (config.json + model.safetensors)")
+    add_data_arguments(parser, default_split=split)
+    parser.add_argument("--batch-size", type=int, default=1024)
+    parser.add_argument("--device", default="cpu", help="auto, cpu, cuda, cuda:N or mps")
+
+
+def load_run_and_data(args: argparse.Namespace):
+    from ..io import load_model
+    from ..tensors import resolve_device
+
+    model = load_model(args.run, resolve_device(args.device))
+    dataset = load_data(args)
+    if dataset.data_shape != model.data_shape:
+        raise AekitError(
+            f"the data have examples of shape {dataset.data_shape}",
+            f"the model in {args.run} was trained on {model.data_shape}",
+            "use data like its training data",
+        )
+    return model, dataset
