@@ -217,3 +217,19 @@ def test_console_script_exit_code(tmp_path):
     )
     assert done.returncode == 2
     assert done.stderr.strip().count("\n") == 0 and "does not exist" in done.stderr
+
+
+@pytest.mark.parametrize(
+    "argv,message",
+    [
+        (["train", "--family", "nope", "--data", "embedded", "--out", "x"], "invalid choice: 'nope'"),
+        (["train", "--epochs", "many"], "invalid int value"),
+        (["frobnicate"], "invalid choice"),
+    ],
+)
+def test_usage_errors_are_one_line(capsys, argv, message):
+    with pytest.raises(SystemExit) as info:
+        main(argv)
+    assert info.value.code == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and message in err and "--help" in err

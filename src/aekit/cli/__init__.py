@@ -10,6 +10,7 @@ import argparse
 import os
 import sys
 from collections.abc import Sequence
+from typing import NoReturn
 
 from ..errors import AekitError
 from . import core  # noqa: F401  (registers the core commands)
@@ -18,14 +19,21 @@ from .base import _COMMANDS, EXIT_BAD_INPUT
 __all__ = ["build_parser", "main"]
 
 
+class _Parser(argparse.ArgumentParser):
+    """An argument parser whose usage errors are one line, like every other aekit error."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(EXIT_BAD_INPUT, f"{self.prog}: error: {message}; see `{self.prog} --help`\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="aekit",
         description="Autoencoders of every classic family, trained and used from the shell.",
         epilog="Start with `aekit demo`; `aekit COMMAND --help` shows each command's options and examples.",
     )
     parser.add_argument("--threads", type=int, metavar="N", help="CPU threads for torch (default: torch's choice)")
-    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     for name, (_, add_arguments, summary, examples) in _COMMANDS.items():
         sub = subparsers.add_parser(
             name,
