@@ -55,6 +55,8 @@ class TrainConfig:
     clip_grad_norm: float = 0.0  # max global gradient norm; 0 = no clipping
     dynamic_binarization: bool = False  # resample x ~ Bernoulli(x) for every batch
     precision: str = "fp32"  # fp32 | bf16: autocast the training step's matmuls to bfloat16
+    compile: bool = False  # torch.compile the encoder and decoder (first step pays the compilation)
+    channels_last: bool = False  # NHWC memory layout for convolutional networks
     seed: int = 0  # seeds initialisation, splits, shuffling, corruption and latent noise
     device: str = "auto"  # auto | cpu | cuda | cuda:N | mps
     checkpoint_every: int = 0  # epochs between checkpoints when a run directory is given; 0 = never

@@ -32,8 +32,13 @@ def as_images(x: np.ndarray) -> np.ndarray | None:
 
 
 def loss_curve(history: Sequence[dict[str, Any]], title: str = "Training") -> Figure:
-    """Training and validation loss per epoch (nats per example), one panel per loss term."""
+    """Training and validation loss per epoch (nats per example), one panel per loss term.
+
+    A model without penalties has one term (its NLL), shown once.
+    """
     terms = list(history[0]["train"])
+    if terms == ["loss", "nll"]:
+        terms = ["loss"]
     fig = Figure(figsize=(3.2 * len(terms), 2.8), layout="constrained")
     axes = fig.subplots(1, len(terms), squeeze=False)[0]
     epochs = [record["epoch"] for record in history]

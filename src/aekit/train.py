@@ -1,64 +1,134 @@
 """Training: one readable loop with validation, early stopping, checkpoints and exact resume.
 
-The data live in memory as one tensor on the training device; a batch is an index into it, so
-there is no per-example Python work. Host-device synchronisation happens only every ``log_every``
-steps, where the losses of the window are checked for NaN/inf (naming the exact step that broke).
+Data that fit in memory live as one tensor on the training device and a batch is an index into it:
+no per-example Python work. Data bigger than memory (:class:`aekit.data.streaming.ArrayFile`) are
+streamed in shuffled chunks. Host-device synchronisation happens only every ``log_every`` steps,
+where the losses of the window are checked for NaN/inf (naming the exact step that broke).
+
+Every epoch draws its batch order and its noise (corruption, latent samples) from generators seeded
+by (seed, epoch[, process]), so a run resumed from an epoch checkpoint repeats exactly what the
+uninterrupted run would have done. Under ``torchrun`` the same loop trains data-parallel
+(:mod:`aekit.distributed`).
 """
 
 from __future__ import annotations
 
 import math
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
+from torch import nn
 
+from . import distributed
 from .config import FORMAT_VERSION, TrainConfig
+from .data.streaming import ArrayFile
 from .errors import AekitError
 from .io import load_state, read_safetensors, write_safetensors
-from .model import Autoencoder
+from .model import Autoencoder, LossOutput
 from .tensors import as_tensor, resolve_device
 
 CHECKPOINT_FILE = "checkpoint.safetensors"
+STREAM_VALIDATION_LIMIT = 10_000  # held-out rows read into memory from a streamed dataset
 
 
 class TrainingDiverged(AekitError):
     """The loss became NaN or infinite."""
 
 
-def make_optimizer(model: torch.nn.Module, config: TrainConfig, device: torch.device) -> torch.optim.Optimizer:
+def make_optimizer(model: nn.Module, config: TrainConfig, device: torch.device) -> torch.optim.Optimizer:
     """Adam or AdamW, fused when this torch supports it on ``device``."""
     cls = torch.optim.AdamW if config.optimizer == "adamw" else torch.optim.Adam
     params = [p for p in model.parameters() if p.requires_grad]
-    try:
-        optimizer = cls(params, lr=config.lr, weight_decay=config.weight_decay, fused=True)
-        if device.type not in ("cpu", "cuda"):
-            raise RuntimeError("fused kernels only for cpu and cuda")
-        return optimizer
-    except (RuntimeError, TypeError):
-        return cls(params, lr=config.lr, weight_decay=config.weight_decay)
+    if device.type in ("cpu", "cuda"):
+        try:
+            return cls(params, lr=config.lr, weight_decay=config.weight_decay, fused=True)
+        except (RuntimeError, TypeError):
+            pass
+    return cls(params, lr=config.lr, weight_decay=config.weight_decay)
+
+
+def epoch_seed(seed: int, epoch: int, stream: int, rank: int = 0) -> int:
+    """An independent seed for one (run seed, epoch, random stream, process) combination."""
+    return int(np.random.SeedSequence([seed, epoch, stream, rank]).generate_state(1)[0])
 
 
 @dataclass
 class TrainResult:
-    """What a run produced: per-epoch history, the best validation epoch, why it stopped."""
+    """What a run produced: per-epoch history, the best validation epoch, why it stopped, speed."""
 
     history: list[dict[str, Any]] = field(default_factory=list)
     best_epoch: int | None = None
     best_val_loss: float | None = None
     stopped_early: bool = False
-    seconds: float = 0.0
-    samples_per_second: float = 0.0
+    seconds: float = 0.0  # wall time of the epochs run by this call
+    samples_per_second: float = 0.0  # training examples per second, all processes together
+    first_step_seconds: float = 0.0  # includes torch.compile's compilation when enabled
+
+
+class _InMemoryBatches:
+    """All training examples in one tensor on the device; a batch is an index into it."""
+
+    def __init__(self, x: torch.Tensor, device: torch.device) -> None:
+        self.x = x.to(device)
+
+    def __len__(self) -> int:
+        return len(self.x)
+
+    def batches(self, batch_size: int, seed: int) -> Iterator[torch.Tensor]:
+        order = torch.randperm(len(self.x), generator=torch.Generator().manual_seed(seed)).to(self.x.device)
+        for start in range(0, len(self.x), batch_size):
+            yield self.x[order[start : start + batch_size]]  # (B, *data_shape)
+
+
+class _StreamedBatches:
+    """Batches read chunk by chunk from an :class:`ArrayFile`; memory bounded by ``chunk_rows``."""
+
+    def __init__(self, source: ArrayFile, device: torch.device, held_out: np.ndarray, chunk_rows: int) -> None:
+        self.source, self.device, self.chunk_rows = source, device, chunk_rows
+        self.held_out = np.zeros(len(source), bool)
+        self.held_out[held_out] = True
+
+    def __len__(self) -> int:
+        return len(self.source) - int(self.held_out.sum())
+
+    def batches(self, batch_size: int, seed: int) -> Iterator[torch.Tensor]:
+        rng = np.random.default_rng(seed)
+        carry = np.empty((0, *self.source.example_shape), np.float32)
+        for start, stop in self.source.shuffled_chunks(self.chunk_rows, rng):
+            rows = self.source.read(start, stop)[~self.held_out[start:stop]]
+            rows = np.concatenate([carry, rows[rng.permutation(len(rows))]])
+            whole = len(rows) // batch_size * batch_size
+            for i in range(0, whole, batch_size):
+                yield torch.from_numpy(rows[i : i + batch_size]).to(self.device, non_blocking=True)
+            carry = rows[whole:]
+        if len(carry):
+            yield torch.from_numpy(carry).to(self.device)
+
+
+class _Objective(nn.Module):
+    """The training loss as a module's forward, so that DistributedDataParallel can wrap it."""
+
+    def __init__(self, model: Autoencoder) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(self, x: torch.Tensor, generator: torch.Generator | None = None) -> LossOutput:
+        return self.model.loss(x, generator=generator)
 
 
 class Trainer:
-    """Fit an :class:`Autoencoder` on in-memory data.
+    """Fit an :class:`Autoencoder` on in-memory or streamed data, in one process or several.
 
     ``run_dir`` (optional) receives ``checkpoint.safetensors`` every ``checkpoint_every`` epochs;
     ``fit(..., resume=path)`` continues from such a checkpoint and ends with exactly the weights
-    an uninterrupted run with the same seed would have.
+    an uninterrupted run with the same seed would have. In a process group started by torchrun
+    (see :mod:`aekit.distributed`) the trainer trains data-parallel; ``batch_size`` is then the
+    global batch, and only the first process writes checkpoints or shows progress.
     """
 
     def __init__(
@@ -67,12 +137,15 @@ class Trainer:
         config: TrainConfig | None = None,
         run_dir: str | Path | None = None,
         progress: bool = True,
+        chunk_rows: int = 65536,
     ) -> None:
         self.model = model
         self.config = (config or TrainConfig()).validate()
         self.run_dir = Path(run_dir) if run_dir is not None else None
-        self.progress = progress
-        self.device = resolve_device(self.config.device)
+        self.topology = distributed.current()
+        self.progress = progress and self.topology.is_main
+        self.chunk_rows = chunk_rows
+        self.device = self.topology.device or resolve_device(self.config.device)
 
     # -------------------------------------------------------------------------------------------- #
 
@@ -86,89 +159,118 @@ class Trainer:
         order = torch.randperm(len(x), generator=torch.Generator().manual_seed(self.config.seed + 1))
         return x[order[n_val:]], x[order[:n_val]]
 
-    def fit(self, x_train: Any, x_val: Any = None, resume: str | Path | None = None) -> TrainResult:
-        """Train on ``x_train`` (N, *data_shape); validate on ``x_val`` or a seeded split of it."""
-        cfg, model, device = self.config, self.model, self.device
-        x_train = as_tensor(x_train, "training data")
-        if x_val is None:
-            x_train, x_val = self.split(x_train)
+    def _sources(self, x_train: Any, x_val: Any) -> tuple[_InMemoryBatches | _StreamedBatches, torch.Tensor | None]:
+        if isinstance(x_train, np.memmap | ArrayFile):
+            source = x_train if isinstance(x_train, ArrayFile) else ArrayFile(x_train)
+            held_out = np.empty(0, np.int64)
+            if x_val is None and self.config.val_fraction > 0:
+                n_val = min(round(self.config.val_fraction * len(source)), STREAM_VALIDATION_LIMIT)
+                held_out = np.random.default_rng(self.config.seed + 1).choice(len(source), n_val, replace=False)
+                x_val = source.take(held_out)
+            train: _InMemoryBatches | _StreamedBatches = _StreamedBatches(
+                source, self.device, held_out, self.chunk_rows
+            )
+            shape = source.example_shape
         else:
-            x_val = as_tensor(x_val, "validation data")
-        for name, data in (("training", x_train), ("validation", x_val)):
-            if data is not None and tuple(data.shape[1:]) != model.data_shape:
+            x_train = as_tensor(x_train, "training data")
+            if x_val is None:
+                x_train, x_val = self.split(x_train)
+            train, shape = _InMemoryBatches(x_train, self.device), tuple(x_train.shape[1:])
+        if x_val is not None:
+            x_val = as_tensor(x_val, "validation data").to(self.device)
+        for name, example_shape in (("training", shape), ("validation", None if x_val is None else x_val.shape[1:])):
+            if example_shape is not None and tuple(example_shape) != self.model.data_shape:
                 raise AekitError(
-                    f"{name} examples have shape {tuple(data.shape[1:])}",
-                    f"the model was built for {model.data_shape}",
+                    f"{name} examples have shape {tuple(example_shape)}",
+                    f"the model was built for {self.model.data_shape}",
                     "build the model for this data",
                 )
+        return train, x_val
+
+    def fit(self, x_train: Any, x_val: Any = None, resume: str | Path | None = None) -> TrainResult:
+        """Train on ``x_train`` (N, *data_shape): an array, a tensor, a ``numpy.memmap`` or an
+        :class:`ArrayFile` (streamed); validate on ``x_val`` or a seeded split of the training data."""
+        cfg, model, device, topology = self.config, self.model, self.device, self.topology
+        train, x_val = self._sources(x_train, x_val)
+        if topology.distributed and cfg.batch_size < topology.world:
+            raise AekitError(
+                f"batch size {cfg.batch_size} is smaller than the {topology.world} processes",
+                "batch_size is the global batch, split over the processes",
+                f"use --batch-size >= {topology.world}",
+            )
         model.to(device)
-        x_train = x_train.to(device)
-        x_val = x_val.to(device) if x_val is not None else None
+        if cfg.channels_last:
+            model.to(memory_format=torch.channels_last)
         optimizer = make_optimizer(model, cfg, device)
-        shuffle_gen = torch.Generator().manual_seed(cfg.seed)
-        noise_gen = torch.Generator(device=device).manual_seed(cfg.seed + 2)
         result = TrainResult()
         best_state: dict[str, torch.Tensor] | None = None
         start_epoch, since_best = 0, 0
         if resume is not None:
             start_epoch, since_best, best_state = self._restore(
-                resume, optimizer, shuffle_gen, noise_gen, result, len(x_train), 0 if x_val is None else len(x_val)
+                resume, optimizer, result, len(train), 0 if x_val is None else len(x_val)
+            )
+        if cfg.compile:
+            model.encoder.compile()
+            model.decoder.compile()
+        objective: nn.Module = _Objective(model)
+        if topology.distributed:
+            objective = nn.parallel.DistributedDataParallel(
+                objective, device_ids=[device] if device.type == "cuda" else None
             )
 
-        n = len(x_train)
-        steps_per_epoch = math.ceil(n / cfg.batch_size)
+        steps_per_epoch = math.ceil(len(train) / cfg.batch_size)
         total_steps = cfg.epochs * steps_per_epoch
         # bf16 autocast runs the matmuls in bfloat16; weights, optimiser state and losses stay float32
         autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=cfg.precision == "bf16")
         bar = _progress_bar(total_steps, start_epoch * steps_per_epoch, self.progress)
         started = time.perf_counter()
-        trained_samples = 0
+        trained = 0
         try:
             for epoch in range(start_epoch, cfg.epochs):
                 epoch_started = time.perf_counter()
                 model.train()
                 bar.set_description(f"epoch {epoch + 1}/{cfg.epochs}")
-                order = torch.randperm(n, generator=shuffle_gen).to(device)
-                window: list[torch.Tensor] = []  # per-step [total, *terms], synced every log_every
-                sums: torch.Tensor | None = None
-                term_names: list[str] = []
-                for i in range(steps_per_epoch):
+                noise = torch.Generator(device=device).manual_seed(epoch_seed(cfg.seed, epoch, 1, topology.rank))
+                window = _LossWindow(epoch, self.run_dir, bar)
+                for i, x_global in enumerate(train.batches(cfg.batch_size, epoch_seed(cfg.seed, epoch, 0))):
                     step = epoch * steps_per_epoch + i
+                    if len(x_global) < topology.world:  # a last batch too small to share: every process skips it
+                        continue
+                    x = x_global[distributed.shard(len(x_global), topology)]  # (b, *data_shape), this process
                     for group in optimizer.param_groups:
                         group["lr"] = self.learning_rate(step, total_steps)
-                    x = x_train[order[i * cfg.batch_size : (i + 1) * cfg.batch_size]]  # (B, *data_shape)
                     if cfg.dynamic_binarization:
-                        x = torch.bernoulli(x, generator=noise_gen)
+                        x = torch.bernoulli(x, generator=noise)
+                    if cfg.channels_last and x.ndim == 4:
+                        x = x.contiguous(memory_format=torch.channels_last)
                     with autocast:
-                        out = model.loss(x, generator=noise_gen)
+                        out = objective(x, generator=noise)
+                    # DDP averages gradients over processes; weighting by the local share makes that
+                    # average the gradient of the whole global batch even when shares differ by one
+                    share = len(x) * topology.world / len(x_global)
                     optimizer.zero_grad(set_to_none=True)
-                    out.total.backward()
+                    (out.total * share).backward()
                     if cfg.clip_grad_norm > 0:
-                        torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.clip_grad_norm)
+                        nn.utils.clip_grad_norm_(model.parameters(), cfg.clip_grad_norm)
                     optimizer.step()
-                    term_names = ["loss", *out.terms]
-                    window.append(torch.stack([out.total.detach(), *(t.detach() for t in out.terms.values())]))
-                    if len(window) == cfg.log_every or i == steps_per_epoch - 1:
-                        values = torch.stack(window).cpu()  # (steps, terms): the one sync per window
-                        _check_finite(values, step - len(window) + 1, epoch, term_names, self.run_dir)
-                        sums = values.sum(0) if sums is None else sums + values.sum(0)
-                        bar.update(len(window))
-                        bar.set_postfix(
-                            {k: f"{v:.4g}" for k, v in zip(term_names, values.mean(0).tolist(), strict=True)}
-                        )
-                        window = []
-                    trained_samples += len(x)
-                assert sums is not None
-                train_terms = dict(zip(term_names, (sums / steps_per_epoch).tolist(), strict=True))
+                    if step == start_epoch * steps_per_epoch:
+                        result.first_step_seconds = time.perf_counter() - epoch_started
+                    window.add(out, len(x))
+                    trained += len(x_global)
+                    if len(window.rows) == cfg.log_every:
+                        window.flush(step)
+                window.flush(step)
+                train_terms = window.epoch_means(topology, device)
                 val_terms = self.evaluate(x_val) if x_val is not None else None
-                record = {
-                    "epoch": epoch + 1,
-                    "train": train_terms,
-                    "val": val_terms,
-                    "lr": optimizer.param_groups[0]["lr"],
-                    "seconds": time.perf_counter() - epoch_started,
-                }
-                result.history.append(record)
+                result.history.append(
+                    {
+                        "epoch": epoch + 1,
+                        "train": train_terms,
+                        "val": val_terms,
+                        "lr": optimizer.param_groups[0]["lr"],
+                        "seconds": time.perf_counter() - epoch_started,
+                    }
+                )
                 if val_terms is not None:
                     bar.set_postfix({"loss": f"{train_terms['loss']:.4g}", "val": f"{val_terms['loss']:.4g}"})
                     if result.best_val_loss is None or val_terms["loss"] < result.best_val_loss:
@@ -178,30 +280,16 @@ class Trainer:
                     else:
                         since_best += 1
                 stop = cfg.patience > 0 and since_best >= cfg.patience
-                last = stop or epoch + 1 == cfg.epochs
-                if (
-                    self.run_dir is not None
-                    and cfg.checkpoint_every > 0
-                    and ((epoch + 1) % cfg.checkpoint_every == 0 or last)
-                ):
-                    self._checkpoint(
-                        epoch + 1,
-                        since_best,
-                        optimizer,
-                        shuffle_gen,
-                        noise_gen,
-                        result,
-                        best_state,
-                        len(x_train),
-                        0 if x_val is None else len(x_val),
-                    )
+                due = cfg.checkpoint_every > 0 and ((epoch + 1) % cfg.checkpoint_every == 0 or stop)
+                if self.run_dir is not None and due and topology.is_main:
+                    self._checkpoint(epoch + 1, since_best, optimizer, result, best_state, len(train), x_val)
                 if stop:
                     result.stopped_early = True
                     break
         finally:
             bar.close()
         result.seconds = time.perf_counter() - started
-        result.samples_per_second = trained_samples / max(result.seconds, 1e-9)
+        result.samples_per_second = trained / max(result.seconds, 1e-9)
         if cfg.restore_best and best_state is not None:
             model.load_state_dict(best_state)
         model.eval()
@@ -216,13 +304,16 @@ class Trainer:
 
     @torch.no_grad()
     def evaluate(self, x: torch.Tensor, batch_size: int = 1024) -> dict[str, float]:
-        """The training objective on held-out data (fixed noise seed), nats per example by term."""
-        model = self.model
+        """The training objective on held-out data (fixed noise seed), nats per example by term.
+
+        In a process group each process scores its share and the sums are combined.
+        """
+        model, topology = self.model, self.topology
         was_training = model.training
         model.eval()
-        generator = torch.Generator(device=self.device).manual_seed(self.config.seed + 3)
-        sums: torch.Tensor | None = None
-        names: list[str] = []
+        x = x[distributed.shard(len(x), topology)]
+        generator = torch.Generator(device=self.device).manual_seed(epoch_seed(self.config.seed, 0, 3, topology.rank))
+        sums, names = None, []
         for start in range(0, len(x), batch_size):
             batch = x[start : start + batch_size].to(self.device)
             if self.config.dynamic_binarization:
@@ -230,15 +321,19 @@ class Trainer:
             out = model.loss(batch, generator=generator, noisy=True)
             names = ["loss", *out.terms]
             values = torch.stack([out.total.detach(), *(t.detach() for t in out.terms.values())]) * len(batch)
+            values = torch.cat([values, values.new_tensor([len(batch)])])
             sums = values if sums is None else sums + values
         model.train(was_training)
-        assert sums is not None
-        return dict(zip(names, (sums / len(x)).tolist(), strict=True))
+        if sums is None:  # this process got no examples; it still joins the sum
+            probe = model.loss(x.new_zeros((1, *model.data_shape)), noisy=False)
+            names, sums = ["loss", *probe.terms], torch.zeros(len(probe.terms) + 2, device=self.device)
+        sums = distributed.all_reduce_sum(sums.float(), topology).cpu()
+        return dict(zip(names, (sums[:-1] / sums[-1]).tolist(), strict=True))
 
     # -------------------------------------------------------------------------------------------- #
     # checkpoints: one safetensors file, tensors plus a JSON header; written atomically
 
-    def _checkpoint(self, epoch, since_best, optimizer, shuffle_gen, noise_gen, result, best_state, n_train, n_val):
+    def _checkpoint(self, epoch, since_best, optimizer, result, best_state, n_train, x_val) -> None:
         assert self.run_dir is not None
         tensors = {f"model.{k}": v for k, v in self.model.state_dict().items()}
         if best_state is not None:
@@ -251,8 +346,6 @@ class Trainer:
                     tensors[f"optimizer.{index}.{key}"] = value
                 else:
                     scalar_state.setdefault(str(index), {})[key] = value
-        tensors["rng.shuffle"] = shuffle_gen.get_state()
-        tensors["rng.noise"] = noise_gen.get_state()
         meta = {
             "format_version": FORMAT_VERSION,
             "model_config": self.model.config.to_dict(),
@@ -260,7 +353,7 @@ class Trainer:
             "epoch": epoch,
             "since_best": since_best,
             "n_train": n_train,
-            "n_val": n_val,
+            "n_val": 0 if x_val is None else len(x_val),
             "history": result.history,
             "best_epoch": result.best_epoch,
             "best_val_loss": result.best_val_loss,
@@ -269,7 +362,13 @@ class Trainer:
         }
         write_safetensors(self.run_dir / CHECKPOINT_FILE, tensors, meta)
 
-    def _restore(self, path, optimizer, shuffle_gen, noise_gen, result, n_train, n_val):
+    # settings that change what an epoch computes: a resumed run must use the same ones
+    RESUME_KEYS = (
+        "batch_size", "seed", "optimizer", "lr", "weight_decay", "val_fraction", "lr_schedule",
+        "dynamic_binarization", "precision",
+    )  # fmt: skip
+
+    def _restore(self, path, optimizer, result, n_train, n_val):
         path = Path(path)
         if path.is_dir():
             path = path / CHECKPOINT_FILE
@@ -281,16 +380,7 @@ class Trainer:
                 "resume with the configuration of that run",
             )
         saved = meta["train_config"]
-        for key in (
-            "batch_size",
-            "seed",
-            "optimizer",
-            "lr",
-            "val_fraction",
-            "lr_schedule",
-            "dynamic_binarization",
-            "precision",
-        ):
+        for key in self.RESUME_KEYS:
             if saved.get(key) != getattr(self.config, key):
                 raise AekitError(
                     f"checkpoint {path} was trained with {key}={saved.get(key)!r}, not {getattr(self.config, key)!r}",
@@ -313,12 +403,47 @@ class Trainer:
         for index, values in meta["optimizer_scalar_state"].items():
             state.setdefault(int(index), {}).update(values)
         optimizer.load_state_dict({"state": state, "param_groups": meta["optimizer_param_groups"]})
-        shuffle_gen.set_state(tensors["rng.shuffle"])
-        noise_gen.set_state(tensors["rng.noise"])
         result.history = meta["history"]
         result.best_epoch, result.best_val_loss = meta["best_epoch"], meta["best_val_loss"]
         best = {k[5:]: v.to(self.device) for k, v in tensors.items() if k.startswith("best.")} or None
         return meta["epoch"], meta["since_best"], best
+
+
+class _LossWindow:
+    """Loss terms of recent steps, kept on the device and brought to the host every few steps.
+
+    Each row is ``[total, *terms] * batch size, batch size`` so that sums over steps and over
+    processes give example-weighted means.
+    """
+
+    def __init__(self, epoch: int, run_dir: Path | None, bar: Any) -> None:
+        self.epoch, self.run_dir, self.bar = epoch, run_dir, bar
+        self.rows: list[torch.Tensor] = []
+        self.names: list[str] = []
+        self.sums: torch.Tensor | None = None
+
+    def add(self, out: LossOutput, batch_size: int) -> None:
+        self.names = ["loss", *out.terms]
+        terms = torch.stack([out.total.detach(), *(t.detach() for t in out.terms.values())])
+        self.rows.append(torch.cat([terms * batch_size, terms.new_tensor([batch_size])]))
+
+    def flush(self, last_step: int) -> None:
+        """Check the window for NaN/inf and add it to the epoch's sums: one host-device sync."""
+        if not self.rows:
+            return
+        values = torch.stack(self.rows).cpu()  # (steps, terms + 1)
+        means = values[:, :-1] / values[:, -1:]
+        _check_finite(means, last_step - len(self.rows) + 1, self.epoch, self.names, self.run_dir)
+        self.sums = values.sum(0) if self.sums is None else self.sums + values.sum(0)
+        self.bar.update(len(self.rows))
+        self.bar.set_postfix({k: f"{v:.4g}" for k, v in zip(self.names, means.mean(0).tolist(), strict=True)})
+        self.rows = []
+
+    def epoch_means(self, topology: distributed.Topology, device: torch.device) -> dict[str, float]:
+        """Example-weighted means of the epoch's terms over all processes."""
+        assert self.sums is not None
+        sums = distributed.all_reduce_sum(self.sums.to(device), topology).cpu()
+        return dict(zip(self.names, (sums[:-1] / sums[-1]).tolist(), strict=True))
 
 
 def _check_finite(values: torch.Tensor, first_step: int, epoch: int, names: list[str], run_dir: Path | None) -> None:
@@ -326,7 +451,7 @@ def _check_finite(values: torch.Tensor, first_step: int, epoch: int, names: list
     if bool(finite.all()):
         return
     offset = int((~finite).nonzero()[0])
-    bad_term = names[int((~torch.isfinite(values[offset])).nonzero()[0])]
+    bad = int((~torch.isfinite(values[offset])).nonzero()[0])
     checkpoint = run_dir / CHECKPOINT_FILE if run_dir is not None else None
     kept = (
         f"the last good checkpoint {checkpoint} is kept"
@@ -334,8 +459,7 @@ def _check_finite(values: torch.Tensor, first_step: int, epoch: int, names: list
         else "no checkpoint was written"
     )
     raise TrainingDiverged(
-        f"the {bad_term} became {values[offset].tolist()[names.index(bad_term)]} at step {first_step + offset} "
-        f"(epoch {epoch + 1})",
+        f"the {names[bad]} became {values[offset, bad].item()} at step {first_step + offset} (epoch {epoch + 1})",
         kept,
         "lower the learning rate, set clip_grad_norm, or check the data scale",
     )

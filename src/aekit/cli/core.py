@@ -75,6 +75,8 @@ def _add_train_arguments(parser: argparse.ArgumentParser) -> None:
         default=defaults.precision,
         help="bf16 autocasts the training step's matmuls (faster on CPUs with AVX512-BF16 and on GPUs)",
     )
+    group.add_argument("--compile", action="store_true", help="torch.compile encoder and decoder (opt-in)")
+    group.add_argument("--channels-last", action="store_true", help="NHWC memory layout for conv networks")
     group.add_argument("--seed", type=int, default=defaults.seed)
     group.add_argument("--device", default=defaults.device, help="auto, cpu, cuda, cuda:N or mps")
     group.add_argument("--checkpoint-every", type=int, default=defaults.checkpoint_every, metavar="EPOCHS")
@@ -99,6 +101,8 @@ def _train_config(args: argparse.Namespace):
         checkpoint_every=args.checkpoint_every,
         dynamic_binarization=args.binarize == "dynamic",
         precision=args.precision,
+        compile=args.compile,
+        channels_last=args.channels_last,
     ).validate()
 
 
@@ -127,24 +131,32 @@ def _family_options(args: argparse.Namespace) -> dict[str, Any]:
 def train_run(
     run_dir: Path,
     model,
-    x_train: np.ndarray,
-    x_val: np.ndarray | None,
+    x_train: Any,
     x_test: np.ndarray | None,
     train_config,
     progress: bool,
     resume: bool,
     extra: dict[str, Any],
+    write: bool = True,
 ) -> dict[str, Any]:
-    """Train, then write model, history, metrics and figures into ``run_dir``; returns the metrics."""
+    """Train, then write model, history, metrics and figures into ``run_dir``; returns the metrics.
+
+    ``x_train`` is an array or a streamed :class:`ArrayFile`; ``write=False`` (the other processes
+    of a distributed run) trains without writing anything.
+    """
+    import torch
+
     from ..io import save_model, write_json
     from ..metrics import reconstruction_report
     from ..plots import loss_curve, reconstruction_grid
     from ..train import CHECKPOINT_FILE, Trainer
 
-    trainer = Trainer(model, train_config, run_dir=run_dir, progress=progress)
-    if not resume:  # written first, so that an interrupted run can be resumed
+    trainer = Trainer(model, train_config, run_dir=run_dir if write else None, progress=progress)
+    if write and not resume:  # written first, so that an interrupted run can be resumed
         write_json(run_dir / "train.json", {"train": train_config.to_dict(), **extra})
-    result = trainer.fit(x_train, x_val, resume=run_dir / CHECKPOINT_FILE if resume else None)
+    result = trainer.fit(x_train, resume=run_dir / CHECKPOINT_FILE if resume else None)
+    if not write:
+        return {}
     write_json(run_dir / "train.json", {"train": train_config.to_dict(), **extra})
     save_model(model, run_dir)
     metrics: dict[str, Any] = {
@@ -159,19 +171,22 @@ def train_run(
         "final_train": result.history[-1]["train"],
         "final_val": result.history[-1]["val"],
     }
-    evaluation = x_test if x_test is not None else x_val
-    if evaluation is not None:
-        metrics["test" if x_test is not None else "val_report"] = reconstruction_report(model, evaluation)
+    if x_test is not None:
+        metrics["test"] = reconstruction_report(model, x_test)
     write_json(run_dir / "history.json", result.history)
     write_json(run_dir / "metrics.json", metrics)
     save_figure(loss_curve(result.history, f"{model.family} autoencoder"), run_dir / "loss_curve.png")
-    shown = (evaluation if evaluation is not None else x_train)[:12]
-    import torch
-
+    shown = x_test[:12] if x_test is not None else _first_rows(x_train, 12)
     with torch.no_grad():
         recon = model.reconstruct(torch.as_tensor(shown).to(trainer.device)).cpu().numpy()
     save_figure(reconstruction_grid(shown, recon, f"{model.family}: reconstructions"), run_dir / "reconstructions.png")
     return metrics
+
+
+def _first_rows(x: Any, count: int) -> np.ndarray:
+    from ..data.streaming import ArrayFile
+
+    return x.read(0, min(count, len(x))) if isinstance(x, ArrayFile) else np.asarray(x[:count])
 
 
 def _add_train(parser: argparse.ArgumentParser) -> None:
@@ -180,9 +195,19 @@ def _add_train(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--force", action="store_true", help="write into a non-empty --out")
     add_data_arguments(parser, required=False)
     parser.add_argument(
+        "--stream",
+        action="store_true",
+        help="stream a .npy file (or a folder of .npy shards) too big for memory, in shuffled chunks",
+    )
+    parser.add_argument(
         "--test-data",
         metavar="SOURCE",
         help="evaluate on this after training (default: the test split of a named dataset)",
+    )
+    parser.add_argument(
+        "--distributed",
+        action="store_true",
+        help="data-parallel over the processes started by torchrun (gloo on CPU, NCCL on GPU)",
     )
     _add_model_arguments(parser)
     _add_train_arguments(parser)
@@ -197,15 +222,32 @@ def _add_train(parser: argparse.ArgumentParser) -> None:
   aekit train --family sparse -o sparsity=kl -o rho=0.05 --data x.npy --code-size 64 --out runs/sparse
   aekit train --family contractive --network conv --channels 32,64 --data images/ --out runs/cae
   aekit train --resume --out runs/vae --epochs 50        # continue a run from its checkpoint
+  aekit train --stream --data big.npy --family vae --out runs/big    # bigger than memory
+  torchrun --standalone --nproc_per_node 4 -m aekit.cli train --distributed --data fashion-mnist \\
+      --family vae --batch-size 512 --out runs/ddp      # 4 data-parallel processes, global batch 512
 
 The run folder holds config.json + model.safetensors (the model), train.json, history.json,
 metrics.json, loss_curve.png, reconstructions.png and checkpoint.safetensors (--checkpoint-every).""",
 )
 @arguments(_add_train)
 def cmd_train(args: argparse.Namespace) -> int:
-    from ..config import ModelConfig, TrainConfig, apply_overrides
+    from .. import distributed
+
+    topology = distributed.init_from_env() if args.distributed else distributed.Topology()
+    try:
+        return _train(args, topology)
+    finally:
+        if args.distributed:
+            distributed.shutdown()
+
+
+def _train(args: argparse.Namespace, topology) -> int:
+    import torch
+
+    from ..config import FORMAT_VERSION, ModelConfig, TrainConfig, apply_overrides
+    from ..data.streaming import ArrayFile
     from ..families import family_config
-    from ..io import read_json, read_model_config
+    from ..io import read_json, read_model_config, write_json
     from ..model import Autoencoder
 
     run_dir: Path = args.out
@@ -217,50 +259,46 @@ def cmd_train(args: argparse.Namespace) -> int:
         train_config.validate()
         if saved["train"].get("dynamic_binarization"):
             args.binarize = "dynamic"
-        config = read_model_config(run_dir)
         extra = {key: value for key, value in saved.items() if key != "train"}
     else:
         if not args.data:
             raise AekitError("no training data", "--data is required unless --resume is given", "add --data SOURCE")
-        check_fresh_output(run_dir, args.force)
+        if topology.is_main:
+            check_fresh_output(run_dir, args.force)
         train_config = _train_config(args)
-        extra = {}
-    dataset = load_data(args)
+        extra = {"data": data_description(args), "test_data": args.test_data, "family": args.family}
+    if getattr(args, "stream", False):
+        x_train: Any = ArrayFile(args.data, scale="none" if args.scale == "none" else "auto")
+        data_shape, name = x_train.example_shape, f"{args.data} (streamed)"
+    else:
+        dataset = load_data(args)
+        x_train, data_shape, name = dataset.x, dataset.data_shape, dataset.name
     test = None
     if args.test_data:
-        test = load_data(args, source=args.test_data, split="test")
+        test = load_data(args, source=args.test_data, split="test").x
     elif args.data in ("mnist", "fashion-mnist") and args.split == "train":
-        test = load_data(args, split="test")
-    if not args.resume:
-        config = family_config(args.family, dataset.data_shape, args.code_size, **_family_options(args))
+        test = load_data(args, split="test").x
+    if args.resume:
+        config = read_model_config(run_dir)
+    else:
+        config = family_config(args.family, data_shape, args.code_size, **_family_options(args))
         if args.overrides:
             config = ModelConfig.from_dict(apply_overrides(config.to_dict(), args.overrides))
-        extra = {"data": data_description(args), "test_data": args.test_data, "family": args.family}
-    import torch
-
     torch.manual_seed(train_config.seed)
     model = Autoencoder.from_config(config)
-    if not args.resume:
-        from ..config import FORMAT_VERSION
-        from ..io import write_json
-
-        write_json(run_dir / "config.json", {"format_version": FORMAT_VERSION, "model": model.config.to_dict()})
-    n_params = sum(p.numel() for p in model.parameters())
-    print(f"{model.family} autoencoder, {n_params:,} parameters, data {dataset.name} {dataset.x.shape}")
+    if topology.is_main:
+        if not args.resume:
+            write_json(run_dir / "config.json", {"format_version": FORMAT_VERSION, "model": model.config.to_dict()})
+        n_params = sum(p.numel() for p in model.parameters())
+        processes = f", {topology.world} processes" if topology.distributed else ""
+        print(f"{model.family} autoencoder, {n_params:,} parameters, data {name} {tuple(x_train.shape)}{processes}")
     metrics = train_run(
-        run_dir,
-        model,
-        dataset.x,
-        None,
-        test.x if test is not None else None,
-        train_config,
-        not args.no_progress,
-        args.resume,
-        extra,
+        run_dir, model, x_train, test, train_config, not args.no_progress, args.resume, extra, topology.is_main
     )
-    if "test" in metrics:
-        print_report("test set:", metrics["test"])
-    print(f"run written to {run_dir}/ (model, metrics.json, loss_curve.png, reconstructions.png)")
+    if topology.is_main:
+        if "test" in metrics:
+            print_report("test set:", metrics["test"])
+        print(f"run written to {run_dir}/ (model, metrics.json, loss_curve.png, reconstructions.png)")
     return 0
 
 
@@ -402,7 +440,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
         f"Fashion-MNIST images; {len(test)} held out"
     )
     extra = {"data": {"data": "embedded", "split": "test", "held_out": 0.1, "seed": args.seed}}
-    metrics = train_run(args.out, model, train.x, None, test.x, config, not args.no_progress, False, extra)
+    metrics = train_run(args.out, model, train.x, test.x, config, not args.no_progress, False, extra)
     started = time.perf_counter()
     flat_train, flat_test = train.x.reshape(len(train), -1), test.x.reshape(len(test), -1)
     pca = PCA(args.code_size, random_state=args.seed).fit(flat_train)
