@@ -97,17 +97,18 @@ class _StreamedBatches:
         return len(self.source) - int(self.held_out.sum())
 
     def batches(self, batch_size: int, seed: int) -> Iterator[torch.Tensor]:
-        rng = np.random.default_rng(seed)
-        carry = np.empty((0, *self.source.example_shape), np.float32)
-        for start, stop in self.source.shuffled_chunks(self.chunk_rows, rng):
-            rows = self.source.read(start, stop)[~self.held_out[start:stop]]
-            rows = np.concatenate([carry, rows[rng.permutation(len(rows))]])
+        # rows stay in the file's dtype (1 byte per pixel for images) until a batch is formed
+        rng, source = np.random.default_rng(seed), self.source
+        carry = np.empty((0, *source.example_shape), source.dtype)
+        for start, stop in source.shuffled_chunks(self.chunk_rows, rng):
+            kept = np.flatnonzero(~self.held_out[start:stop])
+            rows = np.concatenate([carry, source.read_raw(start, stop)[rng.permutation(kept)]])
             whole = len(rows) // batch_size * batch_size
             for i in range(0, whole, batch_size):
-                yield torch.from_numpy(rows[i : i + batch_size]).to(self.device, non_blocking=True)
+                yield torch.from_numpy(source.to_float(rows[i : i + batch_size])).to(self.device)
             carry = rows[whole:]
         if len(carry):
-            yield torch.from_numpy(carry).to(self.device)
+            yield torch.from_numpy(source.to_float(carry)).to(self.device)
 
 
 class _Objective(nn.Module):

@@ -90,6 +90,10 @@ class ArrayFile:
 
     def read(self, start: int, stop: int) -> np.ndarray:
         """Rows ``start:stop`` (within one shard or across shards) as float32, scaled."""
+        return self.to_float(self.read_raw(start, stop))
+
+    def read_raw(self, start: int, stop: int) -> np.ndarray:
+        """Rows ``start:stop`` in the file's own dtype (uint8 images stay 1 byte per pixel)."""
         parts = []
         while start < stop:
             shard_index = int(np.searchsorted(self._starts, start, side="right") - 1)
@@ -101,7 +105,7 @@ class ArrayFile:
                 raw = np.fromfile(handle, dtype=self.dtype, count=count * math.prod(self.example_shape))
             parts.append(raw.reshape(count, *self.example_shape))
             start += count
-        return self._to_float(np.concatenate(parts) if len(parts) > 1 else parts[0])
+        return np.concatenate(parts) if len(parts) > 1 else parts[0]
 
     def take(self, rows: np.ndarray) -> np.ndarray:
         """Arbitrary rows (sorted for sequential reads) as float32 — for small held-out sets."""
@@ -117,7 +121,8 @@ class ArrayFile:
             start = int(index) * chunk_rows
             yield start, min(start + chunk_rows, len(self))
 
-    def _to_float(self, raw: np.ndarray) -> np.ndarray:
+    def to_float(self, raw: np.ndarray) -> np.ndarray:
+        """float32 rows, scaled as configured; NaN/inf in float files are an error."""
         x = raw.astype(np.float32)
         if self.scale == "auto" and raw.dtype in (np.uint8, np.uint16):
             x /= float(np.iinfo(raw.dtype).max)
