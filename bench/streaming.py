@@ -63,10 +63,8 @@ def measure(mode: str, path: str, rows: int, batch: int, threads: int, seed: int
     torch.manual_seed(seed)
     model = aekit.make_model("undercomplete", (ROW,), 16, hidden=[128], activation="elu")
     config = aekit.TrainConfig(epochs=1, batch_size=batch, lr=1e-3, val_fraction=0.0, seed=seed, log_every=200)
-    if mode == "stream":
-        data = ArrayFile(path)
-    else:  # the same rows, read into memory as float32
-        data = ArrayFile(path).read(0, rows)
+    # the streamed file, or its first rows read into memory as float32
+    data = ArrayFile(path) if mode == "stream" else ArrayFile(path).read(0, rows)
     result = aekit.Trainer(model, config, progress=mode == "stream").fit(data)
     return {
         "mode": mode,

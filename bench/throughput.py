@@ -16,6 +16,7 @@ for each precision (fp32, bf16 autocast), batch size and optionally torch.compil
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import os
 import platform
@@ -27,7 +28,7 @@ WIDTHS = [784, 1000, 500, 250, 30, 250, 500, 1000, 784]
 
 
 def step_flops_per_example(widths: list[int]) -> int:
-    pairs = list(zip(widths[:-1], widths[1:], strict=True))
+    pairs = list(itertools.pairwise(widths))
     forward = sum(2 * i * o for i, o in pairs)
     weight_grads = forward
     input_grads = forward - 2 * pairs[0][0] * pairs[0][1]  # the data need no gradient
@@ -39,7 +40,7 @@ def matmul_rate(widths: list[int], batch: int, dtype, seconds: float = 3.0) -> f
     import torch
 
     shapes = []
-    for i, (fan_in, fan_out) in enumerate(zip(widths[:-1], widths[1:], strict=True)):
+    for i, (fan_in, fan_out) in enumerate(itertools.pairwise(widths)):
         shapes.append(((batch, fan_in), (fan_in, fan_out)))  # forward: x W^T
         shapes.append(((fan_out, batch), (batch, fan_in)))  # weight gradient: dY^T x
         if i > 0:
