@@ -81,7 +81,7 @@ def _compose(
     network: str = "mlp",
     hidden: Sequence[int] = (512, 256),
     channels: Sequence[int] = (32, 64),
-    activation: str = "relu",
+    activation: str = "elu",
     norm: str = "none",
     likelihood: str | dict[str, Any] = "gaussian",
     penalties: Sequence[dict[str, Any]] = (),

@@ -406,7 +406,7 @@ def _add_demo(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", type=Path, default=Path("aekit-demo"), metavar="DIR", help="where to write")
     parser.add_argument("--family", default="undercomplete", choices=family_names())
     parser.add_argument("--code-size", type=int, default=32)
-    parser.add_argument("--epochs", type=int, default=10)
+    parser.add_argument("--epochs", type=int, default=20)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--force", action="store_true", help="overwrite an earlier demo in --out")
     parser.add_argument("--no-progress", action="store_true")
