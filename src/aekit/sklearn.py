@@ -229,8 +229,8 @@ class AutoencoderTransformer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, 
 
     def transform(self, X: Any) -> np.ndarray:
         """Codes (n_samples, code_size) float32: posterior means (vae), hard bits (hashing)."""
-        model = _float64_copy(self.model_)
-        return self._apply(model.encode, self._validate_fitted(X)).numpy()
+        x = self._validate_fitted(X)
+        return self._apply(_float64_copy(self.model_).encode, x).numpy()
 
     def inverse_transform(self, X: Any) -> np.ndarray:
         """Reconstructions (n_samples, n_features) float32 from codes X (n_samples, code_size):
@@ -253,7 +253,8 @@ class AutoencoderTransformer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, 
     def score_samples(self, X: Any) -> np.ndarray:
         """Minus the squared reconstruction error of each sample (n_samples,) float64, summed over
         features: higher is more typical of the training data."""
-        return -reconstruction_errors(_float64_copy(self.model_), self._validate_fitted(X), self._batch_size())
+        x = self._validate_fitted(X)
+        return -reconstruction_errors(_float64_copy(self.model_), x, self._batch_size())
 
     def score(self, X: Any, y: Any = None) -> float:
         """Mean of :meth:`score_samples`: minus the mean squared reconstruction error per sample."""

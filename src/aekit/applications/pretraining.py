@@ -89,7 +89,8 @@ class EncoderClassifier(nn.Module):
 
 @dataclass
 class FineTuneResult:
-    """Per-epoch history (train loss in nats per example, validation error rate), best epoch, time."""
+    """Per-epoch history (train loss in nats per example, validation error rate and loss), best epoch,
+    its validation error, seconds."""
 
     history: list[dict[str, Any]] = field(default_factory=list)
     best_epoch: int | None = None
@@ -109,9 +110,10 @@ def fine_tune(
     """Train ``classifier`` (logits out) on x (N, ...) and integer labels y (N,) with cross-entropy.
 
     Validation data are ``x_val``/``y_val`` or, when not given, a seeded ``config.val_fraction``
-    of x. The validation error rate drives early stopping (``config.patience``) and, with
-    ``config.restore_best``, the weights kept at the end. Uses the batch size, learning rate,
-    schedule, optimiser, weight decay, gradient clipping, seed and device of ``config``.
+    of x. The validation error rate (ties broken by the validation cross-entropy) drives early
+    stopping (``config.patience``) and, with ``config.restore_best``, the weights kept at the end.
+    Uses the batch size, learning rate, schedule, optimiser, weight decay, gradient clipping,
+    precision, seed and device of ``config``.
     """
     cfg = (config or TrainConfig()).validate()
     device = resolve_device(cfg.device)
@@ -137,6 +139,7 @@ def fine_tune(
     autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=cfg.precision == "bf16")
     result = FineTuneResult()
     best_state: dict[str, torch.Tensor] | None = None
+    best_score: tuple[float, float] | None = None
     since_best = 0
     started = time.perf_counter()
     epochs = range(cfg.epochs)
@@ -170,9 +173,14 @@ def fine_tune(
             )
         record: dict[str, Any] = {"epoch": epoch + 1, "train_loss": train_loss}
         if x_val is not None:
-            record["val_error"] = error_rate(classifier, x_val, y_val)
-            if result.best_val_error is None or record["val_error"] < result.best_val_error:
-                result.best_val_error, result.best_epoch, since_best = record["val_error"], epoch + 1, 0
+            logits = predict_logits(classifier, x_val)  # (N_val, n_classes)
+            record["val_error"] = float((logits.argmax(1) != y_val).float().mean())
+            record["val_loss"] = float(F.cross_entropy(logits.float(), y_val))
+            # the lowest error wins; among equal errors (a small validation set), the lowest loss
+            score = (record["val_error"], record["val_loss"])
+            if best_score is None or score < best_score:
+                best_score, since_best = score, 0
+                result.best_val_error, result.best_epoch = record["val_error"], epoch + 1
                 if cfg.restore_best:
                     best_state = {k: v.detach().clone() for k, v in classifier.state_dict().items()}
             else:
