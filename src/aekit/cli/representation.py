@@ -1,0 +1,179 @@
+"""Commands for what codes are used for: latent maps, anomaly scores, classifiers on pretrained encoders."""
+
+from __future__ import annotations
+
+import argparse
+import io
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import AekitError
+from .base import add_data_arguments, arguments, command, load_data, load_run_and_data, save_array, save_figure
+
+# ------------------------------------------------------------------------------------------------ #
+# aekit plot latent
+
+
+def _add_plot(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("figure", choices=["latent"], help="latent: 2-D maps of the codes, coloured by label")
+    parser.add_argument("runs", nargs="+", type=Path, metavar="RUN", help="run or model folders, one panel each")
+    add_data_arguments(parser, default_split="test")
+    parser.add_argument("--out", required=True, type=Path, metavar="FILE.png", help="figure to write")
+    parser.add_argument("--max-points", type=int, default=5000, help="a seeded random subset of this many examples")
+    parser.add_argument("--no-pca", action="store_true", help="leave out the PCA panel of the data")
+    parser.add_argument("--seed", type=int, default=0, help="which examples are drawn")
+    parser.add_argument("--batch-size", type=int, default=1024)
+    parser.add_argument("--device", default="cpu", help="auto, cpu, cuda, cuda:N or mps")
+
+
+@command(
+    "plot",
+    "figures of trained models; `plot latent` maps the codes of each run in 2-D, coloured by label",
+    """How codes become 2-D points: a code of 2 units is drawn as it is; a wider code through its
+first two principal components (a PCA of the codes themselves, the axes give the share of the codes'
+variance each keeps); a 1-unit code against the label. The first panel is PCA of the data (2
+components of the flattened examples) unless --no-pca.
+
+examples:
+  aekit train --family undercomplete --code-size 2 --data fashion-mnist --out runs/ae2
+  aekit train --family vae --code-size 2 --data fashion-mnist --out runs/vae2
+  aekit plot latent runs/ae2 runs/vae2 --data fashion-mnist --split test --out latent.png
+  aekit plot latent runs/ae32 --data my.npz --max-points 2000 --no-pca --out latent32.png""",
+)
+@arguments(_add_plot)
+def cmd_plot(args: argparse.Namespace) -> int:
+    import torch
+
+    from ..io import load_model
+    from ..plots import latent_maps
+    from ..tensors import apply_batched, resolve_device
+
+    if args.max_points < 1:
+        raise AekitError(f"--max-points {args.max_points}", "at least one point is needed", "use 1 or more")
+    device = resolve_device(args.device)
+    models = [(run, load_model(run, device)) for run in args.runs]
+    dataset = load_data(args)
+    for run, model in models:
+        if dataset.data_shape != model.data_shape:
+            raise AekitError(
+                f"the data have examples of shape {dataset.data_shape}",
+                f"the model in {run} was trained on {model.data_shape}",
+                "use data like its training data",
+            )
+    if len(dataset) > args.max_points:
+        dataset = dataset.subset(np.sort(np.random.default_rng(args.seed).choice(len(dataset), args.max_points, False)))
+    panels: dict[str, np.ndarray] = {}
+    if not args.no_pca:
+        from sklearn.decomposition import PCA
+
+        panels["PCA of the data (2 components)"] = PCA(2, random_state=args.seed).fit_transform(
+            dataset.x.reshape(len(dataset), -1)
+        )
+    x = torch.as_tensor(dataset.x)
+    for run, model in models:
+        codes = apply_batched(model.encode, x, args.batch_size, device).numpy()
+        panels[f"{run.name}: {model.family}, code {model.code_size}"] = codes
+    figure = latent_maps(panels, dataset.labels, dataset.class_names, f"{dataset.name}, {len(dataset)} examples")
+    save_figure(figure, args.out)
+    print(f"latent map of {len(panels)} panel(s), {len(dataset)} points, written to {args.out}")
+    return 0
+
+
+# ------------------------------------------------------------------------------------------------ #
+# aekit anomaly
+
+
+def _add_anomaly(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("run", type=Path, metavar="RUN", help="a model trained on normal data only")
+    add_data_arguments(parser, default_split="test")
+    group = parser.add_argument_group("threshold (optional)")
+    choice = group.add_mutually_exclusive_group()
+    choice.add_argument(
+        "--calibrate",
+        metavar="SOURCE",
+        help="held-out normal data (its train split if a dataset name); the threshold is a quantile of their errors",
+    )
+    choice.add_argument("--threshold", type=float, help="a squared-error threshold chosen earlier")
+    group.add_argument("--quantile", type=float, default=0.99, help="with --calibrate: flag 1 - this of normal data")
+    parser.add_argument(
+        "--normal-class",
+        metavar="C1,C2",
+        help="labels of normal examples: keeps only those in labelled --calibrate data; reports the AUROC on --data",
+    )
+    parser.add_argument("--out", type=Path, metavar="FILE", help=".csv (index,score[,anomaly][,label]) or .npy")
+    parser.add_argument("--batch-size", type=int, default=1024)
+    parser.add_argument("--device", default="cpu", help="auto, cpu, cuda, cuda:N or mps")
+
+
+@command(
+    "anomaly",
+    "novelty scores (squared reconstruction error) of a dataset; flags above a threshold set on normal data",
+    """A model trained on normal examples reconstructs them well and anything else worse: the score of
+an example is its squared reconstruction error (summed over pixels or features). With --calibrate
+the threshold is the --quantile of the scores of held-out normal data, so about 1 - quantile of
+normal examples are flagged.
+
+examples:
+  aekit train --family undercomplete --code-size 16 --data fashion-mnist --classes 0 --out runs/tshirts
+  aekit anomaly runs/tshirts --data fashion-mnist --split test --normal-class 0 --out scores.csv
+  aekit anomaly runs/tshirts --data new.npy --calibrate normal_val.npy --quantile 0.99 --out flags.csv
+  aekit anomaly runs/tshirts --data new.npy --threshold 31.5 --out flags.csv""",
+)
+@arguments(_add_anomaly)
+def cmd_anomaly(args: argparse.Namespace) -> int:
+    from ..applications.anomaly import AnomalyDetector, reconstruction_errors
+
+    if args.normal_class and args.classes:
+        raise AekitError("--normal-class and --classes", "the AUROC needs every class of --data", "drop --classes")
+    model, dataset = load_run_and_data(args)
+    scores = reconstruction_errors(model, dataset.x, args.batch_size)
+    threshold = args.threshold
+    if args.calibrate:
+        from .base import keep_classes
+
+        normal = load_data(args, source=args.calibrate, split="train")
+        if normal.labels is not None:  # labelled calibration data: keep the normal classes only
+            normal = keep_classes(normal, args.normal_class)
+        threshold = AnomalyDetector.calibrate(model, normal.x, args.quantile, args.batch_size).threshold
+        print(f"threshold {threshold:.4f}: the {args.quantile} quantile of {len(normal)} normal examples' scores")
+    print(f"{dataset.name}: {len(scores)} scores, median {np.median(scores):.4f}, max {scores.max():.4f}")
+    flags = scores > threshold if threshold is not None else None
+    if flags is not None:
+        print(f"  {int(flags.sum())} of {len(flags)} flagged ({100 * flags.mean():.2f} %) above {threshold:.4f}")
+    if args.normal_class:
+        from sklearn.metrics import roc_auc_score
+
+        if dataset.labels is None:
+            raise AekitError("--normal-class needs labels", f"{dataset.name} has none", "drop --normal-class")
+        wanted = [c.strip() for c in args.normal_class.split(",")]
+        anomalous = ~np.isin(dataset.labels.astype(str), wanted)
+        if anomalous.all() or not anomalous.any():
+            raise AekitError(
+                f"--normal-class {args.normal_class}", "the AUROC needs normal and anomalous examples", "fix it"
+            )
+        print(f"  AUROC {roc_auc_score(anomalous, scores):.4f} (normal: labels {', '.join(wanted)})")
+    if args.out:
+        _write_scores(args.out, scores, flags, dataset.labels)
+        print(f"written to {args.out}")
+    return 0
+
+
+def _write_scores(path: Path, scores: np.ndarray, flags: np.ndarray | None, labels: np.ndarray | None) -> None:
+    if path.suffix == ".npy":
+        save_array(scores, path)
+        return
+    if path.suffix != ".csv":
+        raise AekitError(f"output {path} must end in .csv or .npy", "scores are written as a table or array", "rename")
+    from ..io import atomic_write_text
+
+    columns = {"index": np.arange(len(scores)), "score": scores}
+    if flags is not None:
+        columns["anomaly"] = flags.astype(int)
+    if labels is not None:
+        columns["label"] = labels
+    buffer = io.StringIO()
+    buffer.write(",".join(columns) + "\n")
+    for row in zip(*columns.values(), strict=True):
+        buffer.write(",".join(f"{v:.6g}" if isinstance(v, float) else str(v) for v in row) + "\n")
+    atomic_write_text(path, buffer.getvalue())
