@@ -177,3 +177,103 @@ def _write_scores(path: Path, scores: np.ndarray, flags: np.ndarray | None, labe
     for row in zip(*columns.values(), strict=True):
         buffer.write(",".join(f"{v:.6g}" if isinstance(v, float) else str(v) for v in row) + "\n")
     atomic_write_text(path, buffer.getvalue())
+
+
+# ------------------------------------------------------------------------------------------------ #
+# aekit finetune
+
+
+def _add_finetune(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("run", type=Path, metavar="RUN", help="the pretrained autoencoder (run or model folder)")
+    add_data_arguments(parser, default_split="train")
+    parser.add_argument(
+        "--test-data", metavar="SOURCE", help="labelled test data (default: a named dataset's test split)"
+    )
+    parser.add_argument("--labels", type=int, metavar="N", help="train on a seeded subset of N labelled examples")
+    parser.add_argument("--freeze", action="store_true", help="keep the encoder fixed, train only the head")
+    parser.add_argument("--hidden", metavar="W1,W2", default="", help="hidden widths of the head (default: none)")
+    parser.add_argument("--compare-random", action="store_true", help="also train the same network from random weights")
+    parser.add_argument("--epochs", type=int, default=30)
+    parser.add_argument("--batch-size", type=int, default=128)
+    parser.add_argument("--lr", type=float, default=1e-3, help="Adam learning rate, cosine decay")
+    parser.add_argument("--val-fraction", type=float, default=0.1, help="of the labelled data, picks the best epoch")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--device", default="cpu", help="auto, cpu, cuda, cuda:N or mps")
+    parser.add_argument("--json", type=Path, metavar="FILE", help="also write the error rates to this JSON file")
+    parser.add_argument("--no-progress", action="store_true")
+
+
+@command(
+    "finetune",
+    "train a classifier whose first layers are a run's encoder (frozen or fine-tuned); report its error",
+    """The classifier is the autoencoder's encoder (its noise-free code) followed by a head: softmax
+regression, or an MLP with --hidden. Without --freeze every weight trains on the labels. With
+--labels N only N labelled examples are used, the usual setting where pretraining pays off.
+
+examples:
+  aekit train --family denoising --data fashion-mnist --code-size 256 --out runs/dae
+  aekit finetune runs/dae --data fashion-mnist --labels 1000 --compare-random
+  aekit finetune runs/dae --data fashion-mnist --freeze --hidden 128 --json probe.json""",
+)
+@arguments(_add_finetune)
+def cmd_finetune(args: argparse.Namespace) -> int:
+    import torch
+
+    from ..applications.pretraining import EncoderClassifier, error_rate, fine_tune
+    from ..config import TrainConfig
+    from ..io import write_json
+
+    model, dataset = load_run_and_data(args)
+    if dataset.labels is None:
+        raise AekitError(f"{dataset.name} has no labels", "a classifier learns from labels", "use labelled data")
+    test = None
+    if args.test_data:
+        test = load_data(args, source=args.test_data, split="test")
+    elif args.data in ("mnist", "fashion-mnist") and args.split == "train":
+        test = load_data(args, split="test")
+    classes, y = np.unique(dataset.labels, return_inverse=True)
+    x = dataset.x
+    if args.labels is not None:
+        if not 1 <= args.labels <= len(x):
+            raise AekitError(f"--labels {args.labels}", f"the data have {len(x)} examples", f"use 1..{len(x)}")
+        keep = np.sort(np.random.default_rng(args.seed).choice(len(x), args.labels, replace=False))
+        x, y = x[keep], y[keep]
+    try:
+        hidden = [int(v) for v in args.hidden.split(",") if v.strip()]
+    except ValueError:
+        raise AekitError(f"bad --hidden {args.hidden!r}", "expected comma-separated integers", "e.g. 128") from None
+    config = TrainConfig(
+        epochs=args.epochs,
+        batch_size=args.batch_size,
+        lr=args.lr,
+        lr_schedule="cosine",
+        val_fraction=args.val_fraction,
+        seed=args.seed,
+        device=args.device,
+    ).validate()
+    starts = {"pretrained": model}
+    if args.compare_random:
+        from ..model import Autoencoder
+
+        torch.manual_seed(args.seed)
+        starts["random"] = Autoencoder.from_config(model.config)
+    report: dict[str, dict] = {}
+    for name, start in starts.items():
+        torch.manual_seed(args.seed)
+        network = EncoderClassifier.from_autoencoder(start, len(classes), hidden, freeze=args.freeze)
+        result = fine_tune(network, x, y, config, progress=not args.no_progress)
+        report[name] = {"val_error": result.best_val_error, "best_epoch": result.best_epoch}
+        if test is not None:
+            if test.labels is None:
+                raise AekitError(f"{test.name} has no labels", "the test error needs them", "use labelled test data")
+            known = np.isin(test.labels, classes)
+            y_test = np.searchsorted(classes, test.labels[known])
+            report[name]["test_error"] = error_rate(network, test.x[known], y_test)
+        shown = ", ".join(
+            f"{k} {100 * v:.2f} %" for k, v in report[name].items() if k.endswith("error") and v is not None
+        )
+        print(f"{name} encoder{' (frozen)' if args.freeze else ''}, {len(x)} labelled examples: {shown}")
+    if args.json:
+        write_json(args.json, {"labelled_examples": len(x), "freeze": args.freeze, "hidden": hidden, **report})
+        print(f"written to {args.json}")
+    return 0
