@@ -1,6 +1,7 @@
 """Latent maps, anomaly scores and their commands."""
 
 import io
+import json
 
 import numpy as np
 import pytest
@@ -108,3 +109,13 @@ def test_classes_option_keeps_one_class(runs, tmp_path, capsys):
     assert code == 0 and f"({n_zero}, 1, 28, 28)" in printed
     code, _, err = run(capsys, *argv, "--data", runs / "x.npz", "--classes", "42", "--out", tmp_path / "none")
     assert code == 2 and "no example has a label in ['42']" in err
+
+
+def test_finetune_command_reports_pretrained_and_random_starts(runs, tmp_path, capsys):
+    argv = ["finetune", runs / "undercomplete", "--data", runs / "x.npz", "--labels", 200, "--epochs", 2]
+    code, printed, _ = run(capsys, *argv, "--compare-random", "--no-progress", "--json", tmp_path / "f.json")
+    assert code == 0 and "pretrained encoder, 200 labelled examples" in printed and "random encoder" in printed
+    report = json.loads((tmp_path / "f.json").read_text())
+    assert report["labelled_examples"] == 200 and 0 <= report["pretrained"]["val_error"] <= 1
+    code, _, err = run(capsys, "finetune", runs / "undercomplete", "--data", runs / "x.npz", "--labels", 10**6)
+    assert code == 2 and "--labels 1000000" in err
