@@ -190,29 +190,34 @@ def main() -> None:
 
 
 def plot(rows: list[dict], convergence: list[dict]):
+    """Top row: test variance left unexplained against code size, one panel per dataset, and the
+    linear AE's convergence to PCA. Bottom row: fit times."""
     from matplotlib.figure import Figure
 
     datasets = list(dict.fromkeys(row["dataset"] for row in rows))
-    panels = len(datasets) + (1 if convergence else 0)
-    figure = Figure(figsize=(3.3 * panels, 3.4), layout="constrained")
-    axes = figure.subplots(1, panels, squeeze=False)[0]
+    columns = len(datasets) + (1 if convergence else 0)
+    figure = Figure(figsize=(3.3 * columns, 6.2), layout="constrained")
+    axes = figure.subplots(2, columns, squeeze=False)
     styles = {"pca": ("PCA", "o", "-"), "linear": ("linear AE", "x", "--"), "deep": ("deep AE", "s", "-")}
-    for ax, name in zip(axes, datasets, strict=False):
+    for column, name in enumerate(datasets):
         mine = [row for row in rows if row["dataset"] == name]
+        codes = [r["code_size"] for r in mine]
         for key, (label, marker, line) in styles.items():
-            ax.plot([r["code_size"] for r in mine], [r[f"{key}_unexplained"] for r in mine], line, marker=marker,
-                    ms=4, label=label)  # fmt: skip
-        ax.set_xscale("log", base=2)
-        ax.set_yscale("log")
-        ax.set_title(name)
-        ax.set_xlabel("code size")
-        ax.grid(alpha=0.3, which="both")
-    axes[0].set_ylabel("test variance left unexplained")
-    axes[0].legend()
+            axes[0, column].plot(codes, [r[f"{key}_unexplained"] for r in mine], line, marker=marker, ms=4, label=label)
+            axes[1, column].plot(codes, [r[f"{key}_seconds"] for r in mine], line, marker=marker, ms=4, label=label)
+        axes[0, column].set_title(name)
+        for ax in axes[:, column]:
+            ax.set_xscale("log", base=2)
+            ax.set_yscale("log")
+            ax.set_xlabel("code size")
+            ax.grid(alpha=0.3, which="both")
+    axes[0, 0].set_ylabel("test variance left unexplained")
+    axes[1, 0].set_ylabel("fit time (s, 1 thread)")
+    axes[0, 0].legend()
     if convergence:
-        ax = axes[-1]
+        ax = axes[0, -1]
         epochs = [c["epochs"] for c in convergence]
-        ax.plot(epochs, [c["error_ratio_to_pca"] - 1 for c in convergence], "o-", ms=4, label="error / PCA error - 1")
+        ax.plot(epochs, [c["error_ratio_to_pca"] - 1 for c in convergence], "o-", ms=4, label="train error / PCA's - 1")
         ax.plot(epochs, [c["max_angle_deg"] for c in convergence], "s-", ms=4, label="largest angle to PCA (deg)")
         ax.set_xscale("log")
         ax.set_yscale("log")
@@ -220,6 +225,7 @@ def plot(rows: list[dict], convergence: list[dict]):
         ax.set_title("linear AE -> PCA (linear, code 8)")
         ax.grid(alpha=0.3, which="both")
         ax.legend()
+        axes[1, -1].set_axis_off()
     return figure
 
 
