@@ -122,13 +122,23 @@ def test_images_as_rows_with_a_convolutional_network():
 def test_outlier_threshold_is_the_stated_quantile_of_validation_errors():
     rng = np.random.default_rng(0)
     x, x_val = rng.normal(size=(300, 6)), rng.normal(size=(200, 6))
-    detector = AutoencoderOutlierDetector(small(epochs=10), quantile=0.9).fit(x, X_val=x_val)
-    errors = -detector.autoencoder_.score_samples(x_val)
-    assert detector.threshold_ == pytest.approx(np.quantile(errors, 0.9))
-    assert np.mean(detector.predict(x_val) == -1) == pytest.approx(0.1, abs=0.005)
+    plain = AutoencoderOutlierDetector(small(epochs=10), quantile=0.9, standardize=False).fit(x, X_val=x_val)
+    errors = -plain.autoencoder_.score_samples(x_val)  # the transformer's plain squared errors
+    assert plain.threshold_ == pytest.approx(np.quantile(errors, 0.9))
+    assert np.mean(plain.predict(x_val) == -1) == pytest.approx(0.1, abs=0.005)
     far = rng.normal(size=(20, 6)) + 8.0  # far from the training data: all flagged
-    assert (detector.predict(far) == -1).all()
-    np.testing.assert_allclose(detector.decision_function(x_val), detector.threshold_ - errors)
+    assert (plain.predict(far) == -1).all()
+    np.testing.assert_allclose(plain.decision_function(x_val), plain.threshold_ - errors)
+    # standardised: each feature's squared error over its mean on the training data (+ 5 % floor)
+    detector = AutoencoderOutlierDetector(small(epochs=10), quantile=0.9).fit(x, X_val=x_val)
+    autoencoder = detector.autoencoder_
+    residuals = autoencoder.inverse_transform(autoencoder.transform(x)) - x
+    scale = (residuals**2).mean(0) + 0.05 * (residuals**2).mean()
+    np.testing.assert_allclose(detector.scale_, scale, rtol=1e-4)
+    val_residuals = autoencoder.inverse_transform(autoencoder.transform(x_val)) - x_val
+    np.testing.assert_allclose(-detector.score_samples(x_val), (val_residuals**2 / scale).sum(1), rtol=1e-4)
+    assert detector.threshold_ == pytest.approx(np.quantile(detector.validation_errors_, 0.9))
+    assert np.mean(detector.predict(x_val) == -1) == pytest.approx(0.1, abs=0.005)
     # without X_val a seeded 20 % of X is held out, and never trained on
     held_out = AutoencoderOutlierDetector(small(), validation_fraction=0.2, random_state=0).fit(x)
     assert len(held_out.validation_errors_) == 60

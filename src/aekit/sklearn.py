@@ -46,7 +46,7 @@ from sklearn.utils import check_random_state
 from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_array, check_is_fitted, validate_data
 
-from .applications.anomaly import quantile_threshold, reconstruction_errors
+from .applications.anomaly import quantile_threshold, reconstruction_errors, residual_scale
 from .applications.pretraining import EncoderClassifier, fine_tune, predict_logits
 from .config import TrainConfig
 from .errors import AekitError
@@ -253,8 +253,7 @@ class AutoencoderTransformer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, 
     def score_samples(self, X: Any) -> np.ndarray:
         """Minus the squared reconstruction error of each sample (n_samples,) float64, summed over
         features: higher is more typical of the training data."""
-        x = self._validate_fitted(X)
-        return -reconstruction_errors(_float64_copy(self.model_), x, self._batch_size())
+        return -self._reconstruction_errors(self._validate_fitted(X))
 
     def score(self, X: Any, y: Any = None) -> float:
         """Mean of :meth:`score_samples`: minus the mean squared reconstruction error per sample."""
@@ -310,6 +309,10 @@ class AutoencoderTransformer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, 
         check_is_fitted(self)
         return self._as_model_input(validate_data(self, X, reset=False, dtype=_FLOATS), torch.float64)
 
+    def _reconstruction_errors(self, x: torch.Tensor, scale: np.ndarray | None = None) -> np.ndarray:
+        """Squared errors (n,) of model inputs x (n, *data_shape), each dimension divided by ``scale``."""
+        return reconstruction_errors(_float64_copy(self.model_), x, self._batch_size(), scale=scale)
+
     def _batch_size(self) -> int:
         return max(int(self.batch_size), 1024)
 
@@ -343,14 +346,20 @@ class AutoencoderOutlierDetector(OutlierMixin, BaseEstimator):
     """Novelty detection by reconstruction error, the threshold set on held-out normal data.
 
     ``fit`` trains the autoencoder on normal data, then sets ``threshold_`` to the ``quantile`` of
-    the squared reconstruction errors of validation data the autoencoder never saw: ``X_val`` when
-    given, else a seeded ``validation_fraction`` of X. About ``1 - quantile`` of normal samples
-    are then flagged.
+    the reconstruction errors of validation data the autoencoder never saw: ``X_val`` when given,
+    else a seeded ``validation_fraction`` of X. About ``1 - quantile`` of normal samples are then
+    flagged.
 
-    ``score_samples`` is minus the squared reconstruction error (lower is more abnormal),
-    ``decision_function`` is ``score_samples - offset_`` with ``offset_ = -threshold_`` (negative
-    for outliers), and ``predict`` returns -1 for outliers and 1 for inliers, as scikit-learn's
-    outlier detectors do.
+    The error of a sample is its squared reconstruction error summed over features; with
+    ``standardize`` each feature's squared error is first divided by ``scale_``, that feature's
+    mean squared error on the training samples plus ``floor`` times the average over features (a
+    per-feature Gaussian negative log-likelihood up to constants: a feature normal data always
+    reconstruct well counts more when it is wrong). On Fashion-MNIST one-class this raises the
+    mean AUROC by about 0.01 (see bench/RESULTS.md).
+
+    ``score_samples`` is minus that error (lower is more abnormal), ``decision_function`` is
+    ``score_samples - offset_`` with ``offset_ = -threshold_`` (negative for outliers), and
+    ``predict`` returns -1 for outliers and 1 for inliers, as scikit-learn's outlier detectors do.
 
     Parameters
     ----------
@@ -361,8 +370,13 @@ class AutoencoderOutlierDetector(OutlierMixin, BaseEstimator):
         Quantile of the validation errors used as the threshold.
     validation_fraction : float in (0, 1)
         Share of X held out for the threshold when ``X_val`` is not given to ``fit``.
+    standardize : bool
+        Divide each feature's squared error by its scale (see above).
+    floor : float > 0
+        With ``standardize``: added to every feature's mean squared error, as a fraction of
+        their average, so that no feature's weight is unbounded.
     random_state : None, int or RandomState
-        Seeds the validation split.
+        Seeds the validation split (and the autoencoder when its own random_state is None).
     """
 
     def __init__(
@@ -371,11 +385,15 @@ class AutoencoderOutlierDetector(OutlierMixin, BaseEstimator):
         *,
         quantile: float = 0.99,
         validation_fraction: float = 0.2,
+        standardize: bool = True,
+        floor: float = 0.05,
         random_state: Any = None,
     ) -> None:
         self.autoencoder = autoencoder
         self.quantile = quantile
         self.validation_fraction = validation_fraction
+        self.standardize = standardize
+        self.floor = floor
         self.random_state = random_state
 
     def fit(self, X: Any, y: Any = None, *, X_val: Any = None) -> AutoencoderOutlierDetector:
@@ -398,8 +416,12 @@ class AutoencoderOutlierDetector(OutlierMixin, BaseEstimator):
             X_val = check_array(X_val, dtype=_FLOATS)
             if X_val.shape[1] != X.shape[1]:
                 raise ValueError(f"X_val has {X_val.shape[1]} features, but X has {X.shape[1]}")
-        self.autoencoder_ = _fitted_autoencoder(self.autoencoder, X, _seed(rng))
-        self.validation_errors_ = -self.autoencoder_.score_samples(X_val)
+        self.autoencoder_ = autoencoder = _fitted_autoencoder(self.autoencoder, X, _seed(rng))
+        self.scale_ = None
+        if self.standardize:
+            model = _float64_copy(autoencoder.model_)
+            self.scale_ = residual_scale(model, autoencoder._as_model_input(X, torch.float64), float(self.floor))
+        self.validation_errors_ = self._errors(X_val)
         self.threshold_ = quantile_threshold(self.validation_errors_, float(self.quantile))
         self.offset_ = -self.threshold_
         return self
@@ -407,8 +429,7 @@ class AutoencoderOutlierDetector(OutlierMixin, BaseEstimator):
     def score_samples(self, X: Any) -> np.ndarray:
         """Minus the squared reconstruction error (n_samples,): the lower, the more abnormal."""
         check_is_fitted(self)
-        X = validate_data(self, X, reset=False, dtype=_FLOATS)
-        return self.autoencoder_.score_samples(X)
+        return -self._errors(validate_data(self, X, reset=False, dtype=_FLOATS))
 
     def decision_function(self, X: Any) -> np.ndarray:
         """``threshold_`` minus the squared error (n_samples,): negative for outliers."""
@@ -421,6 +442,11 @@ class AutoencoderOutlierDetector(OutlierMixin, BaseEstimator):
     @property
     def n_iter_(self) -> int:
         return self.autoencoder_.n_iter_
+
+    def _errors(self, X: np.ndarray) -> np.ndarray:
+        """(Standardised) squared reconstruction errors (n,) of checked rows X."""
+        x = self.autoencoder_._as_model_input(X, torch.float64)
+        return self.autoencoder_._reconstruction_errors(x, self.scale_)
 
 
 class AutoencoderClassifier(ClassifierMixin, BaseEstimator):

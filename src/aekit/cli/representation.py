@@ -97,6 +97,14 @@ def _add_anomaly(parser: argparse.ArgumentParser) -> None:
     choice.add_argument("--threshold", type=float, help="a squared-error threshold chosen earlier")
     group.add_argument("--quantile", type=float, default=0.99, help="with --calibrate: flag 1 - this of normal data")
     parser.add_argument(
+        "--standardize",
+        metavar="SOURCE",
+        help="normal data (e.g. the training data; train split of a dataset name) whose mean squared error per "
+        "feature divides each feature's error: a pixel normal data never use then counts more",
+    )
+    parser.add_argument("--floor", type=float, default=0.05, help="with --standardize: added to each feature's "
+                        "mean error, as a fraction of their average")  # fmt: skip
+    parser.add_argument(
         "--normal-class",
         metavar="C1,C2",
         help="labels of normal examples: keeps only those in labelled --calibrate data; reports the AUROC on --data",
@@ -110,32 +118,36 @@ def _add_anomaly(parser: argparse.ArgumentParser) -> None:
     "anomaly",
     "novelty scores (squared reconstruction error) of a dataset; flags above a threshold set on normal data",
     """A model trained on normal examples reconstructs them well and anything else worse: the score of
-an example is its squared reconstruction error (summed over pixels or features). With --calibrate
-the threshold is the --quantile of the scores of held-out normal data, so about 1 - quantile of
-normal examples are flagged.
+an example is its squared reconstruction error (summed over pixels or features); with --standardize
+each feature's error is first divided by its mean over normal data. With --calibrate the threshold
+is the --quantile of the scores of held-out normal data, so about 1 - quantile of normal examples
+are flagged.
 
 examples:
   aekit train --family undercomplete --code-size 16 --data fashion-mnist --classes 0 --out runs/tshirts
   aekit anomaly runs/tshirts --data fashion-mnist --split test --normal-class 0 --out scores.csv
+  aekit anomaly runs/tshirts --data fashion-mnist --split test --normal-class 0 --standardize fashion-mnist
   aekit anomaly runs/tshirts --data new.npy --calibrate normal_val.npy --quantile 0.99 --out flags.csv
   aekit anomaly runs/tshirts --data new.npy --threshold 31.5 --out flags.csv""",
 )
 @arguments(_add_anomaly)
 def cmd_anomaly(args: argparse.Namespace) -> int:
-    from ..applications.anomaly import AnomalyDetector, reconstruction_errors
+    from ..applications.anomaly import AnomalyDetector, reconstruction_errors, residual_scale
 
     if args.normal_class and args.classes:
         raise AekitError("--normal-class and --classes", "the AUROC needs every class of --data", "drop --classes")
     model, dataset = load_run_and_data(args)
-    scores = reconstruction_errors(model, dataset.x, args.batch_size)
+    scale = None
+    if args.standardize:
+        reference = _normal_data(args, args.standardize)
+        scale = residual_scale(model, reference.x, args.floor, args.batch_size)
+        print(f"each feature's squared error divided by its mean over {len(reference)} normal examples")
+    scores = reconstruction_errors(model, dataset.x, args.batch_size, scale=scale)
     threshold = args.threshold
     if args.calibrate:
-        from .base import keep_classes
-
-        normal = load_data(args, source=args.calibrate, split="train")
-        if normal.labels is not None:  # labelled calibration data: keep the normal classes only
-            normal = keep_classes(normal, args.normal_class)
-        threshold = AnomalyDetector.calibrate(model, normal.x, args.quantile, args.batch_size).threshold
+        normal = _normal_data(args, args.calibrate)
+        detector = AnomalyDetector.calibrate(model, normal.x, args.quantile, scale=scale, batch_size=args.batch_size)
+        threshold = detector.threshold
         print(f"threshold {threshold:.4f}: the {args.quantile} quantile of {len(normal)} normal examples' scores")
     print(f"{dataset.name}: {len(scores)} scores, median {np.median(scores):.4f}, max {scores.max():.4f}")
     flags = scores > threshold if threshold is not None else None
@@ -157,6 +169,15 @@ def cmd_anomaly(args: argparse.Namespace) -> int:
         _write_scores(args.out, scores, flags, dataset.labels)
         print(f"written to {args.out}")
     return 0
+
+
+def _normal_data(args: argparse.Namespace, source: str):
+    """Normal examples from ``source`` (its train split if a dataset name); labelled data keep only
+    the --normal-class examples."""
+    from .base import keep_classes
+
+    normal = load_data(args, source=source, split="train")
+    return keep_classes(normal, args.normal_class) if normal.labels is not None else normal
 
 
 def _write_scores(path: Path, scores: np.ndarray, flags: np.ndarray | None, labels: np.ndarray | None) -> None:
