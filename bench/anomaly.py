@@ -27,12 +27,11 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import time
-from datetime import date
 from pathlib import Path
 
 import numpy as np
+from common import write_record
 
 METHODS = ("ae", "ae_std", "pca", "pca_std", "pca_best", "iforest")
 
@@ -150,22 +149,8 @@ def summarise(runs: list[dict]) -> dict:
 
 
 def write(args: argparse.Namespace, runs: list[dict], seconds: float) -> dict:
-    import torch
-
     summary = summarise(runs)
-    record = {
-        "benchmark": "anomaly",
-        "date": date.today().isoformat(),
-        "machine": f"{platform.machine()} {platform.processor() or platform.platform()}, {os.cpu_count()} cores",
-        "threads": args.threads,
-        "torch": torch.__version__,
-        "settings": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()},
-        "wall_seconds": round(seconds, 1),
-        "summary": summary,
-        "runs": runs,
-    }
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(record, indent=2) + "\n")
+    write_record(args, "anomaly", seconds, summary=summary, runs=runs)
     return summary
 
 

@@ -31,12 +31,11 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import time
-from datetime import date
 from pathlib import Path
 
 import numpy as np
+from common import write_record
 
 CODE_SIZES = (1, 2, 4, 8, 16, 32, 64)
 LIFTED = 128  # dimension of the synthetic data
@@ -170,19 +169,7 @@ def main() -> None:
             )
             print(json.dumps(convergence[-1]), flush=True)
 
-    record = {
-        "benchmark": "pca_vs_autoencoder",
-        "date": date.today().isoformat(),
-        "machine": f"{platform.machine()} {platform.processor() or platform.platform()}, {os.cpu_count()} cores",
-        "threads": args.threads,
-        "torch": torch.__version__,
-        "settings": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()},
-        "wall_seconds": round(time.perf_counter() - started, 1),
-        "rows": rows,
-        "convergence": convergence,
-    }
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(record, indent=2) + "\n")
+    write_record(args, "pca_vs_autoencoder", time.perf_counter() - started, rows=rows, convergence=convergence)
     figure = plot(rows, convergence)
     args.figure.mkdir(parents=True, exist_ok=True)
     figure.savefig(args.figure / "pca_vs_autoencoder.png", dpi=110)

@@ -30,12 +30,11 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import time
-from datetime import date
 from pathlib import Path
 
 import numpy as np
+from common import write_record
 
 FAMILIES = ("none", "ae", "sparse", "denoising", "contractive")
 SPLIT_SEED = 20110628  # the one fixed seed of every train/validation/test split
@@ -195,22 +194,8 @@ def summarise(runs: list[dict]) -> list[dict]:
 
 
 def write(args: argparse.Namespace, runs: list[dict], seconds: float) -> list[dict]:
-    import torch
-
     summary = summarise(runs)
-    record = {
-        "benchmark": "pretraining",
-        "date": date.today().isoformat(),
-        "machine": f"{platform.machine()} {platform.processor() or platform.platform()}, {os.cpu_count()} cores",
-        "threads": args.threads,
-        "torch": torch.__version__,
-        "settings": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()},
-        "wall_seconds": round(seconds, 1),
-        "summary": summary,
-        "runs": runs,
-    }
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(record, indent=2) + "\n")
+    write_record(args, "pretraining", seconds, summary=summary, runs=runs)
     return summary
 
 

@@ -14,11 +14,7 @@ from aekit.applications.anomaly import AnomalyDetector, quantile_threshold, reco
 from aekit.cli import main
 from aekit.plots import latent_maps, project_codes
 
-
-def run(capsys, *argv):
-    code = main([str(a) for a in argv])
-    captured = capsys.readouterr()
-    return code, captured.out, captured.err
+from .test_cli import run
 
 
 @pytest.fixture(scope="module")
