@@ -93,7 +93,7 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--units", type=int, default=1000, help="hidden units (the paper: 1000)")
     parser.add_argument("--pretrain-epochs", type=int, nargs=2, default=[30, 10], metavar=("MNIST", "FASHION"))
-    parser.add_argument("--finetune-epochs", type=int, nargs=2, default=[30, 10], metavar=("MNIST", "FASHION"))
+    parser.add_argument("--finetune-epochs", type=int, nargs=2, default=[100, 20], metavar=("MNIST", "FASHION"))
     parser.add_argument("--few-epochs", type=int, default=100, help="fine-tuning epochs with few labels")
     parser.add_argument("--labels", type=int, default=1000, help="labelled examples in the few-label regime")
     parser.add_argument("--batch-size", type=int, default=128)
