@@ -265,7 +265,7 @@ class AutoencoderTransformer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, 
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
-        # the network computes in float32: float32 in gives float32 out, float64 in gives float32 out
+        # codes come out in float32, the precision the network is trained in, whatever the input dtype
         tags.transformer_tags.preserves_dtype = ["float32"]
         return tags
 
