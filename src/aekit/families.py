@@ -59,7 +59,7 @@ def family_config(family: str, data_shape: Sequence[int], code_size: int = 32, *
     try:
         return _PRESETS[family](shape, int(code_size), **options)
     except TypeError as error:
-        raise AekitError(f"bad option for family {family!r}", str(error), "see `aekit families`") from None
+        raise AekitError(f"bad option for family {family!r}", str(error), "see `aekit list`") from None
 
 
 def make_model(family: str, data_shape: Sequence[int], code_size: int = 32, **options: Any) -> Autoencoder:

@@ -79,3 +79,83 @@ def image_rows(rows: Sequence[np.ndarray], labels: Sequence[str], title: str = "
 def reconstruction_grid(originals: np.ndarray, reconstructions: np.ndarray, title: str = "") -> Figure:
     """Originals above their reconstructions."""
     return image_rows([originals, reconstructions], ["original", "reconstruction"], title)
+
+
+def project_codes(codes: np.ndarray) -> tuple[np.ndarray, tuple[str, str]]:
+    """2-D points (N, 2) for codes (N, K), and the two axis labels.
+
+    K = 2: the codes themselves. K > 2: their first two principal components (PCA of the codes,
+    centred, via SVD), labelled with the share of the codes' variance each keeps. K = 1: the code
+    against zero (the caller may spread the points vertically).
+    """
+    codes = np.asarray(codes, dtype=np.float64).reshape(len(codes), -1)
+    if codes.shape[1] == 1:
+        return np.column_stack([codes[:, 0], np.zeros(len(codes))]), ("z1", "")
+    if codes.shape[1] == 2:
+        return codes, ("z1", "z2")
+    centred = codes - codes.mean(0)
+    _, singular, vt = np.linalg.svd(centred, full_matrices=False)
+    share = singular**2 / max(float((singular**2).sum()), 1e-300)
+    points = centred @ vt[:2].T  # (N, 2)
+    return points, (f"PC1 of codes ({100 * share[0]:.0f} % var.)", f"PC2 of codes ({100 * share[1]:.0f} % var.)")
+
+
+def latent_maps(
+    panels: dict[str, np.ndarray],
+    labels: np.ndarray | None = None,
+    class_names: Sequence[str] | None = None,
+    title: str = "",
+    seed: int = 0,
+) -> Figure:
+    """Side-by-side scatter plots of codes, one panel per entry of ``panels`` (title -> (N, K) codes),
+    coloured by ``labels`` (N,) with one shared legend; codes wider than 2 are shown through the
+    first two principal components of the codes (see :func:`project_codes`)."""
+    if not panels:
+        raise ValueError("latent_maps needs at least one panel of codes")
+    sizes = {len(codes) for codes in panels.values()}
+    if len(sizes) != 1 or (labels is not None and len(labels) not in sizes):
+        raise ValueError(f"every panel and the labels must have the same number of points, got {sizes}")
+    n = sizes.pop()
+    classes = np.unique(labels) if labels is not None else np.array([0])
+    colours = _class_colours(len(classes))
+    fig = Figure(figsize=(3.6 * len(panels) + 1.6, 3.6), layout="constrained")
+    axes = fig.subplots(1, len(panels), squeeze=False)[0]
+    jitter = np.random.default_rng(seed).uniform(-0.4, 0.4, n)
+    for ax, (name, codes) in zip(axes, panels.items(), strict=True):
+        points, (xlabel, ylabel) = project_codes(codes)
+        if not ylabel:  # one-dimensional codes: spread each class on its own row
+            rows = np.searchsorted(classes, labels) if labels is not None else np.zeros(n)
+            points = np.column_stack([points[:, 0], rows + jitter])
+            ylabel = "class" if labels is not None else ""
+        for index, cls in enumerate(classes):
+            mask = labels == cls if labels is not None else np.ones(n, bool)
+            label = _class_name(cls, class_names)
+            ax.scatter(*points[mask].T, s=3, alpha=0.6, color=colours[index], label=label, rasterized=True)
+        ax.set_title(name)
+        ax.set_xlabel(xlabel)
+        ax.set_ylabel(ylabel)
+        ax.grid(alpha=0.3)
+    if labels is not None:
+        handles, names = axes[0].get_legend_handles_labels()
+        legend = fig.legend(handles, names, loc="outside right center", markerscale=4, frameon=False)
+        for handle in legend.legend_handles:
+            handle.set_alpha(1)
+    if title:
+        fig.suptitle(title)
+    return fig
+
+
+def _class_name(value: Any, names: Sequence[str] | None) -> str:
+    """``names[value]`` for an integer label with a name, else the label as text."""
+    if names is not None and isinstance(value, (int, np.integer)) and 0 <= int(value) < len(names):
+        return str(names[int(value)])
+    return str(value)
+
+
+def _class_colours(count: int) -> list:
+    from matplotlib import colormaps
+
+    cmap = colormaps["tab10" if count <= 10 else "tab20" if count <= 20 else "viridis"]
+    if count <= 20:
+        return [cmap(i) for i in range(count)]
+    return [cmap(i / max(count - 1, 1)) for i in range(count)]

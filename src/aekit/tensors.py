@@ -30,9 +30,9 @@ def resolve_device(name: str = "auto") -> torch.device:
     return device
 
 
-def as_tensor(x: Any, what: str = "data") -> torch.Tensor:
-    """float32 tensor from an array or tensor, checked: at least one example, no NaN/inf."""
-    tensor = torch.as_tensor(x if isinstance(x, torch.Tensor) else np.asarray(x), dtype=torch.float32)
+def as_tensor(x: Any, what: str = "data", dtype: torch.dtype = torch.float32) -> torch.Tensor:
+    """A ``dtype`` (float32) tensor from an array or tensor, checked: at least one example, no NaN/inf."""
+    tensor = torch.as_tensor(x if isinstance(x, torch.Tensor) else np.asarray(x), dtype=dtype)
     if tensor.ndim < 2 or len(tensor) == 0:
         raise AekitError(f"{what} has shape {tuple(tensor.shape)}", "it needs at least one example", "check it")
     if not torch.isfinite(tensor).all():

@@ -57,6 +57,13 @@ def epoch_seed(seed: int, epoch: int, stream: int, rank: int = 0) -> int:
     return int(np.random.SeedSequence([seed, epoch, stream, rank]).generate_state(1)[0])
 
 
+def scheduled_learning_rate(config: TrainConfig, step: int, total_steps: int) -> float:
+    """The learning rate at ``step`` of ``total_steps``: constant, or cosine decay to 1 % of ``lr``."""
+    if config.lr_schedule == "cosine":
+        return config.lr * (0.01 + 0.99 * 0.5 * (1 + math.cos(math.pi * step / max(total_steps, 1))))
+    return config.lr
+
+
 @dataclass
 class TrainResult:
     """What a run produced: per-epoch history, the best validation epoch, why it stopped, speed."""
@@ -298,10 +305,7 @@ class Trainer:
 
     def learning_rate(self, step: int, total_steps: int) -> float:
         """The learning rate at ``step``: constant, or cosine decay to 1 % of ``lr``."""
-        lr = self.config.lr
-        if self.config.lr_schedule == "cosine":
-            return lr * (0.01 + 0.99 * 0.5 * (1 + math.cos(math.pi * step / max(total_steps, 1))))
-        return lr
+        return scheduled_learning_rate(self.config, step, total_steps)
 
     @torch.no_grad()
     def evaluate(self, x: torch.Tensor, batch_size: int = 1024) -> dict[str, float]:

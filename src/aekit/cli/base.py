@@ -74,13 +74,18 @@ def add_data_arguments(parser: argparse.ArgumentParser, required: bool = True, d
         help="threshold at 0.5, one seeded Bernoulli draw (static), or a new draw every batch (dynamic)",
     )
     group.add_argument("--label-column", metavar="COLUMN", help="CSV column (name or index) holding labels")
+    group.add_argument(
+        "--classes",
+        metavar="C1,C2",
+        help="keep only the examples with these labels, e.g. 0 (one-class training for anomaly detection)",
+    )
 
 
 def load_data(args: argparse.Namespace, source: str | None = None, split: str | None = None):
     from ..data import load_dataset
 
     binarize = "none" if args.binarize == "dynamic" else args.binarize
-    return load_dataset(
+    dataset = load_dataset(
         source or args.data,
         split=split or args.split,
         data_dir=args.data_dir,
@@ -90,10 +95,26 @@ def load_data(args: argparse.Namespace, source: str | None = None, split: str | 
         seed=getattr(args, "seed", 0),
         label_column=args.label_column,
     )
+    return keep_classes(dataset, getattr(args, "classes", None))
+
+
+def keep_classes(dataset, classes: str | None):
+    """The examples of ``dataset`` whose label is one of the comma-separated ``classes``."""
+    if not classes:
+        return dataset
+    if dataset.labels is None:
+        raise AekitError(f"--classes {classes}", f"{dataset.name} has no labels", "drop --classes or add labels")
+    wanted = [c.strip() for c in classes.split(",") if c.strip()]
+    keep = np.isin(dataset.labels.astype(str), wanted)
+    if not keep.any():
+        present = ", ".join(map(str, np.unique(dataset.labels)[:20]))
+        raise AekitError(f"no example has a label in {wanted}", f"the labels are {present}", "fix --classes")
+    return dataset.subset(np.flatnonzero(keep))
 
 
 def data_description(args: argparse.Namespace) -> dict[str, Any]:
-    return {key: getattr(args, key) for key in ("data", "split", "data_dir", "scale", "binarize", "label_column")}
+    keys = ("data", "split", "data_dir", "scale", "binarize", "label_column", "classes")
+    return {key: getattr(args, key, None) for key in keys}
 
 
 def save_figure(figure, path: Path) -> Path:

@@ -1,0 +1,44 @@
+"""What every benchmark record carries: date, machine, threads, versions, settings, wall time."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+
+def machine() -> str:
+    """The CPU model name (as lscpu gives it) and the number of cores."""
+    model = platform.processor() or platform.platform()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return f"{model}, {os.cpu_count()} cores"
+
+
+def write_record(args: argparse.Namespace, name: str, seconds: float, **results: Any) -> dict[str, Any]:
+    """Write ``{benchmark, date, machine, threads, torch, settings, wall_seconds, **results}`` as JSON
+    to ``args.out``; returns the record."""
+    import torch
+
+    record = {
+        "benchmark": name,
+        "date": date.today().isoformat(),
+        "machine": machine(),
+        "threads": args.threads,
+        "torch": torch.__version__,
+        "settings": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()},
+        "wall_seconds": round(seconds, 1),
+        **results,
+    }
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(record, indent=2) + "\n")
+    return record
