@@ -19,7 +19,7 @@ from .config import FORMAT_VERSION, TrainConfig
 from .errors import AekitError
 from .io import load_state, read_safetensors, write_safetensors
 from .model import Autoencoder
-from .tensors import as_tensor, resolve_device
+from .tensors import as_tensor, dense_batch, resolve_device
 
 CHECKPOINT_FILE = "checkpoint.safetensors"
 
@@ -136,7 +136,7 @@ class Trainer:
                     step = epoch * steps_per_epoch + i
                     for group in optimizer.param_groups:
                         group["lr"] = self.learning_rate(step, total_steps)
-                    x = x_train[order[i * cfg.batch_size : (i + 1) * cfg.batch_size]]  # (B, *data_shape)
+                    x = dense_batch(x_train[order[i * cfg.batch_size : (i + 1) * cfg.batch_size]])  # (B, *data_shape)
                     if cfg.dynamic_binarization:
                         x = torch.bernoulli(x, generator=noise_gen)
                     with autocast:
@@ -224,7 +224,7 @@ class Trainer:
         sums: torch.Tensor | None = None
         names: list[str] = []
         for start in range(0, len(x), batch_size):
-            batch = x[start : start + batch_size].to(self.device)
+            batch = dense_batch(x[start : start + batch_size].to(self.device))
             if self.config.dynamic_binarization:
                 batch = torch.bernoulli(batch, generator=generator)
             out = model.loss(batch, generator=generator, noisy=True)
