@@ -102,9 +102,7 @@ def main() -> None:
         top_s, tops = timed(lambda q, index=index: index.search(q, args.k), queries)
         if reference is None:
             reference = (lookups, balls, tops)
-        agree = all(
-            np.array_equal(a, b) for a, b in zip(lookups, reference[0], strict=True)
-        ) and all(
+        agree = all(np.array_equal(a, b) for a, b in zip(lookups, reference[0], strict=True)) and all(
             np.array_equal(a[0], b[0]) and np.array_equal(a[1], b[1])
             for mine, theirs in ((balls, reference[1]), (tops, reference[2]))
             for a, b in zip(mine, theirs, strict=True)

@@ -138,7 +138,7 @@ def test_remove_and_add_keep_every_query_exact(backend):
     assert index.remove(np.arange(0, 300, 3)) == 100 and len(index) == 200
     kept = np.setdiff1d(np.arange(300), np.arange(0, 300, 3))
     distances = brute_distances(codes[1:2], codes[kept])[0]
-    found, found_distances = index.radius_search(codes[1], 3)
+    found, _ = index.radius_search(codes[1], 3)
     assert np.array_equal(found, kept[np.lexsort((kept, distances))][: (distances <= 3).sum()])
     found, _ = index.search(codes[1], 20)
     assert np.array_equal(found, kept[np.lexsort((kept, distances))][:20])
@@ -182,11 +182,11 @@ def test_bad_inputs_give_clear_errors():
         empty.search(np.zeros(16), 3)
     index = SemanticHashIndex(16)
     index.add(np.eye(16)[:4])
-    with pytest.raises(aekit.AekitError, match="have 8 bits.*holds 16-bit codes"):
+    with pytest.raises(aekit.AekitError, match=r"have 8 bits.*holds 16-bit codes"):
         index.radius_search(np.zeros(8), 1)
     with pytest.raises(aekit.AekitError, match="have 8 bits"):
         index.add(np.zeros((2, 8)))
-    with pytest.raises(aekit.AekitError, match="radius 17 is outside 0..16"):
+    with pytest.raises(aekit.AekitError, match=r"radius 17 is outside 0..16"):
         index.radius_search(np.zeros(16), 17)
     with pytest.raises(aekit.AekitError, match="not binary"):
         index.lookup(np.full(16, 0.3))
@@ -202,7 +202,7 @@ def test_bad_inputs_give_clear_errors():
 
 def test_a_model_without_a_binary_latent_is_refused():
     vae = aekit.make_model("vae", (1, 9, 7), 4, hidden=[8])
-    with pytest.raises(aekit.AekitError, match="not binary.*semantic hashing needs a code of bits"):
+    with pytest.raises(aekit.AekitError, match=r"not binary.*semantic hashing needs a code of bits"):
         AutoencoderHasher(vae)
 
 
@@ -345,7 +345,7 @@ def test_binary_latent_flips_bits_with_the_given_probability():
     z, _ = latent(h, generator=torch.Generator().manual_seed(0), stochastic=True)
     assert (z < 0.5).float().mean().item() == pytest.approx(0.2, abs=0.01)
     assert torch.equal(latent(h, stochastic=False)[0], torch.ones(500, 64))
-    with pytest.raises(aekit.AekitError, match="flip_probability 0.5"):
+    with pytest.raises(aekit.AekitError, match=r"flip_probability 0.5"):
         aekit.registry.build("latent", {"name": "binary", "code_size": 4, "flip_probability": 0.5})
 
 
