@@ -166,6 +166,7 @@ def train_run(
     write_json(run_dir / "metrics.json", metrics)
     save_figure(loss_curve(result.history, f"{model.family} autoencoder"), run_dir / "loss_curve.png")
     shown = (evaluation if evaluation is not None else x_train)[:12]
+    shown = shown.toarray() if hasattr(shown, "toarray") else shown  # sparse rows (documents)
     import torch
 
     with torch.no_grad():
@@ -309,13 +310,12 @@ def _add_encode(parser: argparse.ArgumentParser) -> None:
 )
 @arguments(_add_encode)
 def cmd_encode(args: argparse.Namespace) -> int:
-    import torch
 
-    from ..tensors import apply_batched
+    from ..tensors import apply_batched, as_tensor
 
     model, dataset = load_run_and_data(args)
     device = next(model.parameters()).device
-    codes = apply_batched(model.encode, torch.as_tensor(dataset.x), args.batch_size, device).numpy()
+    codes = apply_batched(model.encode, as_tensor(dataset.x), args.batch_size, device).numpy()
     save_array(codes.astype(np.float32), args.out)
     print(f"{codes.shape[0]} codes of size {codes.shape[1]} written to {args.out}")
     if args.labels_out:
