@@ -372,3 +372,45 @@ def test_evaluate_hasher_reports_every_figure(rng):
     for key in ("map", "precision_at_k", "precision_radius", "recall_radius", "fit_seconds", "encode_seconds"):
         assert key in row
     assert row["method"] == "itq" and row["bits"] == 8 and 0.5 < row["map"] <= 1
+
+
+# ------------------------------------------------------------------------------------------------ #
+# the hashing penalties against explicit loops
+
+
+@torch.no_grad()
+def _context(model, x):
+    from aekit.penalties import StepContext
+
+    h = model.encoder(x)
+    z, posterior = model.latent(h, stochastic=False)
+    return StepContext(model, x, x, h, z, posterior, model.decoder(z))
+
+
+def test_bit_balance_and_neighbourhood_against_loops():
+    torch.manual_seed(0)
+    model = aekit.make_model("hashing", (6,), 4, hidden=[8])
+    x = torch.rand(10, 6)
+    ctx = _context(model, x)
+    balance = aekit.registry.build("penalty", {"name": "bit_balance", "decorrelation": 0.5})
+    u = 2 * torch.sigmoid(ctx.h) - 1
+    expected = sum(float(u[:, j].mean()) ** 2 for j in range(4)) / 4
+    expected += 0.5 * sum((float((u[:, a] * u[:, b]).mean()) - (a == b)) ** 2 for a in range(4) for b in range(4)) / 16
+    assert float(balance(ctx)) == pytest.approx(expected, rel=1e-5)
+
+    neighbourhood = aekit.registry.build("penalty", {"name": "neighbourhood", "neighbours": 2})
+    total = 0.0
+    for i in range(10):
+        distances = [(float(((x[i] - x[j]) ** 2).sum()), j) for j in range(10) if j != i]
+        for _, j in sorted(distances)[:2]:
+            p = torch.sigmoid(ctx.h[j])
+            log_q, log_1mq = torch.nn.functional.logsigmoid(ctx.h[i]), torch.nn.functional.logsigmoid(-ctx.h[i])
+            total += float(-(p * log_q + (1 - p) * log_1mq).sum())
+    assert float(neighbourhood(ctx)) == pytest.approx(total / 20, rel=1e-5)
+
+
+def test_hashing_penalties_need_a_binary_latent():
+    with pytest.raises(aekit.AekitError, match="the neighbourhood penalty needs a binary latent"):
+        config = aekit.family_config("undercomplete", (6,), 3, hidden=[8])
+        config.penalties = [{"name": "neighbourhood"}]
+        aekit.Autoencoder.from_config(config)

@@ -189,11 +189,6 @@ class KLDivergence(Penalty):
         return ctx.posterior.kl_to_standard_normal().mean()
 
 
-def _signed_code(ctx: StepContext) -> torch.Tensor:
-    """The code mapped to (-1, 1): 2 * sigmoid(h) - 1 for a binary latent, (B, K)."""
-    return 2.0 * ctx.code - 1.0
-
-
 def _needs_binary_latent(model: Autoencoder, penalty: str) -> None:
     if not isinstance(model.latent, BinaryLatent):
         raise AekitError(
@@ -204,12 +199,12 @@ def _needs_binary_latent(model: Autoencoder, penalty: str) -> None:
 
 
 class BitBalance(Penalty):
-    """Balanced, decorrelated bits: each bit splits the batch in half and bits are uncorrelated.
+    """Balanced, decorrelated bits: each bit splits the batch in half and no two bits repeat each other.
 
-    With u = 2 sigmoid(h) - 1 (B, K), the value is
-    ``sum_j mean_b(u_bj)^2 / K + decorrelation * ||U^T U / B - I||_F^2 / K^2``: a relaxation of the
-    two constraints of spectral hashing. Unbalanced bits waste capacity (a bit that is always 1
-    separates nothing) and correlated bits repeat each other.
+    With u = 2 sigmoid(h) - 1 (B, K), the code mapped to (-1, 1), the value is
+    ``mean_k (mean_b u_bk)^2 + decorrelation * ||U^T U / B - I||_F^2 / K^2``: a relaxation of the
+    two constraints of spectral hashing. An unbalanced bit separates few items (a bit that is always
+    1 separates none) and correlated bits repeat each other.
     """
 
     name = "bit_balance"
@@ -224,7 +219,7 @@ class BitBalance(Penalty):
         _needs_binary_latent(model, "bit_balance")
 
     def forward(self, ctx: StepContext) -> torch.Tensor:
-        u = _signed_code(ctx)  # (B, K)
+        u = 2.0 * ctx.code - 1.0  # (B, K) in (-1, 1)
         n, k = u.shape
         balance = u.mean(0).pow(2).mean()
         if self.decorrelation == 0:
