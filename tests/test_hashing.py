@@ -414,3 +414,93 @@ def test_hashing_penalties_need_a_binary_latent():
         config = aekit.family_config("undercomplete", (6,), 3, hidden=[8])
         config.penalties = [{"name": "neighbourhood"}]
         aekit.Autoencoder.from_config(config)
+
+
+# ------------------------------------------------------------------------------------------------ #
+# the command line
+
+
+@pytest.fixture(scope="module")
+def hash_run(tmp_path_factory):
+    """200 labelled embedded images (.npz), a 16-bit hashing run trained on them (1 epoch)."""
+    from aekit.cli import main
+    from aekit.data import load_dataset
+
+    folder = tmp_path_factory.mktemp("hash")
+    data = load_dataset("embedded", split="test")
+    np.savez(folder / "x.npz", x=(data.x[:200] * 255).astype(np.uint8), y=data.labels[:200])
+    code = main(
+        ["train", "--family", "hashing", "--data", str(folder / "x.npz"), "--code-size", "16", "--hidden", "32"]
+        + ["--epochs", "1", "--batch-size", "64", "--out", str(folder / "run"), "--no-progress"]
+    )
+    assert code == 0
+    return folder
+
+
+def run_cli(capsys, *argv):
+    from aekit.cli import main
+
+    code = main([str(a) for a in argv])
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
+
+
+def test_cli_build_query_evaluate(hash_run, capsys):
+    index_file = hash_run / "index.npz"
+    code, out, _ = run_cli(
+        capsys, "hash", "build", "--model", hash_run / "run", "--data", hash_run / "x.npz", "--out", index_file
+    )
+    assert code == 0 and "200 items, 16-bit codes (autoencoder)" in out
+    index, extra, meta = load_index(index_file)
+    assert len(index) == 200 and np.array_equal(np.sort(extra["label_ids"]), np.arange(200))
+
+    code, out, _ = run_cli(capsys, "hash", "query", index_file, "--id", 5, "--radius", 1)
+    ids, distances = index.radius_search(index.codes_of([5])[0], 1)
+    lines = [line.split() for line in out.splitlines()[2:]]
+    assert code == 0 and [int(line[0]) for line in lines] == ids.tolist()
+    assert [int(line[1]) for line in lines] == distances.tolist()
+
+    np.save(hash_run / "new.npy", (np.load(hash_run / "x.npz")["x"][:2]))
+    code, out, _ = run_cli(capsys, "hash", "query", index_file, "--data", hash_run / "new.npy", "-k", 3)
+    assert code == 0 and out.count("3 nearest") == 2
+
+    code, out, _ = run_cli(
+        capsys, "hash", "evaluate", "--data", hash_run / "x.npz", "--model", hash_run / "run",
+        "--methods", "itq,lsh", "--bits", "8", "--queries", 20, "--json", hash_run / "table.json",
+    )  # fmt: skip
+    assert code == 0 and "autoencoder" in out and "itq" in out
+    table = __import__("json").loads((hash_run / "table.json").read_text())
+    assert [row["method"] for row in table["rows"]] == ["autoencoder", "itq", "lsh"]
+    assert table["queries"] == 20 and table["database"] == 180
+
+
+def test_cli_baseline_index_encodes_new_inputs(hash_run, capsys):
+    index_file = hash_run / "itq.npz"
+    code, _, _ = run_cli(
+        capsys, "hash", "build", "--method", "itq", "--bits", 24, "--data", hash_run / "x.npz", "--out", index_file
+    )
+    assert code == 0
+    np.save(hash_run / "one.npy", np.load(hash_run / "x.npz")["x"][7:8])
+    code, out, _ = run_cli(capsys, "hash", "query", index_file, "--data", hash_run / "one.npy", "-k", 1)
+    assert code == 0 and out.splitlines()[2].split()[:2] == ["7", "0"]  # the item itself, distance 0
+
+
+def test_cli_bad_inputs_exit_2_with_one_line(hash_run, capsys):
+    index_file = hash_run / "bad-inputs.npz"
+    run_cli(capsys, "hash", "build", "--method", "lsh", "--bits", 8, "--data", hash_run / "x.npz", "--out", index_file)
+    cases = [
+        (("hash", "query", index_file, "--id", 0, "--radius", 9), "radius 9 is outside 0..8"),
+        (("hash", "query", index_file, "--id", 999), "id 999 is not in the index"),
+        (("hash", "query", hash_run / "missing.npz", "--id", 0), "does not exist"),
+        (("hash", "build", "--method", "lsh", "--data", hash_run / "x.npz", "--out", index_file), "already exists"),
+        (("hash", "evaluate", "--data", hash_run / "x.npz", "--methods", "none"), "nothing to evaluate"),
+    ]
+    for argv, message in cases:
+        code, _, err = run_cli(capsys, *argv)
+        assert code == 2 and message in err and len(err.strip().splitlines()) == 1, (argv, err)
+    vae = aekit.make_model("vae", (1, 28, 28), 4, hidden=[8])
+    aekit.save_model(vae, hash_run / "vae")
+    code, _, err = run_cli(
+        capsys, "hash", "build", "--model", hash_run / "vae", "--data", hash_run / "x.npz", "--out", hash_run / "v.npz"
+    )
+    assert code == 2 and "not binary" in err
