@@ -430,8 +430,10 @@ def hash_run(tmp_path_factory):
     data = load_dataset("embedded", split="test")
     np.savez(folder / "x.npz", x=(data.x[:200] * 255).astype(np.uint8), y=data.labels[:200])
     code = main(
-        ["train", "--family", "hashing", "--data", str(folder / "x.npz"), "--code-size", "16", "--hidden", "32"]
-        + ["--epochs", "1", "--batch-size", "64", "--out", str(folder / "run"), "--no-progress"]
+        [
+            *("train", "--family", "hashing", "--data", str(folder / "x.npz"), "--code-size", "16", "--hidden", "32"),
+            *("--epochs", "1", "--batch-size", "64", "--out", str(folder / "run"), "--no-progress"),
+        ]
     )
     assert code == 0
     return folder
@@ -451,7 +453,7 @@ def test_cli_build_query_evaluate(hash_run, capsys):
         capsys, "hash", "build", "--model", hash_run / "run", "--data", hash_run / "x.npz", "--out", index_file
     )
     assert code == 0 and "200 items, 16-bit codes (autoencoder)" in out
-    index, extra, meta = load_index(index_file)
+    index, extra, _ = load_index(index_file)
     assert len(index) == 200 and np.array_equal(np.sort(extra["label_ids"]), np.arange(200))
 
     code, out, _ = run_cli(capsys, "hash", "query", index_file, "--id", 5, "--radius", 1)
