@@ -69,7 +69,7 @@ def euclidean_map(database, queries, chunk: int = 100) -> float:
     return total / len(q)
 
 
-def train_autoencoder(database, n_bits: int, args) -> tuple[object, dict]:
+def train_autoencoder(database, n_bits: int, epochs: int, args) -> tuple[object, dict]:
     import torch
 
     import aekit
@@ -85,7 +85,7 @@ def train_autoencoder(database, n_bits: int, args) -> tuple[object, dict]:
     torch.manual_seed(args.seed)
     model = aekit.make_model("hashing", database.data_shape, n_bits, **options)
     config = aekit.TrainConfig(
-        epochs=args.epochs,
+        epochs=epochs,
         batch_size=args.batch_size,
         lr=args.lr,
         lr_schedule="cosine",
@@ -95,7 +95,7 @@ def train_autoencoder(database, n_bits: int, args) -> tuple[object, dict]:
     result = aekit.Trainer(model, config, progress=args.progress).fit(database.x)
     return model, {
         "train_seconds": round(result.seconds, 1),
-        "epochs": args.epochs,
+        "epochs": epochs,
         "final_loss": result.history[-1]["train"],
         "model": model.config.to_dict(),
     }
@@ -114,9 +114,9 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     group = parser.add_argument_group("autoencoder")
     group.add_argument("--network", default="mlp", choices=["mlp", "conv"])
-    group.add_argument("--hidden", default="1024,512")
+    group.add_argument("--hidden", default="512,256")
     group.add_argument("--channels", default="32,64")
-    group.add_argument("--epochs", type=int, default=30)
+    group.add_argument("--epochs", default="fashion-mnist=30,mnist=200", help="per dataset: NAME=EPOCHS,...")
     group.add_argument("--batch-size", type=int, default=1024)
     group.add_argument("--lr", type=float, default=2e-3)
     group.add_argument(
@@ -135,6 +135,7 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     bits = [int(b) for b in args.bits.split(",")]
     methods = args.methods.split(",")
+    epochs = {key: int(value) for key, value in (item.split("=") for item in args.epochs.split(","))}
     results = {
         "date": date.today().isoformat(),
         "machine": machine(),
@@ -156,7 +157,7 @@ def main() -> None:
             for method in methods:
                 extra = {}
                 if method == "autoencoder":
-                    model, extra = train_autoencoder(database, n_bits, args)
+                    model, extra = train_autoencoder(database, n_bits, epochs[name], args)
                     hasher, fit = AutoencoderHasher(model), False
                 else:
                     hasher, fit = make_hasher(method, n_bits, seed=args.seed), True

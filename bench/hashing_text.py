@@ -61,6 +61,7 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=60)
     parser.add_argument("--batch-size", type=int, default=256)
     parser.add_argument("--hidden", default="512,256")
+    parser.add_argument("--likelihood", default="bernoulli", choices=["bernoulli", "gaussian"])
     parser.add_argument("-o", "--option", action="append", default=[], help="family option KEY=JSON")
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--seed", type=int, default=0)
@@ -89,7 +90,7 @@ def main() -> None:
         f"{tfidf.nnz / tfidf.shape[0]:.1f} non-zeros per document; {len(query_rows)} queries",
         flush=True,
     )
-    options = {"hidden": [int(v) for v in args.hidden.split(",")], "likelihood": "gaussian"}
+    options = {"hidden": [int(v) for v in args.hidden.split(",")], "likelihood": args.likelihood}
     for item in args.option:
         key, value = item.split("=", 1)
         options[key] = json.loads(value)
