@@ -506,3 +506,15 @@ def test_cli_bad_inputs_exit_2_with_one_line(hash_run, capsys):
         capsys, "hash", "build", "--model", hash_run / "vae", "--data", hash_run / "x.npz", "--out", hash_run / "v.npz"
     )
     assert code == 2 and "not binary" in err
+
+
+def test_multinomial_likelihood_against_torch_distributions():
+    torch.manual_seed(0)
+    likelihood = aekit.registry.build("likelihood", {"name": "multinomial", "draws": 30})
+    logits = torch.randn(4, 7)
+    counts = torch.distributions.Multinomial(12, logits=logits).sample()
+    reference = torch.distributions.Multinomial(12, logits=logits).log_prob(counts)
+    coefficient = torch.lgamma(torch.tensor(13.0)) - torch.lgamma(counts + 1).sum(1)
+    assert torch.allclose(likelihood.nll(logits, counts), -(reference - coefficient), atol=1e-5)
+    assert torch.allclose(likelihood.mean(logits).sum(1), torch.ones(4))
+    assert torch.equal(likelihood.sample(logits).sum(1), torch.full((4,), 30.0))
