@@ -7,7 +7,8 @@ sparse         + L1 on the code (``sparsity="l1"``) or KL to a target activation
 denoising      the encoder sees C(x~|x) (gaussian, masking or salt_and_pepper); target is x
 contractive    sigmoid code + weight * ||d code / d x||_F^2
 vae            Gaussian latent (mean, log-variance), + beta * KL(q(z|x) || N(0, I))
-hashing        binary latent: noise before a sigmoid in training, hard bits at inference
+hashing        binary latent: noise before a sigmoid in training, hard bits at inference;
+               + balanced, decorrelated bits and neighbours in the batch sharing bits
 =============  ==========================================================================
 
 Options shared by every family: ``network`` (``mlp`` | ``conv``), ``hidden`` (MLP widths, the
@@ -242,7 +243,29 @@ def vae(
 
 
 @preset("hashing")
-def hashing(data_shape: list[int], code_size: int, noise_std: float = 3.0, **net: Any) -> ModelConfig:
-    """Binary codes of ``code_size`` bits for semantic hashing."""
-    latent = {"name": "binary", "code_size": code_size, "noise_std": noise_std}
-    return _compose("hashing", data_shape, code_size, latent=latent, **net)
+def hashing(
+    data_shape: list[int],
+    code_size: int,
+    noise_std: float = 3.0,
+    flip_probability: float = 0.0,
+    balance: float = 100.0,
+    decorrelation: float = 1.0,
+    neighbourhood: float = 3.0,
+    neighbours: int = 5,
+    likelihood: str | dict = "bernoulli",
+    **net: Any,
+) -> ModelConfig:
+    """Binary codes of ``code_size`` bits for semantic hashing (noise before a sigmoid, hard bits).
+
+    ``balance`` weighs balanced, decorrelated bits (``decorrelation`` within it), ``neighbourhood``
+    pulls the codes of each example's ``neighbours`` nearest examples of the batch together
+    (cross-entropy in nats summed over the bits; give 0 to turn a term off), ``flip_probability``
+    flips code units in training. The weights suit 28x28 images with a Bernoulli likelihood.
+    """
+    latent = {"name": "binary", "code_size": code_size, "noise_std": noise_std, "flip_probability": flip_probability}
+    penalties = []
+    if balance > 0:
+        penalties.append({"name": "bit_balance", "weight": balance, "decorrelation": decorrelation})
+    if neighbourhood > 0:
+        penalties.append({"name": "neighbourhood", "weight": neighbourhood, "neighbours": neighbours})
+    return _compose("hashing", data_shape, code_size, latent=latent, likelihood=likelihood, penalties=penalties, **net)

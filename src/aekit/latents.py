@@ -125,21 +125,37 @@ class BinaryLatent(Latent):
     The Gaussian noise (std ``noise_std``) injected before the sigmoid only leaves the decoder a
     usable signal when |h| is large, so training drives the code units to saturation and the
     thresholded bits lose little.
+
+    ``flip_probability`` p also flips each training code unit (z -> 1 - z) with probability p, as a
+    noisy channel would. The decoder must then map codes a few bit flips apart to similar outputs,
+    so the encoder gives similar inputs codes a small Hamming distance apart (a noisy channel
+    orders a vector quantiser's codebook topologically; Luttrell 1989). That order is what
+    Hamming-ball and Hamming-ranking retrieval rely on.
     """
 
     name = "binary"
 
-    def __init__(self, code_size: int, noise_std: float = 3.0) -> None:
+    def __init__(self, code_size: int, noise_std: float = 3.0, flip_probability: float = 0.0) -> None:
         super().__init__(code_size)
         if noise_std < 0:
             raise AekitError(f"noise_std {noise_std} is negative", "it is a standard deviation", "use >= 0")
+        if not 0 <= flip_probability < 0.5:
+            raise AekitError(
+                f"flip_probability {flip_probability} is outside [0, 0.5)", "at 0.5 a bit carries nothing", "lower it"
+            )
         self.noise_std = float(noise_std)
+        self.flip_probability = float(flip_probability)
 
     def forward(self, h, generator=None, stochastic=None):
-        if self._stochastic(stochastic):
-            noise = torch.randn(h.shape, generator=generator, device=h.device, dtype=h.dtype)
-            return torch.sigmoid(h + self.noise_std * noise), None
-        return self.code(h), None
+        if not self._stochastic(stochastic):
+            return self.code(h), None
+        noise = torch.randn(h.shape, generator=generator, device=h.device, dtype=h.dtype)
+        z = torch.sigmoid(h + self.noise_std * noise)  # (B, K)
+        if self.flip_probability > 0:
+            uniform = torch.rand(h.shape, generator=generator, device=h.device, dtype=h.dtype)
+            flips = (uniform < self.flip_probability).to(h.dtype)
+            z = z + flips * (1.0 - 2.0 * z)  # z or 1 - z; the gradient changes sign with the flip
+        return z, None
 
     def mean(self, h: torch.Tensor) -> torch.Tensor:
         return torch.sigmoid(h)

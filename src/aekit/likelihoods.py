@@ -108,3 +108,36 @@ class BernoulliLikelihood(Likelihood):
 
     def sample(self, params, generator=None):
         return torch.bernoulli(torch.sigmoid(params), generator=generator)
+
+
+class MultinomialLikelihood(Likelihood):
+    """Decoder outputs are the logits of a distribution over the D features (words), for documents.
+
+    ``nll(params, x) = -sum_d x_d log softmax(params)_d``: the negative log-probability of a bag of
+    words with (possibly fractional) counts x, up to the multinomial coefficient, in nats per
+    document; TF-IDF weights work as fractional counts. A document's words then inform the code
+    about what it is about, which a per-word Bernoulli on mostly-zero inputs barely does (the
+    multinomial/softmax output of semantic hashing's document models). ``mean`` is the word
+    distribution softmax(params); ``sample`` draws ``draws`` words from it.
+    """
+
+    name = "multinomial"
+
+    def __init__(self, draws: int = 100) -> None:
+        super().__init__()
+        if int(draws) < 1:
+            raise AekitError(f"draws={draws}", "a sampled document needs at least one word", "use >= 1")
+        self.draws = int(draws)
+
+    def nll(self, params: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+        log_p = F.log_softmax(params.flatten(1), dim=1)  # (B, D)
+        return -(x.flatten(1) * log_p).sum(1)
+
+    def mean(self, params: torch.Tensor) -> torch.Tensor:
+        return F.softmax(params.flatten(1), dim=1).view_as(params)
+
+    def sample(self, params, generator=None):
+        probabilities = F.softmax(params.flatten(1), dim=1)
+        words = torch.multinomial(probabilities, self.draws, replacement=True, generator=generator)  # (B, draws)
+        counts = torch.zeros_like(probabilities).scatter_add_(1, words, torch.ones_like(words, dtype=params.dtype))
+        return counts.view_as(params)

@@ -30,7 +30,7 @@ from .data.streaming import ArrayFile
 from .errors import AekitError
 from .io import load_state, read_safetensors, write_safetensors
 from .model import Autoencoder, LossOutput
-from .tensors import as_tensor, resolve_device
+from .tensors import as_tensor, dense_batch, resolve_device
 
 CHECKPOINT_FILE = "checkpoint.safetensors"
 STREAM_VALIDATION_LIMIT = 10_000  # held-out rows read into memory from a streamed dataset
@@ -244,7 +244,9 @@ class Trainer:
                     step = epoch * steps_per_epoch + i
                     if len(x_global) < topology.world:  # a last batch too small to share: every process skips it
                         continue
-                    x = x_global[distributed.shard(len(x_global), topology)]  # (b, *data_shape), this process
+                    x = dense_batch(
+                        x_global[distributed.shard(len(x_global), topology)]
+                    )  # (b, *data_shape), this process
                     for group in optimizer.param_groups:
                         group["lr"] = self.learning_rate(step, total_steps)
                     if cfg.dynamic_binarization:
@@ -320,7 +322,7 @@ class Trainer:
         generator = torch.Generator(device=self.device).manual_seed(epoch_seed(self.config.seed, 0, 3, topology.rank))
         sums, names = None, []
         for start in range(0, len(x), batch_size):
-            batch = x[start : start + batch_size].to(self.device)
+            batch = dense_batch(x[start : start + batch_size].to(self.device))
             if self.config.dynamic_binarization:
                 batch = torch.bernoulli(batch, generator=generator)
             out = model.loss(batch, generator=generator, noisy=True)

@@ -176,7 +176,7 @@ def train_run(
     write_json(run_dir / "history.json", result.history)
     write_json(run_dir / "metrics.json", metrics)
     save_figure(loss_curve(result.history, f"{model.family} autoencoder"), run_dir / "loss_curve.png")
-    shown = x_test[:12] if x_test is not None else _first_rows(x_train, 12)
+    shown = _first_rows(x_test if x_test is not None else x_train, 12)
     with torch.no_grad():
         recon = model.reconstruct(torch.as_tensor(shown).to(trainer.device)).cpu().numpy()
     save_figure(reconstruction_grid(shown, recon, f"{model.family}: reconstructions"), run_dir / "reconstructions.png")
@@ -186,7 +186,8 @@ def train_run(
 def _first_rows(x: Any, count: int) -> np.ndarray:
     from ..data.streaming import ArrayFile
 
-    return x.read(0, min(count, len(x))) if isinstance(x, ArrayFile) else np.asarray(x[:count])
+    rows = x.read(0, min(count, len(x))) if isinstance(x, ArrayFile) else x[:count]
+    return rows.toarray() if hasattr(rows, "toarray") else np.asarray(rows)  # sparse rows: documents
 
 
 def _add_train(parser: argparse.ArgumentParser) -> None:
@@ -347,13 +348,12 @@ def _add_encode(parser: argparse.ArgumentParser) -> None:
 )
 @arguments(_add_encode)
 def cmd_encode(args: argparse.Namespace) -> int:
-    import torch
 
-    from ..tensors import apply_batched
+    from ..tensors import apply_batched, as_tensor
 
     model, dataset = load_run_and_data(args)
     device = next(model.parameters()).device
-    codes = apply_batched(model.encode, torch.as_tensor(dataset.x), args.batch_size, device).numpy()
+    codes = apply_batched(model.encode, as_tensor(dataset.x), args.batch_size, device).numpy()
     save_array(codes.astype(np.float32), args.out)
     print(f"{codes.shape[0]} codes of size {codes.shape[1]} written to {args.out}")
     if args.labels_out:

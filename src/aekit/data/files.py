@@ -22,10 +22,16 @@ def load_npy(path: Path) -> tuple[np.ndarray, np.ndarray | None]:
 
 
 def load_npz(path: Path) -> tuple[np.ndarray, np.ndarray | None]:
-    """Features under ``x``/``X``/``data`` (or the only array), labels under ``y``/``labels``."""
+    """Features under ``x``/``X``/``data`` (or the only array), labels under ``y``/``labels``.
+
+    A file written by ``scipy.sparse.save_npz`` (keys ``data``, ``indices``, ``indptr``, ``shape``,
+    ``format``) is read as a sparse matrix; labels may sit next to it under ``y`` or ``labels``.
+    """
     try:
         archive = np.load(path, allow_pickle=False)
         keys = list(archive.keys())
+        if {"data", "indices", "indptr", "shape", "format"} <= set(keys):
+            return _sparse_from_archive(archive, path), next((archive[k] for k in ("y", "labels") if k in keys), None)
         feature_key = next((k for k in ("x", "X", "data", "images") if k in keys), keys[0] if len(keys) == 1 else None)
         if feature_key is None:
             raise AekitError(
@@ -41,6 +47,18 @@ def load_npz(path: Path) -> tuple[np.ndarray, np.ndarray | None]:
         raise AekitError(f"{path} cannot be read as numeric arrays", str(error), "save numeric arrays") from None
     except (OSError, EOFError) as error:
         raise AekitError(f"{path} is not a readable .npz file", str(error), "check the file") from None
+
+
+def _sparse_from_archive(archive, path: Path):
+    import scipy.sparse as sp
+
+    kind = archive["format"].item()
+    kind = kind.decode() if isinstance(kind, bytes) else str(kind)
+    makers = {"csr": sp.csr_matrix, "csc": sp.csc_matrix}
+    if kind not in makers:
+        raise AekitError(f"{path} holds a sparse matrix in {kind!r} format", "aekit reads csr and csc", "save as csr")
+    shape = tuple(int(v) for v in archive["shape"])
+    return makers[kind]((archive["data"], archive["indices"], archive["indptr"]), shape=shape).tocsr()
 
 
 def load_csv(path: Path, label_column: str | int | None = None) -> tuple[np.ndarray, np.ndarray | None]:
