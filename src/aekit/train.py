@@ -139,8 +139,9 @@ class Trainer:
                     x = x_train[order[i * cfg.batch_size : (i + 1) * cfg.batch_size]]  # (B, *data_shape)
                     if cfg.dynamic_binarization:
                         x = torch.bernoulli(x, generator=noise_gen)
+                    scale = self.penalty_scale(step, steps_per_epoch)  # 1 unless warming up
                     with autocast:
-                        out = model.loss(x, generator=noise_gen)
+                        out = model.loss(x, generator=noise_gen, penalty_scale=scale)
                     optimizer.zero_grad(set_to_none=True)
                     out.total.backward()
                     if cfg.clip_grad_norm > 0:
@@ -213,6 +214,14 @@ class Trainer:
         if self.config.lr_schedule == "cosine":
             return lr * (0.01 + 0.99 * 0.5 * (1 + math.cos(math.pi * step / max(total_steps, 1))))
         return lr
+
+    def penalty_scale(self, step: int, steps_per_epoch: int) -> float:
+        """What multiplies every penalty weight at ``step``: 1, or with ``penalty_warmup_epochs`` a
+        linear ramp from 0 (KL warm-up, Sonderby et al. 2016: the decoder learns to use the code
+        before the KL pulls the posterior to the prior). A function of the step alone, so a resumed
+        run continues the ramp exactly."""
+        warmup_steps = self.config.penalty_warmup_epochs * steps_per_epoch
+        return min(1.0, step / warmup_steps) if warmup_steps > 0 else 1.0
 
     @torch.no_grad()
     def evaluate(self, x: torch.Tensor, batch_size: int = 1024) -> dict[str, float]:
@@ -290,6 +299,7 @@ class Trainer:
             "lr_schedule",
             "dynamic_binarization",
             "precision",
+            "penalty_warmup_epochs",
         ):
             if saved.get(key) != getattr(self.config, key):
                 raise AekitError(
