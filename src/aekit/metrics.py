@@ -102,6 +102,23 @@ def importance_sampled_nll(
     return torch.cat(nll).double().numpy()
 
 
+@torch.no_grad()
+def active_units(model: Autoencoder, x: Any, threshold: float = 0.01, batch_size: int = 1024) -> int:
+    """How many code units the data use: Var over examples of E_q[z_u | x] above ``threshold``.
+
+    The measure of Burda et al. (2016): a unit whose posterior mean does not vary with x carries
+    no information (its posterior collapsed to the prior). Needs a Gaussian latent.
+    """
+    model.latent.require_prior()
+    device = next(model.parameters()).device
+    x = as_tensor(x)
+    was_training = model.training
+    model.eval()
+    means = torch.cat([model.encode(x[i : i + batch_size].to(device)).cpu() for i in range(0, len(x), batch_size)])
+    model.train(was_training)
+    return int((means.double().var(0) > threshold).sum())
+
+
 def principal_angles(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """Principal angles in degrees between the column spaces of a (D, k) and b (D, l), largest first."""
     return np.degrees(scipy.linalg.subspace_angles(np.asarray(a, np.float64), np.asarray(b, np.float64)))

@@ -194,9 +194,8 @@ class Autoencoder(nn.Module):
         self._check_input(x)
         q = posterior if posterior is not None else self.latent.posterior(self.encoder(x))
         z = q.sample(generator, samples)  # (S, B, K)
-        params = self.decoder(z.flatten(0, 1))  # (S*B, *data_shape)
-        targets = x.expand(samples, *x.shape).flatten(0, 1)  # (S*B, *data_shape)
-        log_px_given_z = -self.likelihood.nll(params, targets).view(samples, len(x))  # (S, B)
+        params = self.decoder(z.flatten(0, 1)).view(samples, *x.shape)  # (S, B, *data_shape)
+        log_px_given_z = -self.likelihood.nll(params, x)  # (S, B), x broadcast over the samples
         return log_px_given_z + self.latent.prior_log_prob(z) - q.log_prob(z)
 
     def _check_input(self, x: torch.Tensor) -> None:

@@ -12,7 +12,7 @@ import sys
 from collections.abc import Sequence
 
 from ..errors import AekitError
-from . import core  # noqa: F401  (registers the core commands)
+from . import core, generation  # noqa: F401  (registering their commands)
 from .base import _COMMANDS, EXIT_BAD_INPUT
 
 __all__ = ["build_parser", "main"]
