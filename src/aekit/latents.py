@@ -144,7 +144,9 @@ class GaussianLatent(Latent):
     def in_features(self) -> int:
         return 2 * self.code_size
 
-    def prior_sample(self, n, generator=None, device=None):
+    def prior_sample(
+        self, n: int, generator: torch.Generator | None = None, device: torch.device | str | None = None
+    ) -> torch.Tensor:
         return torch.randn((n, self.code_size), generator=generator, device=device)
 
     def prior_log_prob(self, z: torch.Tensor) -> torch.Tensor:

@@ -141,7 +141,8 @@ def print_report(title: str, report: dict[str, float]) -> None:
     }
     print(title)
     for key, value in report.items():
-        print(f"  {key:<14} {value:12.4f}   {units.get(key, '')}")
+        shown = f"{value:12d}" if isinstance(value, int) else f"{value:12.4f}"
+        print(f"  {key:<18} {shown}   {units.get(key, '')}")
 
 
 # ------------------------------------------------------------------------------------------------ #
