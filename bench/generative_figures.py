@@ -35,15 +35,36 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+def script_arguments(description: str, results_name: str) -> argparse.ArgumentParser:
+    """The options every figure script takes: data, threads, seed, where figures and numbers go."""
+    parser = argparse.ArgumentParser(description=description, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data-dir", default=os.environ.get("AEKIT_DATA_DIR"))
-    parser.add_argument("--dataset", default="fashion-mnist", choices=["fashion-mnist", "mnist"])
     parser.add_argument("--threads", type=int, default=1)
-    parser.add_argument("--epochs", type=int, default=15)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--figures", type=Path, default=ROOT / "docs" / "figures")
-    parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "generative_figures.json")
+    parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / f"{results_name}.json")
+    return parser
+
+
+def start(name: str, args: argparse.Namespace) -> dict:
+    """Set the thread count; the record's header: benchmark, date, machine, threads, torch, settings."""
+    import torch
+
+    torch.set_num_threads(args.threads)
+    return {
+        "benchmark": name,
+        "date": date.today().isoformat(),
+        "machine": machine(),
+        "threads": args.threads,
+        "torch": torch.__version__,
+        "settings": {k: str(v) for k, v in vars(args).items()},
+    }
+
+
+def main() -> None:
+    parser = script_arguments(__doc__, "generative_figures")
+    parser.add_argument("--dataset", default="fashion-mnist", choices=["fashion-mnist", "mnist"])
+    parser.add_argument("--epochs", type=int, default=15)
     args = parser.parse_args()
     os.environ.setdefault("OMP_NUM_THREADS", str(args.threads))
 
@@ -54,19 +75,11 @@ def main() -> None:
     from aekit.applications import generation
     from aekit.plots import code_scatter, image_grids, image_rows
 
-    torch.set_num_threads(args.threads)
+    record = start("generative_figures", args)
     train, test = load(args)
     print(f"{args.dataset}: {len(train)} training, {len(test)} test images")
     rng = np.random.default_rng(args.seed)
-    record: dict = {
-        "benchmark": "generative_figures",
-        "date": date.today().isoformat(),
-        "machine": machine(),
-        "threads": args.threads,
-        "torch": torch.__version__,
-        "settings": {k: str(v) for k, v in vars(args).items()},
-        "data": f"{args.dataset}: {len(train)} train / {len(test)} test",
-    }
+    record["data"] = f"{args.dataset}: {len(train)} train / {len(test)} test"
     models, seconds = {}, {}
     for family in ("undercomplete", "vae"):
         for code_size in (50, 3):
@@ -136,6 +149,10 @@ def main() -> None:
     figure = code_scatter(codes, test.labels, test.class_names, "Test codes (code size 3), coloured by class")
     save(figure, args, "generative_latent_space.png")
 
+    finish(record, args)
+
+
+def finish(record: dict, args: argparse.Namespace) -> None:
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(record, indent=1) + "\n")
     print(json.dumps(record, indent=1))

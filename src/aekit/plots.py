@@ -12,6 +12,7 @@ from typing import Any
 
 import numpy as np
 from matplotlib.figure import Figure
+from matplotlib.ticker import NullFormatter
 
 STYLE = {"figure.dpi": 100, "font.size": 9}
 
@@ -166,6 +167,7 @@ def tangent_rows(rows: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]], tit
                 ax.set_ylabel(label, fontsize=8)
         ax = fig.add_subplot(grid[r, k + 1 :])
         ax.semilogy(np.arange(1, len(singular_values) + 1), singular_values, marker="o", ms=2)
+        ax.yaxis.set_minor_formatter(NullFormatter())  # decades only: minor labels crowd a small panel
         ax.set_title("singular values" if r == 0 else "", fontsize=8)
         ax.grid(alpha=0.3)
     if title:
