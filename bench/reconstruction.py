@@ -56,15 +56,9 @@ def main() -> None:
         "undercomplete", train.data_shape, 30, hidden=[1000, 500, 250], activation=args.activation, norm=args.norm
     )
     config = aekit.TrainConfig(
-        epochs=args.epochs,
-        batch_size=args.batch_size,
-        lr=args.lr,
-        lr_schedule="cosine",
-        val_fraction=0.0,
-        weight_decay=args.weight_decay,
-        optimizer="adamw" if args.weight_decay else "adam",
-        precision=args.precision,
-        seed=args.seed,
+        epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, lr_schedule="cosine", val_fraction=0.0,
+        weight_decay=args.weight_decay, optimizer="adamw" if args.weight_decay else "adam",
+        precision=args.precision, seed=args.seed,
     )
     result = aekit.Trainer(model, config, progress=True).fit(train.x)
     ae_error = aekit.reconstruction_report(model, test.x)["squared_error"]

@@ -311,7 +311,9 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     if samples is None and model.latent.has_prior:
         samples = 100
     if samples is not None:
-        nll = importance_sampled_nll(model, dataset.x, samples, batch_size=args.batch_size, seed=args.seed)
+        nll = importance_sampled_nll(
+            model, dataset.x, samples, batch_size=args.batch_size, seed=args.seed, progress=samples >= 1000
+        )
         report["is_nll"] = float(nll.mean())
         report["is_nll_stderr"] = float(nll.std(ddof=1) / np.sqrt(len(nll))) if len(nll) > 1 else 0.0
         report["importance_samples"] = samples
