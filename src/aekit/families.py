@@ -6,7 +6,7 @@ undercomplete  deep non-linear encoder/decoder, small code, no penalty
 sparse         + L1 on the code (``sparsity="l1"``) or KL to a target activation (``"kl"``)
 denoising      the encoder sees C(x~|x) (gaussian, masking or salt_and_pepper); target is x
 contractive    sigmoid code + weight * ||d code / d x||_F^2
-vae            Gaussian latent (mean, log-variance), + beta * KL(q(z|x) || N(0, I))
+vae            Gaussian latent (mean, log-variance), + beta * KL to N(0, I); or the IWAE bound
 hashing        binary latent: noise before a sigmoid in training, hard bits at inference;
                + balanced, decorrelated bits and neighbours in the batch sharing bits
 =============  ==========================================================================
@@ -226,10 +226,30 @@ def contractive(
 
 @preset("vae")
 def vae(
-    data_shape: list[int], code_size: int, beta: float = 1.0, likelihood: str | dict = "bernoulli", **net: Any
+    data_shape: list[int],
+    code_size: int,
+    beta: float = 1.0,
+    free_bits: float = 0.0,
+    importance_samples: int = 1,
+    likelihood: str | dict = "bernoulli",
+    **net: Any,
 ) -> ModelConfig:
-    """Gaussian q(z|x) with a log-variance head, reparameterised; + beta * analytic KL to N(0, I)."""
+    """Gaussian q(z|x) with a log-variance head, reparameterised; + beta * analytic KL to N(0, I).
+
+    ``free_bits``: a KL floor per code unit (nats). ``importance_samples`` K > 1 trains on the
+    IWAE bound with K samples instead of the ELBO (then ``beta`` weights the bound's KL-like term).
+    """
     latent = {"name": "gaussian", "code_size": code_size}
+    if int(importance_samples) > 1:
+        if free_bits:
+            raise AekitError(
+                "free bits and the IWAE objective do not combine",
+                "free bits act on the ELBO's analytic KL term, which the IWAE bound does not have",
+                "use importance_samples=1 with free_bits, or drop free_bits",
+            )
+        objective = {"name": "iwae", "weight": beta, "samples": int(importance_samples)}
+    else:
+        objective = {"name": "kl", "weight": beta, "free_bits": free_bits}
     return _compose(
         "vae",
         data_shape,
@@ -237,7 +257,7 @@ def vae(
         latent=latent,
         encoder_width=2 * code_size,
         likelihood=likelihood,
-        penalties=[{"name": "kl", "weight": beta}],
+        penalties=[objective],
         **net,
     )
 

@@ -7,12 +7,17 @@ Every latent answers three questions about ``h`` (B, H):
   ``eval()`` (the posterior mean, or hard bits).
 * ``latent.mean(h)``: the differentiable, noise-free code that penalties act on (B, K).
 * ``latent.code(h)``: the deterministic code that ``Autoencoder.encode`` returns (B, K).
+
+A latent with a prior p(z) (the Gaussian one) also gives ``posterior(h)`` (q(z|x)),
+``prior_sample(n)`` and ``prior_log_prob(z)``: what sampling and likelihood estimates need. The
+others say clearly that they have none.
 """
 
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import ClassVar
 
 import torch
 
@@ -32,9 +37,13 @@ class GaussianPosterior:
     def std(self) -> torch.Tensor:
         return torch.exp(0.5 * self.logvar)
 
-    def sample(self, generator: torch.Generator | None = None) -> torch.Tensor:
-        """Reparameterised sample ``mean + std * eps`` (B, K); gradients flow to both parameters."""
-        eps = torch.randn(self.mean.shape, generator=generator, device=self.mean.device, dtype=self.mean.dtype)
+    def sample(self, generator: torch.Generator | None = None, samples: int | None = None) -> torch.Tensor:
+        """Reparameterised sample ``mean + std * eps``: (B, K), or (S, B, K) for ``samples=S``.
+
+        Gradients flow to both parameters.
+        """
+        shape = self.mean.shape if samples is None else (samples, *self.mean.shape)
+        eps = torch.randn(shape, generator=generator, device=self.mean.device, dtype=self.mean.dtype)
         return self.mean + self.std * eps
 
     def log_prob(self, z: torch.Tensor) -> torch.Tensor:
@@ -72,6 +81,34 @@ class Latent(Part):
     def code(self, h: torch.Tensor) -> torch.Tensor:
         return self.mean(h)
 
+    has_prior: ClassVar[bool] = False  # whether posterior, prior_sample and prior_log_prob exist
+
+    def posterior(self, h: torch.Tensor) -> GaussianPosterior:
+        """q(z|x) for encoder outputs h (B, H)."""
+        raise self._no_prior()
+
+    def prior_sample(
+        self, n: int, generator: torch.Generator | None = None, device: torch.device | str | None = None
+    ) -> torch.Tensor:
+        """n codes z ~ p(z): (n, K)."""
+        raise self._no_prior()
+
+    def prior_log_prob(self, z: torch.Tensor) -> torch.Tensor:
+        """log p(z) summed over the K dimensions, nats: z (..., K) -> (...)."""
+        raise self._no_prior()
+
+    def require_prior(self) -> None:
+        """Raise a clear error unless this latent has a prior p(z) and a posterior q(z|x)."""
+        if not self.has_prior:
+            raise self._no_prior()
+
+    def _no_prior(self) -> AekitError:
+        return AekitError(
+            f"the {self.name!r} latent has no prior p(z)",
+            "only a Gaussian latent (the vae family) defines p(z) and q(z|x)",
+            "train a vae, or sample from a Gaussian mixture fitted on the codes (aekit sample --from mixture)",
+        )
+
     def _stochastic(self, stochastic: bool | None) -> bool:
         return self.training if stochastic is None else stochastic
 
@@ -101,10 +138,19 @@ class GaussianLatent(Latent):
     """
 
     name = "gaussian"
+    has_prior: ClassVar[bool] = True  # p(z) = N(0, I)
 
     @property
     def in_features(self) -> int:
         return 2 * self.code_size
+
+    def prior_sample(
+        self, n: int, generator: torch.Generator | None = None, device: torch.device | str | None = None
+    ) -> torch.Tensor:
+        return torch.randn((n, self.code_size), generator=generator, device=device)
+
+    def prior_log_prob(self, z: torch.Tensor) -> torch.Tensor:
+        return -0.5 * (z.pow(2) + math.log(2 * math.pi)).sum(-1)
 
     def posterior(self, h: torch.Tensor) -> GaussianPosterior:
         mean, logvar = h.chunk(2, dim=-1)  # (B, K) each

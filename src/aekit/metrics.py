@@ -1,4 +1,4 @@
-"""Measures: reconstruction error, likelihood bounds, subspace angles.
+"""Measures: reconstruction error, likelihood bounds and estimates, subspace angles.
 
 Units are stated per function: squared error summed over data dimensions per example, nats per
 example, degrees.
@@ -6,12 +6,15 @@ example, degrees.
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import numpy as np
 import scipy.linalg
 import torch
+from tqdm.auto import tqdm
 
+from .errors import AekitError
 from .latents import GaussianLatent
 from .model import Autoencoder
 from .tensors import as_tensor, dense_batch
@@ -50,6 +53,70 @@ def reconstruction_report(
     report = {key: value / len(x) for key, value in totals.items()}
     report["mse"] = report["squared_error"] / int(np.prod(x.shape[1:]))
     return report
+
+
+@torch.no_grad()
+def importance_sampled_nll(
+    model: Autoencoder,
+    x: Any,
+    samples: int = 5000,
+    batch_size: int = 1024,
+    max_rows: int = 32768,
+    seed: int = 0,
+    device: str | torch.device | None = None,
+    progress: bool = False,
+) -> np.ndarray:
+    """-log p(x) for each example of x (N, *data_shape), in nats, by importance sampling: (N,).
+
+        -log p(x) ~= -log (1/K) sum_k p(x|z_k) p(z_k) / q(z_k|x),   z_k ~ q(z|x),  K = ``samples``
+
+    the IWAE bound of Burda et al. (2016): in expectation an upper bound of -log p(x) that
+    decreases as K grows and reaches it as K -> infinity; K = 1 is a one-sample ELBO. Works for any
+    model whose latent has a prior (Gaussian). Examples go in batches of ``batch_size`` and the K
+    samples in chunks, so the decoder never sees more than ``max_rows`` (examples x samples) rows
+    at once: memory stays bounded for K in the thousands. Draws come from a generator seeded with
+    ``seed``.
+    """
+    if int(samples) < 1:
+        raise AekitError(f"{samples} importance samples", "the estimate needs at least one sample", "use K >= 1")
+    if int(batch_size) < 1 or int(max_rows) < 1:
+        raise AekitError(f"batch_size {batch_size} / max_rows {max_rows}", "both must be positive", "use >= 1")
+    model.latent.require_prior()
+    samples, device = int(samples), device or next(model.parameters()).device
+    x = as_tensor(x)
+    batch_size = min(int(batch_size), int(max_rows))
+    chunk = max(1, min(samples, int(max_rows) // min(batch_size, len(x))))  # samples per decoder call
+    generator = torch.Generator(device=device).manual_seed(seed)
+    was_training = model.training
+    model.eval()
+    nll = []
+    for start in tqdm(range(0, len(x), batch_size), disable=not progress, desc=f"IS-NLL, K={samples}", unit="batch"):
+        batch = x[start : start + batch_size].to(device)  # (B, *data_shape)
+        q = model.latent.posterior(model.encoder(batch))  # (B, K) mean and log-variance
+        log_sum = torch.full((len(batch),), -math.inf, device=device)  # log sum_k w_k so far
+        for done in range(0, samples, chunk):
+            log_w = model.log_importance_weights(batch, min(chunk, samples - done), generator, posterior=q)
+            log_sum = torch.logaddexp(log_sum, torch.logsumexp(log_w, 0))  # (B,)
+        nll.append((math.log(samples) - log_sum).cpu())
+    model.train(was_training)
+    return torch.cat(nll).double().numpy()
+
+
+@torch.no_grad()
+def active_units(model: Autoencoder, x: Any, threshold: float = 0.01, batch_size: int = 1024) -> int:
+    """How many code units the data use: Var over examples of E_q[z_u | x] above ``threshold``.
+
+    The measure of Burda et al. (2016): a unit whose posterior mean does not vary with x carries
+    no information (its posterior collapsed to the prior). Needs a Gaussian latent.
+    """
+    model.latent.require_prior()
+    device = next(model.parameters()).device
+    x = as_tensor(x)
+    was_training = model.training
+    model.eval()
+    means = torch.cat([model.encode(x[i : i + batch_size].to(device)).cpu() for i in range(0, len(x), batch_size)])
+    model.train(was_training)
+    return int((means.double().var(0) > threshold).sum())
 
 
 def principal_angles(a: np.ndarray, b: np.ndarray) -> np.ndarray:

@@ -2,6 +2,9 @@
 
     loss(x) = NLL(x | g(z)) + sum_k weight_k * penalty_k,   z ~ latent(f(C(x)))
 
+A model whose latent has a prior p(z) also gives importance weights p(x|z) p(z) / q(z|x), from
+which the IWAE bound and the importance-sampled log-likelihood are built.
+
 One class serves every family; a family is only a choice of parts (see :mod:`aekit.families`).
 """
 
@@ -17,7 +20,7 @@ from . import registry
 from .config import ModelConfig
 from .corruptions import Corruption
 from .errors import AekitError
-from .latents import Latent
+from .latents import GaussianPosterior, Latent
 from .likelihoods import Likelihood
 from .penalties import Penalty, StepContext
 
@@ -40,6 +43,7 @@ class Autoencoder(nn.Module):
     * ``forward(x)``: ``decode`` of the latent sample in training, of the code in eval; never
       corrupts and never computes a loss.
     * ``loss(x)``: the training objective, see :meth:`loss`.
+    * ``log_importance_weights(x, S)`` (S, B): log p(x|z_s) + log p(z_s) - log q(z_s|x), nats.
     """
 
     def __init__(
@@ -136,12 +140,14 @@ class Autoencoder(nn.Module):
         target: torch.Tensor | None = None,
         generator: torch.Generator | None = None,
         noisy: bool | None = None,
+        penalty_scale: float = 1.0,
     ) -> LossOutput:
         """The objective for a batch x (B, *data_shape): mean NLL plus weighted penalties, nats/example.
 
         ``target`` defaults to x (the clean image the reconstruction is scored against).
         ``noisy`` (default: ``self.training``) turns on the corruption and the latent's noise; all
-        random draws come from ``generator``.
+        random draws come from ``generator``. ``penalty_scale`` multiplies every penalty weight
+        (the trainer's warm-up ramps it from 0 to 1).
         """
         self._check_input(x)
         target = x if target is None else target
@@ -162,9 +168,35 @@ class Autoencoder(nn.Module):
             terms = {"nll": nll.mean()}
             ctx = StepContext(self, target, x_input, h, z, posterior, params, generator)
             for penalty in self.penalties:
-                terms[penalty.name] = penalty.weight * penalty(ctx)
+                terms[penalty.name] = penalty_scale * penalty.weight * penalty(ctx)
             total = torch.stack(list(terms.values())).sum()
         return LossOutput(total=total, terms=terms, nll=nll)
+
+    def log_importance_weights(
+        self,
+        x: torch.Tensor,
+        samples: int,
+        generator: torch.Generator | None = None,
+        posterior: GaussianPosterior | None = None,
+    ) -> torch.Tensor:
+        """log w_s = log p(x|z_s) + log p(z_s) - log q(z_s|x) for S draws z_s ~ q(z|x): (S, B) nats.
+
+        mean_s w_s is an unbiased estimate of p(x), so ``log mean_s w_s`` is a lower bound of
+        log p(x) that tightens as S grows (Burda et al. 2016); S = 1 gives a one-sample ELBO.
+        ``posterior`` (q(z|x) already computed, e.g. from a corrupted input) skips the encoder;
+        x (B, *data_shape) is then only the target. Differentiable; needs a latent with a prior.
+        """
+        if int(samples) < 1:
+            raise AekitError(
+                f"{samples} importance samples", "the estimate needs at least one sample of z", "use K >= 1"
+            )
+        self.latent.require_prior()
+        self._check_input(x)
+        q = posterior if posterior is not None else self.latent.posterior(self.encoder(x))
+        z = q.sample(generator, samples)  # (S, B, K)
+        params = self.decoder(z.flatten(0, 1)).view(samples, *x.shape)  # (S, B, *data_shape)
+        log_px_given_z = -self.likelihood.nll(params, x)  # (S, B), x broadcast over the samples
+        return log_px_given_z + self.latent.prior_log_prob(z) - q.log_prob(z)
 
     def _check_input(self, x: torch.Tensor) -> None:
         expected = self.data_shape

@@ -7,6 +7,7 @@ encoder's input require gradients (the contractive penalty differentiates the co
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -172,9 +173,20 @@ class Contractive(Penalty):
 
 
 class KLDivergence(Penalty):
-    """KL(q(z|x) || N(0, I)) in nats per example, averaged over the batch; ``weight`` is beta."""
+    """KL(q(z|x) || N(0, I)) in nats per example, averaged over the batch; ``weight`` is beta.
+
+    ``free_bits`` (nats per code unit, Kingma et al. 2016): each unit's KL, averaged over the
+    batch, counts as at least ``free_bits``, so units below it get no push towards the prior and
+    stay in use (fewer collapsed units). 0 gives the plain ELBO.
+    """
 
     name = "kl"
+
+    def __init__(self, weight: float = 1.0, free_bits: float = 0.0) -> None:
+        super().__init__(weight)
+        if free_bits < 0:
+            raise AekitError(f"free_bits {free_bits} is negative", "it is a KL floor in nats per unit", "use >= 0")
+        self.free_bits = float(free_bits)
 
     def check(self, model: Autoencoder) -> None:
         if not isinstance(model.latent, GaussianLatent):
@@ -186,7 +198,50 @@ class KLDivergence(Penalty):
 
     def forward(self, ctx: StepContext) -> torch.Tensor:
         assert ctx.posterior is not None
-        return ctx.posterior.kl_to_standard_normal().mean()
+        q = ctx.posterior
+        kl_per_unit = 0.5 * (q.mean.pow(2) + torch.exp(q.logvar) - 1.0 - q.logvar).mean(0)  # (K,) batch means
+        return kl_per_unit.clamp(min=self.free_bits).sum()
+
+
+class ImportanceWeighted(Penalty):
+    """The IWAE objective (Burda et al. 2016) in place of the KL term: with it the loss is
+
+        nll + iwae = -log (1/S) sum_s p(x|z_s) p(z_s) / q(z_s|x),   z_s ~ q(z|x),
+
+    a bound on -log p(x) that is tighter than the ELBO's for ``samples`` S > 1. The term is that
+    bound minus the model's one-sample reconstruction NLL, so it can be negative; averaged over the
+    batch, nats per example. Costs S extra decoder passes per step. ``weight`` other than 1 (or a
+    warm-up) mixes the bound with the plain reconstruction NLL.
+    """
+
+    name = "iwae"
+
+    def __init__(self, weight: float = 1.0, samples: int = 5) -> None:
+        super().__init__(weight)
+        if int(samples) < 1:
+            raise AekitError(f"{samples} importance samples", "the bound needs at least one", "use samples >= 1")
+        self.samples = int(samples)
+
+    def check(self, model: Autoencoder) -> None:
+        if not model.latent.has_prior:
+            raise AekitError(
+                "the IWAE objective needs a latent with a prior and a posterior",
+                f"the latent is {model.latent.spec()['name']!r}",
+                'use {"name": "gaussian"} (the vae family)',
+            )
+        if any(isinstance(p, KLDivergence) for p in model.penalties):
+            raise AekitError(
+                "the IWAE objective and the KL penalty are both present",
+                "the importance weights already contain the KL term",
+                "drop the kl penalty (the vae family does: -o importance_samples=K)",
+            )
+
+    def forward(self, ctx: StepContext) -> torch.Tensor:
+        assert ctx.posterior is not None
+        log_w = ctx.model.log_importance_weights(ctx.x, self.samples, ctx.generator, posterior=ctx.posterior)
+        bound_nll = math.log(self.samples) - torch.logsumexp(log_w, 0)  # (B,) -IWAE_S, nats
+        reconstruction_nll = ctx.model.likelihood.nll(ctx.params, ctx.x)  # (B,) the loss's nll term
+        return (bound_nll - reconstruction_nll).mean()
 
 
 def _needs_binary_latent(model: Autoencoder, penalty: str) -> None:

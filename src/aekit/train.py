@@ -125,8 +125,10 @@ class _Objective(nn.Module):
         super().__init__()
         self.model = model
 
-    def forward(self, x: torch.Tensor, generator: torch.Generator | None = None) -> LossOutput:
-        return self.model.loss(x, generator=generator)
+    def forward(
+        self, x: torch.Tensor, generator: torch.Generator | None = None, penalty_scale: float = 1.0
+    ) -> LossOutput:
+        return self.model.loss(x, generator=generator, penalty_scale=penalty_scale)
 
 
 class Trainer:
@@ -254,7 +256,7 @@ class Trainer:
                     if cfg.channels_last and x.ndim == 4:
                         x = x.contiguous(memory_format=torch.channels_last)
                     with autocast:
-                        out = objective(x, generator=noise)
+                        out = objective(x, generator=noise, penalty_scale=self.penalty_scale(step, steps_per_epoch))
                     # DDP averages gradients over processes; weighting by the local share makes that
                     # average the gradient of the whole global batch even when shares differ by one
                     share = len(x) * topology.world / len(x_global)
@@ -308,6 +310,14 @@ class Trainer:
     def learning_rate(self, step: int, total_steps: int) -> float:
         """The learning rate at ``step``: constant, or cosine decay to 1 % of ``lr``."""
         return scheduled_learning_rate(self.config, step, total_steps)
+
+    def penalty_scale(self, step: int, steps_per_epoch: int) -> float:
+        """What multiplies every penalty weight at ``step``: 1, or with ``penalty_warmup_epochs`` a
+        linear ramp from 0 (KL warm-up, Sonderby et al. 2016: the decoder learns to use the code
+        before the KL pulls the posterior to the prior). A function of the step alone, so a resumed
+        run continues the ramp exactly."""
+        warmup_steps = self.config.penalty_warmup_epochs * steps_per_epoch
+        return min(1.0, step / warmup_steps) if warmup_steps > 0 else 1.0
 
     @torch.no_grad()
     def evaluate(self, x: torch.Tensor, batch_size: int = 1024) -> dict[str, float]:
@@ -372,7 +382,7 @@ class Trainer:
     # settings that change what an epoch computes: a resumed run must use the same ones
     RESUME_KEYS = (
         "batch_size", "seed", "optimizer", "lr", "weight_decay", "val_fraction", "lr_schedule",
-        "dynamic_binarization", "precision",
+        "dynamic_binarization", "precision", "penalty_warmup_epochs",
     )  # fmt: skip
 
     def _restore(self, path, optimizer, result, n_train, n_val):

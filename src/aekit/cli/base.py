@@ -156,10 +156,14 @@ def print_report(title: str, report: dict[str, float]) -> None:
         "mse": "mean squared error per dimension",
         "nll": "nats per example (deterministic code)",
         "elbo": "nats per example (ELBO, 1 sample)",
+        "is_nll": "nats per example (-log p(x), importance sampled)",
+        "is_nll_stderr": "nats (standard error of the mean over examples)",
+        "importance_samples": "samples of z per example",
     }
     print(title)
     for key, value in report.items():
-        print(f"  {key:<14} {value:12.4f}   {units.get(key, '')}")
+        shown = f"{value:12d}" if isinstance(value, int) else f"{value:12.4f}"
+        print(f"  {key:<18} {shown}   {units.get(key, '')}")
 
 
 # ------------------------------------------------------------------------------------------------ #
