@@ -14,6 +14,7 @@ from typing import NoReturn
 
 from ..errors import AekitError
 from . import core  # noqa: F401  (registers the core commands)
+from . import restoration  # noqa: F401  (registers the restore command)
 from .base import _COMMANDS, EXIT_BAD_INPUT
 
 __all__ = ["build_parser", "main"]

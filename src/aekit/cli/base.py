@@ -92,8 +92,11 @@ def load_data(args: argparse.Namespace, source: str | None = None, split: str | 
     )
 
 
+DATA_KEYS = ("data", "split", "data_dir", "scale", "binarize", "label_column", "patch_size", "patches", "image_mode")
+
+
 def data_description(args: argparse.Namespace) -> dict[str, Any]:
-    return {key: getattr(args, key) for key in ("data", "split", "data_dir", "scale", "binarize", "label_column")}
+    return {key: getattr(args, key, None) for key in DATA_KEYS}
 
 
 def save_figure(figure, path: Path) -> Path:
@@ -154,11 +157,12 @@ def add_model_use_arguments(parser: argparse.ArgumentParser, split: str = "test"
 
 def load_run_and_data(args: argparse.Namespace):
     from ..io import load_model
+    from ..model import shape_fits
     from ..tensors import resolve_device
 
     model = load_model(args.run, resolve_device(args.device))
     dataset = load_data(args)
-    if dataset.data_shape != model.data_shape:
+    if not shape_fits(dataset.data_shape, model.data_shape):
         raise AekitError(
             f"the data have examples of shape {dataset.data_shape}",
             f"the model in {args.run} was trained on {model.data_shape}",

@@ -148,7 +148,7 @@ def train_run(
 
     from ..io import save_model, write_json
     from ..metrics import reconstruction_report
-    from ..plots import loss_curve, reconstruction_grid
+    from ..plots import loss_curve
     from ..train import CHECKPOINT_FILE, Trainer
 
     trainer = Trainer(model, train_config, run_dir=run_dir if write else None, progress=progress)
@@ -177,10 +177,27 @@ def train_run(
     write_json(run_dir / "metrics.json", metrics)
     save_figure(loss_curve(result.history, f"{model.family} autoencoder"), run_dir / "loss_curve.png")
     shown = x_test[:12] if x_test is not None else _first_rows(x_train, 12)
-    with torch.no_grad():
-        recon = model.reconstruct(torch.as_tensor(shown).to(trainer.device)).cpu().numpy()
-    save_figure(reconstruction_grid(shown, recon, f"{model.family}: reconstructions"), run_dir / "reconstructions.png")
+    save_figure(reconstruction_figure(model, shown, trainer.device), run_dir / "reconstructions.png")
     return metrics
+
+
+def reconstruction_figure(model, shown: np.ndarray, device):
+    """Originals above reconstructions; for a model with a corruption, of the corrupted inputs
+    (seeded), shown between them."""
+    import torch
+
+    from ..plots import image_rows, reconstruction_grid
+
+    x = torch.as_tensor(shown).to(device)
+    with torch.no_grad():
+        if model.corruption is None:
+            recon = model.reconstruct(x).cpu().numpy()
+            return reconstruction_grid(shown, recon, f"{model.family}: reconstructions")
+        corrupted = model.corruption.corrupt(x, torch.Generator(device=device).manual_seed(0))
+        recon = model.reconstruct(corrupted).cpu().numpy()
+    seen = corrupted[:, : x.shape[1]].cpu().numpy()  # without a mask channel
+    rows = [shown, seen, recon]
+    return image_rows(rows, ["original", "corrupted", "reconstruction"], f"{model.family}: reconstructions")
 
 
 def _first_rows(x: Any, count: int) -> np.ndarray:
@@ -198,6 +215,14 @@ def _add_train(parser: argparse.ArgumentParser) -> None:
         "--stream",
         action="store_true",
         help="stream a .npy file (or a folder of .npy shards) too big for memory, in shuffled chunks",
+    )
+    patches = parser.add_argument_group("patches (image restoration: denoise, super-resolve, inpaint, colorize)")
+    patches.add_argument(
+        "--patch-size", type=int, metavar="PIXELS", help="train on random square crops of the images in --data"
+    )
+    patches.add_argument("--patches", type=int, default=65536, metavar="N", help="how many crops (default 65536)")
+    patches.add_argument(
+        "--image-mode", choices=["grey", "rgb"], default="grey", help="grey: luma of every image; rgb: colour only"
     )
     parser.add_argument(
         "--test-data",
@@ -267,7 +292,12 @@ def _train(args: argparse.Namespace, topology) -> int:
             check_fresh_output(run_dir, args.force)
         train_config = _train_config(args)
         extra = {"data": data_description(args), "test_data": args.test_data, "family": args.family}
-    if getattr(args, "stream", False):
+    if getattr(args, "patch_size", None):
+        from ..data.patches import load_patches
+
+        x_train = load_patches(args.data, args.patch_size, args.patches, args.image_mode, seed=train_config.seed)
+        data_shape, name = x_train.shape[1:], f"{args.patches} random {args.patch_size}-pixel crops of {args.data}"
+    elif getattr(args, "stream", False):
         x_train: Any = ArrayFile(args.data, scale="none" if args.scale == "none" else "auto")
         data_shape, name = x_train.example_shape, f"{args.data} (streamed)"
     else:
