@@ -13,8 +13,10 @@ from collections.abc import Sequence
 from typing import NoReturn
 
 from ..errors import AekitError
-from . import core  # noqa: F401  (registers the core commands)
-from . import restoration  # noqa: F401  (registers the restore command)
+from . import (
+    core,  # noqa: F401  (registers the core commands)
+    restoration,  # noqa: F401  (registers the restore command)
+)
 from .base import _COMMANDS, EXIT_BAD_INPUT
 
 __all__ = ["build_parser", "main"]

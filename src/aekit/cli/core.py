@@ -144,7 +144,6 @@ def train_run(
     ``x_train`` is an array or a streamed :class:`ArrayFile`; ``write=False`` (the other processes
     of a distributed run) trains without writing anything.
     """
-    import torch
 
     from ..io import save_model, write_json
     from ..metrics import reconstruction_report

@@ -136,6 +136,10 @@ def cmd_restore(args: argparse.Namespace) -> int:
     return 0
 
 
+def _without_alpha(image: np.ndarray) -> np.ndarray:
+    return image[..., :-1] if image.ndim == 3 and image.shape[-1] in (2, 4) else image
+
+
 def _shipped_name(args: argparse.Namespace) -> str:
     if args.task == "denoise":
         return "denoise-sigma25" if args.sigma in (None, 25) else "denoise-blind"

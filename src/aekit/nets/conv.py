@@ -191,7 +191,7 @@ class RedNet(Part):
                 h = nn.functional.pad(h, pad, mode="reflect" if min(height, width) > s else "replicate")
             h = nn.functional.pixel_unshuffle(h, s)  # (B, C s^2, H/s, W/s)
         skips: list[torch.Tensor] = []
-        for i, layer in enumerate(self.encoder_layers):
+        for layer in self.encoder_layers:
             h = self.activation(layer(h))  # (B, width, H/s, W/s)
             skips.append(h)
         for j, layer in enumerate(self.decoder_layers):
