@@ -127,13 +127,17 @@ def cmd_restore(args: argparse.Namespace) -> int:
     shape = "x".join(map(str, restored.shape[1::-1]))
     print(f"{args.task}: {args.input} -> {args.output} ({shape}, {bits}-bit)")
     if original is not None:
-        colour_of = lambda a: a[..., :3] if a.ndim == 3 and a.shape[-1] in (2, 4) else a
-        print(f"  PSNR of the restored image against INPUT: {psnr(colour_of(original), colour_of(restored)):.2f} dB")
+        score = psnr(_without_alpha(original), _without_alpha(restored))
+        print(f"  PSNR of the restored image against INPUT: {score:.2f} dB")
         if args.figure:
             figure = restoration_panels(observed, restored, original, f"{args.task}: {args.input.name}")
             save_figure(figure, args.figure)
             print(f"figure written to {args.figure}")
     return 0
+
+
+def _without_alpha(image: np.ndarray) -> np.ndarray:
+    return image[..., :-1] if image.ndim == 3 and image.shape[-1] in (2, 4) else image
 
 
 def _without_alpha(image: np.ndarray) -> np.ndarray:
