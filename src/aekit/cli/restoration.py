@@ -75,7 +75,8 @@ Large images are restored in tiles (--tile), so memory stays bounded. Shipped mo
 def cmd_restore(args: argparse.Namespace) -> int:
     from ..applications.restoration import ImageRestorer, as_unit_image
     from ..data.files import read_image
-    from ..degradations import Bicubic, GaussianNoise, Inpainting, check_scale
+    from ..corruptions import GaussianNoise
+    from ..degradations import Bicubic, Inpainting, check_scale
     from ..metrics import psnr
     from ..plots import restoration_panels
 
