@@ -69,10 +69,11 @@ class Cache:
         self.path = path
         self.data = json.loads(path.read_text()) if path.is_file() else {}
 
-    def get(self, key: str, compute):
+    def get(self, key: str, compute, *arguments):
+        """The cached result of ``compute(*arguments)`` under ``key``, computed (and timed) once."""
         if key not in self.data:
             started = time.perf_counter()
-            value = compute()
+            value = compute(*arguments)
             self.data[key] = {**value, "seconds": round(time.perf_counter() - started, 3)}
             self.path.parent.mkdir(parents=True, exist_ok=True)
             tmp = self.path.with_suffix(".tmp")
@@ -140,14 +141,21 @@ def bm3d_denoise(noisy: np.ndarray, sigma: int, _: float = 0.0) -> np.ndarray:
     return bm3d.bm3d(noisy, sigma_psd=sigma / 255, profile=profile)
 
 
-def run_denoise(args, cache: Cache, models: dict[str, str]) -> dict:
+def denoise_one(clean: np.ndarray, seed: int, sigma: int, function) -> dict:
     from aekit.metrics import psnr, ssim
+
+    noisy = clean + sigma / 255 * np.random.default_rng(seed).standard_normal(clean.shape)
+    out = noisy if function is None else np.clip(function(noisy), 0, 1)
+    return {"psnr": psnr(clean, out), "ssim": ssim(clean, out)}
+
+
+def run_denoise(args, cache: Cache, models: dict[str, str]) -> dict:
 
     train = [im.astype(np.float64) / 255 for _, im in load_folder(args.data_dir / "Train400")[::100][:4]]
     params = {}
     for sigma in SIGMAS:
         params[sigma] = {
-            "nlm_h_factor": tune(nlm, sigma, [0.6, 0.8, 1.0, 1.2], train),
+            "nlm_h_factor": tune(nlm, sigma, [0.4, 0.5, 0.6, 0.7, 0.8, 1.0], train),
             "tv_weight_factor": tune(tv, sigma, [0.5, 0.75, 1.0, 1.5, 2.0], train),
         }
         print(f"  sigma {sigma}: tuned on Train400 {params[sigma]}", flush=True)
@@ -164,7 +172,8 @@ def run_denoise(args, cache: Cache, models: dict[str, str]) -> dict:
             }
             for name, net in nets.items():
                 if net is not None and (name == "denoise-blind" or sigma == 25):
-                    methods[f"aekit {name} {net.fingerprint}"] = lambda x, net=net: net.restore(x.astype(np.float32))
+                    method = f"aekit {name} {net.fingerprint}"
+                    methods[method] = lambda x, net=net: net.restore(x.astype(np.float32))
             if args.no_bm3d:
                 methods.pop("BM3D")
             table = {}
@@ -172,14 +181,10 @@ def run_denoise(args, cache: Cache, models: dict[str, str]) -> dict:
                 rows = []
                 for image_name, image in images:
                     clean = image.astype(np.float64) / 255
-
-                    def compute(clean=clean, image_name=image_name, function=function):
-                        rng = np.random.default_rng(seed_of(dataset, image_name, sigma))
-                        noisy = clean + sigma / 255 * rng.standard_normal(clean.shape)
-                        out = noisy if function is None else np.clip(function(noisy), 0, 1)
-                        return {"psnr": psnr(clean, out), "ssim": ssim(clean, out)}
-
-                    rows.append(cache.get(f"denoise/{dataset}/{sigma}/{method}/{image_name}", compute))
+                    key = f"denoise/{dataset}/{sigma}/{method}/{image_name}"
+                    rows.append(
+                        cache.get(key, denoise_one, clean, seed_of(dataset, image_name, sigma), sigma, function)
+                    )
                 table[method] = summarise(rows)
                 print(f"  denoise {dataset} sigma {sigma} {method}: {table[method]}", flush=True)
             results["tables"][f"{dataset} sigma {sigma}"] = table
@@ -190,12 +195,35 @@ def run_denoise(args, cache: Cache, models: dict[str, str]) -> dict:
 # super-resolution
 
 
-def run_sr(args, cache: Cache, models: dict[str, str]) -> dict:
+def sr_one(image: np.ndarray, scale: int, net) -> dict:
+    """Bicubic (``net`` None) or aekit enlargement of one image, scored on Y."""
     import torch
 
     from aekit.colour import y_studio
     from aekit.degradations import bicubic_resize
     from aekit.metrics import psnr, ssim
+
+    h, w = image.shape[0] // scale * scale, image.shape[1] // scale * scale
+    gt = image[:h, :w].astype(np.float32) / 255  # (H, W) grey or (H, W, 3)
+
+    def y_channel(image: np.ndarray) -> np.ndarray:
+        """Y in grey levels, border shaved: BT.601 of colour, the grey itself otherwise."""
+        y = 255 * image if image.ndim == 2 else y_studio(torch.from_numpy(image).permute(2, 0, 1))[0]
+        return np.asarray(y)[scale:-scale, scale:-scale]
+
+    x = torch.from_numpy(np.atleast_3d(gt)).permute(2, 0, 1)[None]
+    small = bicubic_resize(x, (h // scale, w // scale)).clamp(0, 1)
+    small = (small * 255).round() / 255  # stored as an 8-bit image
+    if net is None:
+        big = bicubic_resize(small, (h, w))[0].permute(1, 2, 0).numpy()
+    else:
+        big = np.atleast_3d(net.restore(small[0].permute(1, 2, 0).numpy()))
+    big = np.round(np.clip(big, 0, 1) * 255) / 255  # an 8-bit result
+    y_ref, y_out = y_channel(gt), y_channel(big[..., 0] if gt.ndim == 2 else big)
+    return {"psnr": psnr(y_ref, y_out, 255), "ssim": ssim(y_ref, y_out, 255)}
+
+
+def run_sr(args, cache: Cache, models: dict[str, str]) -> dict:
 
     results: dict = {}
     for scale in SR_SCALES:
@@ -207,27 +235,8 @@ def run_sr(args, cache: Cache, models: dict[str, str]) -> dict:
             ):
                 rows = []
                 for image_name, image in load_folder(args.data_dir / dataset)[: args.limit]:
-                    h, w = image.shape[0] // scale * scale, image.shape[1] // scale * scale
-                    gt = image[:h, :w].astype(np.float32) / 255  # (H, W) grey or (H, W, 3)
-
-                    def y_channel(image: np.ndarray) -> np.ndarray:
-                        """Y in grey levels, border shaved: BT.601 of colour, the grey itself otherwise."""
-                        y = 255 * image if image.ndim == 2 else y_studio(torch.from_numpy(image).permute(2, 0, 1))[0]
-                        return np.asarray(y)[scale:-scale, scale:-scale]
-
-                    def compute(gt=gt, method=method):
-                        x = torch.from_numpy(np.atleast_3d(gt)).permute(2, 0, 1)[None]
-                        small = bicubic_resize(x, (h // scale, w // scale)).clamp(0, 1)
-                        small = (small * 255).round() / 255  # stored as an 8-bit image
-                        if method == "bicubic":
-                            big = bicubic_resize(small, (h, w))[0].permute(1, 2, 0).numpy()
-                        else:
-                            big = np.atleast_3d(net.restore(small[0].permute(1, 2, 0).numpy()))
-                        big = np.round(np.clip(big, 0, 1) * 255) / 255  # an 8-bit result
-                        y_ref, y_out = y_channel(gt), y_channel(big[..., 0] if gt.ndim == 2 else big)
-                        return {"psnr": psnr(y_ref, y_out, 255), "ssim": ssim(y_ref, y_out, 255)}
-
-                    rows.append(cache.get(f"sr/{dataset}/x{scale}/{method}/{image_name}", compute))
+                    key = f"sr/{dataset}/x{scale}/{method}/{image_name}"
+                    rows.append(cache.get(key, sr_one, image, scale, None if method == "bicubic" else net))
                 table[method] = summarise(rows)
                 print(f"  super-resolve {dataset} x{scale} {method}: {table[method]}", flush=True)
             results[f"{dataset} x{scale}"] = table
@@ -238,12 +247,27 @@ def run_sr(args, cache: Cache, models: dict[str, str]) -> dict:
 # inpainting
 
 
-def run_inpaint(args, cache: Cache, models: dict[str, str]) -> dict:
+def inpaint_one(image: np.ndarray, degradation, seed: int, method: str, net) -> dict:
     import torch
     from skimage.restoration import inpaint_biharmonic
 
-    from aekit.degradations import Inpainting
     from aekit.metrics import psnr
+
+    clean = image.astype(np.float32) / 255
+    missing = degradation.mask((1, *clean.shape[:2]), torch.Generator().manual_seed(seed))[0, 0].numpy() == 0
+    holed = clean * ~(missing[..., None] if clean.ndim == 3 else missing)
+    if method == "holes (0)":
+        out = holed
+    elif method == "biharmonic":
+        out = inpaint_biharmonic(holed, missing, channel_axis=-1 if clean.ndim == 3 else None)
+    else:
+        out = net.restore(holed, mask=missing)
+    out = np.clip(out, 0, 1)
+    return {"psnr": psnr(clean, out), "psnr_missing": psnr(clean[missing], out[missing])}
+
+
+def run_inpaint(args, cache: Cache, models: dict[str, str]) -> dict:
+    from aekit.degradations import Inpainting
 
     net = restorer("inpaint", models)
     holes = {"50% pixels": Inpainting("pixels", rate=0.5), "8 boxes 32x32": Inpainting("boxes", boxes=8, box_size=32)}
@@ -256,23 +280,9 @@ def run_inpaint(args, cache: Cache, models: dict[str, str]) -> dict:
             ):
                 rows = []
                 for image_name, image in load_folder(args.data_dir / dataset)[: args.limit]:
-                    clean = image.astype(np.float32) / 255
-
-                    def compute(clean=clean, image_name=image_name, method=method, degradation=degradation):
-                        generator = torch.Generator().manual_seed(seed_of(dataset, image_name, hole_name))
-                        missing = degradation.mask((1, *clean.shape[:2]), generator)[0, 0].numpy() == 0
-                        holed = clean * ~(missing[..., None] if clean.ndim == 3 else missing)
-                        if method == "holes (0)":
-                            out = holed
-                        elif method == "biharmonic":
-                            axis = -1 if clean.ndim == 3 else None
-                            out = inpaint_biharmonic(holed, missing, channel_axis=axis)
-                        else:
-                            out = net.restore(holed, mask=missing)
-                        out = np.clip(out, 0, 1)
-                        return {"psnr": psnr(clean, out), "psnr_missing": psnr(clean[missing], out[missing])}
-
-                    rows.append(cache.get(f"inpaint/{dataset}/{hole_name}/{method}/{image_name}", compute))
+                    key = f"inpaint/{dataset}/{hole_name}/{method}/{image_name}"
+                    seed = seed_of(dataset, image_name, hole_name)
+                    rows.append(cache.get(key, inpaint_one, image, degradation, seed, method, net))
                 table[method] = summarise(rows)
                 print(f"  inpaint {dataset} {hole_name} {method}: {table[method]}", flush=True)
             results[f"{dataset} {hole_name}"] = table
@@ -283,8 +293,22 @@ def run_inpaint(args, cache: Cache, models: dict[str, str]) -> dict:
 # colorization
 
 
-def run_colorize(args, cache: Cache, models: dict[str, str]) -> dict:
+def colorize_one(image: np.ndarray, method: str, net) -> dict:
     from aekit.metrics import colourfulness, psnr, ssim
+
+    rgb = image[..., :3].astype(np.float32) / 255
+    grey = rgb @ np.array([0.299, 0.587, 0.114], np.float32)
+    if method == "original":
+        out = rgb
+    elif method == "grey replicated":
+        out = np.repeat(grey[..., None], 3, -1)
+    else:
+        out = np.clip(net.restore(grey), 0, 1)
+    out = np.round(out * 255) / 255  # an 8-bit result
+    return {"psnr": psnr(rgb, out), "ssim": ssim(rgb, out), "colourfulness": colourfulness(out)}
+
+
+def run_colorize(args, cache: Cache, models: dict[str, str]) -> dict:
 
     net = restorer("colorize", models)
     results: dict = {}
@@ -295,20 +319,8 @@ def run_colorize(args, cache: Cache, models: dict[str, str]) -> dict:
         ):
             rows = []
             for image_name, image in load_folder(args.data_dir / dataset)[: args.limit]:
-                rgb = image[..., :3].astype(np.float32) / 255
-
-                def compute(rgb=rgb, method=method):
-                    grey = rgb @ np.array([0.299, 0.587, 0.114], np.float32)
-                    if method == "original":
-                        out = rgb
-                    elif method == "grey replicated":
-                        out = np.repeat(grey[..., None], 3, -1)
-                    else:
-                        out = np.clip(net.restore(grey), 0, 1)
-                    out = np.round(out * 255) / 255  # an 8-bit result
-                    return {"psnr": psnr(rgb, out), "ssim": ssim(rgb, out), "colourfulness": colourfulness(out)}
-
-                rows.append(cache.get(f"colorize/{dataset}/{method}/{image_name}", compute))
+                key = f"colorize/{dataset}/{method}/{image_name}"
+                rows.append(cache.get(key, colorize_one, image, method, net))
             table[method] = summarise(rows)
             print(f"  colorize {dataset} {method}: {table[method]}", flush=True)
         results[dataset] = table

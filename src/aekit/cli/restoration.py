@@ -74,8 +74,8 @@ Large images are restored in tiles (--tile), so memory stays bounded. Shipped mo
 @arguments(_add_restore)
 def cmd_restore(args: argparse.Namespace) -> int:
     from ..applications.restoration import ImageRestorer, as_unit_image
-    from ..data.files import read_image
     from ..corruptions import GaussianNoise
+    from ..data.files import read_image
     from ..degradations import Bicubic, Inpainting, check_scale
     from ..metrics import psnr
     from ..plots import restoration_panels
