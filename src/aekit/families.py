@@ -8,12 +8,17 @@ denoising      the encoder sees C(x~|x) (gaussian, masking or salt_and_pepper); 
 contractive    sigmoid code + weight * ||d code / d x||_F^2
 vae            Gaussian latent (mean, log-variance), + beta * KL(q(z|x) || N(0, I))
 hashing        binary latent: noise before a sigmoid in training, hard bits at inference
+denoise        RED-Net removing Gaussian noise (fixed sigma or blind), any image size
+super-resolve  RED-Net restoring the detail a bicubic shrink by 2, 3 or 4 removed
+inpaint        RED-Net filling holes (pixels, boxes, strokes); the mask is an input channel
+colorize       RED-Net predicting chroma from lightness (YCbCr or Lab), scored in RGB
 =============  ==========================================================================
 
-Options shared by every family: ``network`` (``mlp`` | ``conv``), ``hidden`` (MLP widths, the
-decoder mirrors them), ``norm`` (MLP: ``none`` | ``batch`` | ``layer``), ``channels`` (conv
-widths), ``activation`` and ``likelihood``
-(``gaussian`` | ``bernoulli``, or a full part description).
+The four restoration families take ``depth``, ``width`` and ``downscale`` (see
+:class:`aekit.nets.conv.RedNet`). Options shared by every other family: ``network`` (``mlp`` |
+``conv``), ``hidden`` (MLP widths, the decoder mirrors them), ``norm`` (MLP: ``none`` | ``batch``
+| ``layer``), ``channels`` (conv widths), ``activation`` and ``likelihood`` (``gaussian`` |
+``bernoulli``, or a full part description).
 """
 
 from __future__ import annotations

@@ -209,6 +209,13 @@ def _add_train(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", required=True, type=Path, metavar="RUN", help="run folder to write")
     parser.add_argument("--resume", action="store_true", help="continue the run in --out from its checkpoint")
     parser.add_argument("--force", action="store_true", help="write into a non-empty --out")
+    parser.add_argument(
+        "--init",
+        type=Path,
+        metavar="MODEL",
+        help="start from the weights of a trained model of the same architecture (fine-tuning, e.g. a blind "
+        "denoiser from a fixed-level one)",
+    )
     add_data_arguments(parser, required=False)
     parser.add_argument(
         "--stream",
@@ -271,7 +278,7 @@ def _train(args: argparse.Namespace, topology) -> int:
     from ..config import FORMAT_VERSION, ModelConfig, TrainConfig, apply_overrides
     from ..data.streaming import ArrayFile
     from ..families import family_config
-    from ..io import read_json, read_model_config, write_json
+    from ..io import load_model, load_state, read_json, read_model_config, write_json
     from ..model import Autoencoder
 
     run_dir: Path = args.out
@@ -291,6 +298,8 @@ def _train(args: argparse.Namespace, topology) -> int:
             check_fresh_output(run_dir, args.force)
         train_config = _train_config(args)
         extra = {"data": data_description(args), "test_data": args.test_data, "family": args.family}
+        if getattr(args, "init", None) is not None:
+            extra["init"] = str(args.init)
     if getattr(args, "patch_size", None):
         from ..data.patches import load_patches
 
@@ -315,6 +324,8 @@ def _train(args: argparse.Namespace, topology) -> int:
             config = ModelConfig.from_dict(apply_overrides(config.to_dict(), args.overrides))
     torch.manual_seed(train_config.seed)
     model = Autoencoder.from_config(config)
+    if getattr(args, "init", None) is not None and not args.resume:
+        load_state(model, load_model(args.init).state_dict(), f"--init {args.init}")
     if topology.is_main:
         if not args.resume:
             write_json(run_dir / "config.json", {"format_version": FORMAT_VERSION, "model": model.config.to_dict()})
@@ -501,8 +512,13 @@ def cmd_list(args: argparse.Namespace) -> int:
         print(f"  {name:<14} {doc}")
         if options:
             print(f"  {'':<14} options: {', '.join(options)}")
-    print("  every family also takes: network, hidden, norm, channels, activation, likelihood")
+    print("  the other families also take: network, hidden, norm, channels, activation, likelihood")
     print("\nparts (for --set and config.json):")
     for kind in registry.KINDS:
         print(f"  {kind:<11} {', '.join(registry.names(kind))}")
+    from ..applications.restoration import PRETRAINED, pretrained_names
+
+    print("\nshipped restoration models (aekit restore --task ...; ImageRestorer.pretrained(NAME)):")
+    for name in pretrained_names():
+        print(f"  {name:<18} {PRETRAINED[name]}")
     return 0
