@@ -113,7 +113,8 @@ def cmd_restore(args: argparse.Namespace) -> int:
     original = None
     if args.simulate:
         original = image
-        observed = restorer.degrade(image, seed=args.seed, mask=mask)
+        levels = 2**bits - 1  # restore what the degraded file holds: clipped and quantised
+        observed = np.round(np.clip(restorer.degrade(image, seed=args.seed, mask=mask), 0, 1) * levels) / levels
         if args.task == "inpaint" and mask is None:
             mask = restorer.random_mask(*image.shape[:2], seed=args.seed)
         degraded_path = args.output.with_name(f"{args.output.stem}-degraded.png")
