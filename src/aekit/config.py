@@ -22,7 +22,7 @@ FORMAT_VERSION = 1
 class ModelConfig:
     """The parts of an autoencoder, each as ``{"name": registered name, **constructor kwargs}``."""
 
-    data_shape: list[int]  # shape of one example, e.g. [1, 28, 28] or [784]
+    data_shape: list[int | None]  # one example, e.g. [1, 28, 28] or [784]; None: any size (fully convolutional)
     encoder: dict[str, Any]  # (B, *encoder input shape) -> (B, H)
     latent: dict[str, Any]  # (B, H) -> (B, K)
     decoder: dict[str, Any]  # (B, K) -> (B, *data_shape) distribution parameters

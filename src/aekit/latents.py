@@ -208,3 +208,23 @@ class BinaryLatent(Latent):
 
     def code(self, h: torch.Tensor) -> torch.Tensor:
         return (h > 0).to(h.dtype)
+
+
+class IdentityLatent(Latent):
+    """z = h, of any shape: for image-to-image models whose "code" is the restored image itself.
+
+    It has no fixed width (``code_size`` is None): a fully convolutional encoder's output grows
+    with the image.
+    """
+
+    name = "identity"
+
+    def __init__(self) -> None:
+        Part.__init__(self)
+        self.code_size = None  # type: ignore[assignment]
+
+    def forward(self, h, generator=None, stochastic=None):
+        return h, None
+
+    def mean(self, h: torch.Tensor) -> torch.Tensor:
+        return h

@@ -1,4 +1,5 @@
-"""Measures: reconstruction error, likelihood bounds and estimates, subspace angles.
+"""Measures: reconstruction error, likelihood bounds and estimates, subspace angles, Hamming retrieval,
+image quality (PSNR, SSIM, colourfulness).
 
 Units are stated per function: squared error summed over data dimensions per example, nats per
 example, degrees.
@@ -203,3 +204,60 @@ def hamming_retrieval_report(
         ).sum()
         sums["empty_radius"] += (found == 0).sum()
     return {key: float(value / n_queries) for key, value in sums.items()}
+
+
+# image quality: arrays (H, W) or (H, W, C), values in [0, data_range]
+
+
+def psnr(reference: Any, estimate: Any, data_range: float = 1.0) -> float:
+    """Peak signal-to-noise ratio 10 log10(data_range^2 / MSE) in dB (infinite for equal images)."""
+    reference, estimate = np.asarray(reference, np.float64), np.asarray(estimate, np.float64)
+    _check_same_shape(reference, estimate)
+    mse = float(np.mean((reference - estimate) ** 2))
+    return float("inf") if mse == 0 else 10 * np.log10(data_range**2 / mse)
+
+
+def ssim(reference: Any, estimate: Any, data_range: float = 1.0, sigma: float = 1.5) -> float:
+    """Structural similarity (Wang et al. 2004): Gaussian window (sigma 1.5, 11 x 11), K1 = 0.01,
+    K2 = 0.03, population statistics, averaged away from a 5-pixel border and over channels.
+
+    Equals ``skimage.metrics.structural_similarity(..., gaussian_weights=True, sigma=1.5,
+    use_sample_covariance=False, data_range=data_range)``; (H, W) or (H, W, C) arrays.
+    """
+    from scipy.ndimage import gaussian_filter
+
+    reference, estimate = np.asarray(reference, np.float64), np.asarray(estimate, np.float64)
+    _check_same_shape(reference, estimate)
+    if reference.ndim == 3:
+        return float(
+            np.mean([ssim(reference[..., c], estimate[..., c], data_range, sigma) for c in range(reference.shape[-1])])
+        )
+    truncate = 3.5  # radius int(3.5 * 1.5 + 0.5) = 5: an 11 x 11 window
+
+    def blur(image: np.ndarray) -> np.ndarray:
+        return gaussian_filter(image, sigma, mode="reflect", truncate=truncate)
+
+    mu_x, mu_y = blur(reference), blur(estimate)
+    var_x = blur(reference * reference) - mu_x**2
+    var_y = blur(estimate * estimate) - mu_y**2
+    cov = blur(reference * estimate) - mu_x * mu_y
+    c1, c2 = (0.01 * data_range) ** 2, (0.03 * data_range) ** 2
+    index = ((2 * mu_x * mu_y + c1) * (2 * cov + c2)) / ((mu_x**2 + mu_y**2 + c1) * (var_x + var_y + c2))
+    border = int(truncate * sigma + 0.5)
+    return float(index[border:-border, border:-border].mean())
+
+
+def colourfulness(rgb: Any) -> float:
+    """Hasler and Suesstrunk's colourfulness of an (H, W, 3) image in [0, 1], on the 0-255 scale of
+    their paper: sqrt(std_rg^2 + std_yb^2) + 0.3 sqrt(mean_rg^2 + mean_yb^2); 0 for a grey image."""
+    rgb = 255 * np.asarray(rgb, np.float64)
+    if rgb.ndim != 3 or rgb.shape[-1] != 3:
+        raise AekitError(f"colourfulness needs an (H, W, 3) image, got {rgb.shape}", "", "pass an RGB image")
+    rg = rgb[..., 0] - rgb[..., 1]
+    yb = 0.5 * (rgb[..., 0] + rgb[..., 1]) - rgb[..., 2]
+    return float(np.hypot(rg.std(), yb.std()) + 0.3 * np.hypot(rg.mean(), yb.mean()))
+
+
+def _check_same_shape(a: np.ndarray, b: np.ndarray) -> None:
+    if a.shape != b.shape:
+        raise AekitError(f"images of shapes {a.shape} and {b.shape}", "they must have the same shape", "crop or resize")

@@ -25,6 +25,12 @@ from .likelihoods import Likelihood
 from .penalties import Penalty, StepContext
 
 
+def shape_fits(shape: tuple[int, ...] | torch.Size, expected: tuple[int | None, ...]) -> bool:
+    """Whether one example of ``shape`` fits a model of data shape ``expected``; a None dimension
+    (a fully convolutional model's height and width) accepts any size."""
+    return len(shape) == len(expected) and all(e is None or int(d) == e for d, e in zip(shape, expected, strict=True))
+
+
 @dataclass
 class LossOutput:
     """The loss of one batch: ``total`` (scalar, what is minimised), each term (scalars) and the
@@ -67,7 +73,7 @@ class Autoencoder(nn.Module):
         shape = data_shape if data_shape is not None else getattr(decoder, "out_shape", None)
         if shape is None:
             raise AekitError("unknown data shape", "the decoder does not say what it outputs", "pass data_shape")
-        self.data_shape = tuple(int(d) for d in shape)
+        self.data_shape = tuple(None if d is None else int(d) for d in shape)  # None: any size
         self.family = family
         names = [p.name for p in penalties]
         if len(set(names)) != len(names):
@@ -114,11 +120,20 @@ class Autoencoder(nn.Module):
     def code_size(self) -> int:
         return self.latent.code_size
 
+    @property
+    def input_shape(self) -> tuple[int | None, ...]:
+        """What ``encode`` takes: the data shape, or what the corruption makes of it (an image
+        plus its mask channel for inpainting, its lightness for colorization)."""
+        return self.data_shape if self.corruption is None else tuple(self.corruption.out_shape(self.data_shape))
+
     # ----------------------------------------------------------------------------------------- #
 
     def encode(self, x: torch.Tensor) -> torch.Tensor:
-        """Deterministic code (B, K): posterior mean for a Gaussian latent, hard bits for a binary one."""
-        self._check_input(x)
+        """Deterministic code (B, K): posterior mean for a Gaussian latent, hard bits for a binary one.
+
+        x is (B, *input_shape): for a restoration model, the degraded image the corruption prepares.
+        """
+        self._check_input(x, self.input_shape)
         return self.latent.code(self.encoder(x))
 
     def decode(self, z: torch.Tensor) -> torch.Tensor:
@@ -126,7 +141,7 @@ class Autoencoder(nn.Module):
         return self.decoder(z)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        self._check_input(x)
+        self._check_input(x, self.input_shape)
         z, _ = self.latent(self.encoder(x))
         return self.decoder(z)
 
@@ -198,13 +213,13 @@ class Autoencoder(nn.Module):
         log_px_given_z = -self.likelihood.nll(params, x)  # (S, B), x broadcast over the samples
         return log_px_given_z + self.latent.prior_log_prob(z) - q.log_prob(z)
 
-    def _check_input(self, x: torch.Tensor) -> None:
-        expected = self.data_shape
+    def _check_input(self, x: torch.Tensor, expected: tuple[int | None, ...] | None = None) -> None:
+        expected = self.data_shape if expected is None else expected
         if not isinstance(x, torch.Tensor):
             raise AekitError(f"expected a torch.Tensor, got {type(x).__name__}", "", "convert with torch.as_tensor")
-        if tuple(x.shape[1:]) != expected:
+        if not shape_fits(x.shape[1:], expected):
             raise AekitError(
                 f"input of shape {tuple(x.shape)} does not fit this model",
-                f"it expects (batch, {', '.join(map(str, expected))})",
+                f"it expects (batch, {', '.join('any' if d is None else str(d) for d in expected)})",
                 "reshape the data or train a model for this shape",
             )

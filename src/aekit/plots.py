@@ -278,3 +278,38 @@ def spectra(groups: dict[str, np.ndarray], title: str = "") -> Figure:
     if title:
         ax.set_title(title)
     return fig
+
+
+def restoration_panels(
+    degraded: np.ndarray,
+    restored: np.ndarray,
+    original: np.ndarray | None = None,
+    title: str = "",
+    labels: Sequence[str] = ("degraded", "restored", "original"),
+) -> Figure:
+    """Degraded / restored / original images side by side, (H, W) grey or (H, W, 3) colour in [0, 1].
+
+    With an original, each other panel of the original's shape is captioned with its PSNR in dB.
+    Images of different sizes (a super-resolution input) are shown at the same displayed size; an
+    alpha channel is not shown.
+    """
+    from .metrics import psnr
+
+    def displayable(image: np.ndarray) -> np.ndarray:
+        image = np.clip(np.asarray(image, np.float32), 0, 1)
+        if image.ndim == 3 and image.shape[-1] in (2, 4):
+            image = image[..., :-1]
+        return image[..., 0] if image.ndim == 3 and image.shape[-1] == 1 else image
+
+    panels = [displayable(p) for p in (degraded, restored, original) if p is not None]
+    fig = Figure(figsize=(3.3 * len(panels), 3.6), layout="constrained")
+    axes = fig.subplots(1, len(panels), squeeze=False)[0]
+    for index, (ax, image, label) in enumerate(zip(axes, panels, labels, strict=False)):
+        ax.imshow(image, cmap="gray", vmin=0, vmax=1, interpolation="nearest")
+        scored = original is not None and index < 2 and image.shape == panels[-1].shape
+        ax.set_title(f"{label}  {psnr(panels[-1], image):.2f} dB" if scored else label)
+        ax.set_xticks([])
+        ax.set_yticks([])
+    if title:
+        fig.suptitle(title)
+    return fig

@@ -29,7 +29,7 @@ from .config import FORMAT_VERSION, TrainConfig
 from .data.streaming import ArrayFile
 from .errors import AekitError
 from .io import load_state, read_safetensors, write_safetensors
-from .model import Autoencoder, LossOutput
+from .model import Autoencoder, LossOutput, shape_fits
 from .tensors import as_tensor, dense_batch, resolve_device
 
 CHECKPOINT_FILE = "checkpoint.safetensors"
@@ -189,7 +189,7 @@ class Trainer:
         if x_val is not None:
             x_val = as_tensor(x_val, "validation data").to(self.device)
         for name, example_shape in (("training", shape), ("validation", None if x_val is None else x_val.shape[1:])):
-            if example_shape is not None and tuple(example_shape) != self.model.data_shape:
+            if example_shape is not None and not shape_fits(example_shape, self.model.data_shape):
                 raise AekitError(
                     f"{name} examples have shape {tuple(example_shape)}",
                     f"the model was built for {self.model.data_shape}",
@@ -342,7 +342,7 @@ class Trainer:
             sums = values if sums is None else sums + values
         model.train(was_training)
         if sums is None:  # this process got no examples; it still joins the sum
-            probe = model.loss(x.new_zeros((1, *model.data_shape)), noisy=False)
+            probe = model.loss(x.new_zeros((1, *(d or 8 for d in model.data_shape))), noisy=False)
             names, sums = ["loss", *probe.terms], torch.zeros(len(probe.terms) + 2, device=self.device)
         sums = distributed.all_reduce_sum(sums.float(), topology).cpu()
         return dict(zip(names, (sums[:-1] / sums[-1]).tolist(), strict=True))

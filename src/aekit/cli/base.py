@@ -112,9 +112,13 @@ def keep_classes(dataset, classes: str | None):
     return dataset.subset(np.flatnonzero(keep))
 
 
+DATA_KEYS = (
+    "data", "split", "data_dir", "scale", "binarize", "label_column", "classes", "patch_size", "patches", "image_mode",
+)  # fmt: skip
+
+
 def data_description(args: argparse.Namespace) -> dict[str, Any]:
-    keys = ("data", "split", "data_dir", "scale", "binarize", "label_column", "classes")
-    return {key: getattr(args, key, None) for key in keys}
+    return {key: getattr(args, key, None) for key in DATA_KEYS}
 
 
 def save_figure(figure, path: Path) -> Path:
@@ -179,11 +183,12 @@ def add_model_use_arguments(parser: argparse.ArgumentParser, split: str = "test"
 
 def load_run_and_data(args: argparse.Namespace):
     from ..io import load_model
+    from ..model import shape_fits
     from ..tensors import resolve_device
 
     model = load_model(args.run, resolve_device(args.device))
     dataset = load_data(args)
-    if dataset.data_shape != model.data_shape:
+    if not shape_fits(dataset.data_shape, model.data_shape):
         raise AekitError(
             f"the data have examples of shape {dataset.data_shape}",
             f"the model in {args.run} was trained on {model.data_shape}",

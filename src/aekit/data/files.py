@@ -112,9 +112,14 @@ def _is_numeric_row(row: list[str]) -> bool:
 
 
 def read_image(path: Path) -> np.ndarray:
-    """One image as uint8/uint16 (H, W) or (H, W, C); a damaged file is a clear error."""
+    """One image as uint8/uint16 (H, W) or (H, W, C); a damaged file is a clear error.
+
+    16-bit colour PNGs (which Pillow reduces to 8 bits) are read with pypng at full depth.
+    """
     from PIL import Image, UnidentifiedImageError
 
+    if _is_16_bit_colour_png(path):
+        return _read_png_16(path)
     try:
         with Image.open(path) as image:
             image.load()
@@ -125,6 +130,27 @@ def read_image(path: Path) -> np.ndarray:
             return np.asarray(image)
     except (UnidentifiedImageError, OSError, SyntaxError) as error:
         raise AekitError(f"cannot read image {path}", str(error), "check that the file is a complete image") from None
+
+
+def _is_16_bit_colour_png(path: Path) -> bool:
+    try:
+        with open(path, "rb") as handle:
+            header = handle.read(26)
+    except OSError:
+        return False
+    # signature, IHDR length and type, width, height, then bit depth (byte 24) and colour type (25)
+    return header[:8] == b"\x89PNG\r\n\x1a\n" and len(header) == 26 and header[24] == 16 and header[25] in (2, 4, 6)
+
+
+def _read_png_16(path: Path) -> np.ndarray:
+    import png
+
+    try:
+        width, height, rows, info = png.Reader(filename=str(path)).asDirect()
+        image = np.vstack([np.asarray(row, np.uint16) for row in rows])
+    except (png.Error, OSError, ValueError, EOFError) as error:
+        raise AekitError(f"cannot read image {path}", str(error), "check that the file is a complete image") from None
+    return image.reshape(height, width, info["planes"])
 
 
 def load_image_folder(path: Path) -> tuple[np.ndarray, np.ndarray | None, list[str] | None]:
