@@ -25,6 +25,8 @@ FAMILY_CASES = [
     ("contractive", {"hidden": []}),
     ("contractive", {"hidden": [16]}),
     ("vae", {"hidden": [16]}),
+    ("vae", {"hidden": [16], "free_bits": 0.1}),
+    ("vae", {"hidden": [16], "importance_samples": 4}),
     ("vae", {"network": "conv", "channels": [4, 8], "likelihood": "gaussian"}),
     ("hashing", {"hidden": [16]}),
 ]

@@ -77,6 +77,7 @@ MINIMAL_KWARGS = {
     ("decoder", "mlp"): {"in_shape": [3], "out_shape": [1, 9, 7], "hidden": [5]},
     ("encoder", "conv"): {"in_shape": [1, 9, 7], "out_shape": [6], "channels": [4]},
     ("decoder", "conv"): {"in_shape": [3], "out_shape": [1, 9, 7], "channels": [4]},
+    ("latent", "identity"): {},
 }
 
 

@@ -89,3 +89,11 @@ def test_posterior_log_prob_equals_normal_and_sampling_is_reparameterised():
     z.sum().backward()
     assert mean.grad is not None and logvar.grad is not None and logvar.grad.abs().sum() > 0
     assert math.isclose(float(mean.grad.sum()), 6.0)
+
+
+@pytest.mark.parametrize("likelihood", [BernoulliLikelihood(), GaussianLikelihood(sigma=0.3)], ids=["bern", "gauss"])
+def test_nll_broadcasts_many_decodings_of_one_batch(likelihood):
+    torch.manual_seed(0)
+    params, x = torch.randn(3, 4, 1, 2, 5), torch.rand(4, 1, 2, 5).round()  # (S, B, *data_shape), (B, ...)
+    expected = torch.stack([likelihood.nll(p, x) for p in params])  # (S, B)
+    torch.testing.assert_close(likelihood.nll(params, x), expected)

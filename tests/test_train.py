@@ -38,11 +38,24 @@ def test_same_seed_gives_the_same_weights(family):
 
 
 @pytest.mark.parametrize(
-    "family,options", [("vae", {}), ("denoising", {"noise": "gaussian"}), ("contractive", {"estimator": "projection"})]
+    "family,options,warmup",
+    [
+        ("vae", {}, 0.0),
+        ("vae", {"importance_samples": 3}, 4.5),  # the warm-up ramp spans the interruption
+        ("denoising", {"noise": "gaussian"}, 0.0),
+        ("contractive", {"estimator": "projection"}, 0.0),
+    ],
 )
-def test_resume_equals_uninterrupted_training(family, options, tmp_path):
+def test_resume_equals_uninterrupted_training(family, options, warmup, tmp_path):
     config = aekit.TrainConfig(
-        epochs=6, batch_size=16, seed=1, checkpoint_every=1, patience=0, lr_schedule="cosine", clip_grad_norm=5.0
+        epochs=6,
+        batch_size=16,
+        seed=1,
+        checkpoint_every=1,
+        patience=0,
+        lr_schedule="cosine",
+        clip_grad_norm=5.0,
+        penalty_warmup_epochs=warmup,
     )
     reference = model_for(family, **options)
     Trainer(reference, config, run_dir=tmp_path / "full", progress=False).fit(data())
@@ -83,6 +96,9 @@ def test_resume_refuses_another_configuration(tmp_path):
     changed = aekit.TrainConfig(epochs=2, batch_size=32, checkpoint_every=1)
     with pytest.raises(aekit.AekitError, match="batch_size=16"):
         Trainer(model_for("vae"), changed, progress=False).fit(data(), resume=tmp_path)
+    warmed = aekit.TrainConfig(epochs=2, batch_size=16, checkpoint_every=1, penalty_warmup_epochs=3)
+    with pytest.raises(aekit.AekitError, match=r"penalty_warmup_epochs=0\.0"):
+        Trainer(model_for("vae"), warmed, progress=False).fit(data(), resume=tmp_path)
 
 
 def test_early_stopping_restores_the_best_weights():

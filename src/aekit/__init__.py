@@ -6,13 +6,13 @@
 >>> codes = model.encode(x)                                                    # doctest: +SKIP
 """
 
-from . import corruptions, latents, likelihoods, nets, penalties, registry  # noqa: F401  (registers parts)
+from . import corruptions, degradations, latents, likelihoods, nets, penalties, registry  # noqa: F401  (registers parts)
 from .config import ModelConfig, TrainConfig
 from .data import Dataset, load_dataset
 from .errors import AekitError
 from .families import family_config, family_names, make_model
 from .io import load_model, save_model
-from .metrics import principal_angles, reconstruction_report
+from .metrics import importance_sampled_nll, principal_angles, reconstruction_report
 from .model import Autoencoder, LossOutput
 from .train import Trainer, TrainingDiverged, TrainResult
 
@@ -30,6 +30,7 @@ __all__ = [
     "TrainingDiverged",
     "family_config",
     "family_names",
+    "importance_sampled_nll",
     "load_dataset",
     "load_model",
     "make_model",

@@ -22,7 +22,7 @@ FORMAT_VERSION = 1
 class ModelConfig:
     """The parts of an autoencoder, each as ``{"name": registered name, **constructor kwargs}``."""
 
-    data_shape: list[int]  # shape of one example, e.g. [1, 28, 28] or [784]
+    data_shape: list[int | None]  # one example, e.g. [1, 28, 28] or [784]; None: any size (fully convolutional)
     encoder: dict[str, Any]  # (B, *encoder input shape) -> (B, H)
     latent: dict[str, Any]  # (B, H) -> (B, K)
     decoder: dict[str, Any]  # (B, K) -> (B, *data_shape) distribution parameters
@@ -54,6 +54,7 @@ class TrainConfig:
     restore_best: bool = True  # end with the weights of the best validation epoch
     clip_grad_norm: float = 0.0  # max global gradient norm; 0 = no clipping
     dynamic_binarization: bool = False  # resample x ~ Bernoulli(x) for every batch
+    penalty_warmup_epochs: float = 0.0  # penalty weights ramp 0 -> full over these epochs (KL warm-up)
     precision: str = "fp32"  # fp32 | bf16: autocast the training step's matmuls to bfloat16
     compile: bool = False  # torch.compile the encoder and decoder (first step pays the compilation)
     channels_last: bool = False  # NHWC memory layout for convolutional networks
@@ -80,6 +81,7 @@ class TrainConfig:
             (0 <= self.val_fraction < 1, "val_fraction must be in [0, 1)"),
             (self.patience >= 0, "patience must be >= 0"),
             (self.clip_grad_norm >= 0, "clip_grad_norm must be >= 0"),
+            (self.penalty_warmup_epochs >= 0, "penalty_warmup_epochs must be >= 0"),
             (self.checkpoint_every >= 0, "checkpoint_every must be >= 0"),
             (self.log_every >= 1, "log_every must be >= 1"),
         ]

@@ -1,7 +1,14 @@
 """Corruption processes C(x~ | x) for denoising autoencoders.
 
-``corrupt(x, generator)`` returns x~ shaped like x; every random draw comes from ``generator`` so a
-seeded run is repeatable. The model applies a corruption only on its noisy (training) path.
+``corrupt(x, generator)`` returns x~, what the encoder sees; every random draw comes from
+``generator`` so a seeded run is repeatable. The model applies a corruption only on its noisy
+(training) path.
+
+A corruption has two halves, so that the same part describes how data are damaged in training and
+how a damaged observation is turned into the encoder's input at restoration time:
+``observe(x)`` is what the world leaves of x (a noisy image, a smaller image, an image with holes),
+``prepare(observation)`` turns an observation into the encoder's input (upsampling it, for
+instance); ``corrupt = prepare(observe(x))``. Most corruptions only observe.
 """
 
 from __future__ import annotations
@@ -25,7 +32,7 @@ def _fraction(value: float, what: str) -> float:
 
 
 class Corruption(Part):
-    """Base class: subclasses implement ``corrupt``."""
+    """Base class: subclasses implement ``observe`` (and ``prepare`` when the encoder needs more)."""
 
     kind = "corruption"
 
@@ -33,28 +40,50 @@ class Corruption(Part):
         """The shape the encoder sees for data of ``data_shape`` (the same unless overridden)."""
         return tuple(data_shape)
 
-    def corrupt(self, x: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+    def observe(self, x: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+        """What the corruption leaves of x (B, *data_shape)."""
         raise NotImplementedError
+
+    def prepare(self, observed: torch.Tensor, size: Sequence[int] | None = None) -> torch.Tensor:
+        """The encoder's input for an observation; ``size`` is the spatial size of the data (H, W), if known."""
+        return observed
+
+    def corrupt(self, x: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+        """x~ = prepare(observe(x)): what the encoder sees in training, (B, *out_shape(data_shape))."""
+        return self.prepare(self.observe(x, generator), tuple(x.shape[2:]))
 
     def forward(self, x: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
         return self.corrupt(x, generator)
 
 
 class GaussianNoise(Corruption):
-    """x~ = x + std * eps, eps ~ N(0, 1); ``clip`` keeps x~ in [0, 1]."""
+    """x~ = x + std * eps, eps ~ N(0, 1); ``clip`` keeps x~ in [0, 1].
+
+    With ``max_std`` the noise is *blind*: each example draws its own std uniformly from
+    [std, max_std], so one model learns every level in the range.
+    """
 
     name = "gaussian"
 
-    def __init__(self, std: float = 0.1, clip: bool = False) -> None:
+    def __init__(self, std: float = 0.1, clip: bool = False, max_std: float | None = None) -> None:
         super().__init__()
-        if std < 0:
-            raise AekitError(f"noise std {std} is negative", "it is a standard deviation", "use >= 0")
+        if std < 0 or (max_std is not None and max_std < std):
+            raise AekitError(
+                f"noise std {std} (max_std {max_std}) is not a valid level or range",
+                "standard deviations are >= 0 and max_std >= std",
+                "fix the values",
+            )
         self.std = float(std)
         self.clip = bool(clip)
+        self.max_std = None if max_std is None else float(max_std)
 
-    def corrupt(self, x, generator=None):
+    def observe(self, x, generator=None):
         noise = torch.randn(x.shape, generator=generator, device=x.device, dtype=x.dtype)
-        noisy = x + self.std * noise
+        std: torch.Tensor | float = self.std
+        if self.max_std is not None:  # one level per example, (B, 1, ..., 1)
+            u = torch.rand((len(x),) + (1,) * (x.ndim - 1), generator=generator, device=x.device, dtype=x.dtype)
+            std = self.std + (self.max_std - self.std) * u
+        noisy = x + std * noise
         return noisy.clamp(0, 1) if self.clip else noisy
 
 
@@ -68,7 +97,7 @@ class Masking(Corruption):
         self.fraction = _fraction(fraction, "fraction")
         self.value = float(value)
 
-    def corrupt(self, x, generator=None):
+    def observe(self, x, generator=None):
         dropped = _uniform(x, generator) < self.fraction
         return torch.where(dropped, torch.full_like(x, self.value), x)
 
@@ -83,7 +112,7 @@ class SaltAndPepper(Corruption):
         self.fraction = _fraction(fraction, "fraction")
         self.low, self.high = float(low), float(high)
 
-    def corrupt(self, x, generator=None):
+    def observe(self, x, generator=None):
         u = _uniform(x, generator)  # one draw decides both whether and which: u < f/2 -> low, < f -> high
         x = torch.where(u < self.fraction / 2, torch.full_like(x, self.low), x)
         return torch.where((u >= self.fraction / 2) & (u < self.fraction), torch.full_like(x, self.high), x)

@@ -6,14 +6,20 @@ undercomplete  deep non-linear encoder/decoder, small code, no penalty
 sparse         + L1 on the code (``sparsity="l1"``) or KL to a target activation (``"kl"``)
 denoising      the encoder sees C(x~|x) (gaussian, masking or salt_and_pepper); target is x
 contractive    sigmoid code + weight * ||d code / d x||_F^2
-vae            Gaussian latent (mean, log-variance), + beta * KL(q(z|x) || N(0, I))
-hashing        binary latent: noise before a sigmoid in training, hard bits at inference
+vae            Gaussian latent (mean, log-variance), + beta * KL to N(0, I); or the IWAE bound
+hashing        binary latent: noise before a sigmoid in training, hard bits at inference;
+               + balanced, decorrelated bits and neighbours in the batch sharing bits
+denoise        RED-Net removing Gaussian noise (fixed sigma or blind), any image size
+super-resolve  RED-Net restoring the detail a bicubic shrink by 2, 3 or 4 removed
+inpaint        RED-Net filling holes (pixels, boxes, strokes); the mask is an input channel
+colorize       RED-Net predicting chroma from lightness (YCbCr or Lab), scored in RGB
 =============  ==========================================================================
 
-Options shared by every family: ``network`` (``mlp`` | ``conv``), ``hidden`` (MLP widths, the
-decoder mirrors them), ``norm`` (MLP: ``none`` | ``batch`` | ``layer``), ``channels`` (conv
-widths), ``activation`` and ``likelihood``
-(``gaussian`` | ``bernoulli``, or a full part description).
+The four restoration families take ``depth``, ``width`` and ``downscale`` (see
+:class:`aekit.nets.conv.RedNet`). Options shared by every other family: ``network`` (``mlp`` |
+``conv``), ``hidden`` (MLP widths, the decoder mirrors them), ``norm`` (MLP: ``none`` | ``batch``
+| ``layer``), ``channels`` (conv widths), ``activation`` and ``likelihood`` (``gaussian`` |
+``bernoulli``, or a full part description).
 """
 
 from __future__ import annotations
@@ -225,10 +231,30 @@ def contractive(
 
 @preset("vae")
 def vae(
-    data_shape: list[int], code_size: int, beta: float = 1.0, likelihood: str | dict = "bernoulli", **net: Any
+    data_shape: list[int],
+    code_size: int,
+    beta: float = 1.0,
+    free_bits: float = 0.0,
+    importance_samples: int = 1,
+    likelihood: str | dict = "bernoulli",
+    **net: Any,
 ) -> ModelConfig:
-    """Gaussian q(z|x) with a log-variance head, reparameterised; + beta * analytic KL to N(0, I)."""
+    """Gaussian q(z|x) with a log-variance head, reparameterised; + beta * analytic KL to N(0, I).
+
+    ``free_bits``: a KL floor per code unit (nats). ``importance_samples`` K > 1 trains on the
+    IWAE bound with K samples instead of the ELBO (then ``beta`` weights the bound's KL-like term).
+    """
     latent = {"name": "gaussian", "code_size": code_size}
+    if int(importance_samples) > 1:
+        if free_bits:
+            raise AekitError(
+                "free bits and the IWAE objective do not combine",
+                "free bits act on the ELBO's analytic KL term, which the IWAE bound does not have",
+                "use importance_samples=1 with free_bits, or drop free_bits",
+            )
+        objective = {"name": "iwae", "weight": beta, "samples": int(importance_samples)}
+    else:
+        objective = {"name": "kl", "weight": beta, "free_bits": free_bits}
     return _compose(
         "vae",
         data_shape,
@@ -236,13 +262,176 @@ def vae(
         latent=latent,
         encoder_width=2 * code_size,
         likelihood=likelihood,
-        penalties=[{"name": "kl", "weight": beta}],
+        penalties=[objective],
         **net,
     )
 
 
 @preset("hashing")
-def hashing(data_shape: list[int], code_size: int, noise_std: float = 3.0, **net: Any) -> ModelConfig:
-    """Binary codes of ``code_size`` bits for semantic hashing."""
-    latent = {"name": "binary", "code_size": code_size, "noise_std": noise_std}
-    return _compose("hashing", data_shape, code_size, latent=latent, **net)
+def hashing(
+    data_shape: list[int],
+    code_size: int,
+    noise_std: float = 3.0,
+    flip_probability: float = 0.0,
+    balance: float = 100.0,
+    decorrelation: float = 1.0,
+    neighbourhood: float = 3.0,
+    neighbours: int = 5,
+    likelihood: str | dict = "bernoulli",
+    **net: Any,
+) -> ModelConfig:
+    """Binary codes of ``code_size`` bits for semantic hashing (noise before a sigmoid, hard bits).
+
+    ``balance`` weighs balanced, decorrelated bits (``decorrelation`` within it), ``neighbourhood``
+    pulls the codes of each example's ``neighbours`` nearest examples of the batch together
+    (cross-entropy in nats summed over the bits; give 0 to turn a term off), ``flip_probability``
+    flips code units in training. The weights suit 28x28 images with a Bernoulli likelihood.
+    """
+    latent = {"name": "binary", "code_size": code_size, "noise_std": noise_std, "flip_probability": flip_probability}
+    penalties = []
+    if balance > 0:
+        penalties.append({"name": "bit_balance", "weight": balance, "decorrelation": decorrelation})
+    if neighbourhood > 0:
+        penalties.append({"name": "neighbourhood", "weight": neighbourhood, "neighbours": neighbours})
+    return _compose("hashing", data_shape, code_size, latent=latent, likelihood=likelihood, penalties=penalties, **net)
+
+
+# ------------------------------------------------------------------------------------------------ #
+# image restoration: a RED-Net trained as a denoising autoencoder whose corruption is the
+# degradation to undo. The encoder is the whole network (its "code" is the restored image), the
+# latent and decoder pass it through, and the model takes images of any size.
+
+
+def _plain(value: Any) -> Any:
+    """Tuples as lists, so that a configuration equals its JSON round trip."""
+    return list(value) if isinstance(value, tuple) else value
+
+
+def _restorer(
+    family: str,
+    data_shape: list[int],
+    corruption: dict[str, Any],
+    *,
+    depth: int,
+    width: int,
+    downscale: int,
+    skip_every: int = 2,
+    residual: bool = True,
+    decoder: dict[str, Any] | None = None,
+    channels_in: int | None = None,
+    channels_out: int | None = None,
+) -> ModelConfig:
+    if len(data_shape) != 3:
+        raise AekitError(
+            f"the {family} family needs (channels, height, width) images, got {data_shape}",
+            "it restores images",
+            "train on a folder of images (with --patch-size)",
+        )
+    channels = data_shape[0]
+    encoder = {
+        "name": "rednet",
+        "in_channels": channels_in or channels,
+        "out_channels": channels_out or channels,
+        "depth": depth,
+        "width": width,
+        "skip_every": skip_every,
+        "residual": residual,
+        "downscale": downscale,
+    }
+    return ModelConfig(
+        data_shape=[channels, None, None],
+        encoder=encoder,
+        latent={"name": "identity"},
+        decoder=decoder or {"name": "identity"},
+        likelihood={"name": "gaussian"},  # squared error against the clean image
+        corruption=corruption,
+        family=family,
+    )
+
+
+@preset("denoise")
+def denoise(
+    data_shape: list[int],
+    code_size: int,
+    sigma: float = 25.0,
+    max_sigma: float | None = None,
+    depth: int = 5,
+    width: int = 64,
+    downscale: int = 2,
+) -> ModelConfig:
+    """RED-Net removing Gaussian noise of ``sigma`` grey levels (of 255); blind over
+    [sigma, max_sigma] when max_sigma is given."""
+    noise = {"name": "gaussian", "std": sigma / 255, "max_std": None if max_sigma is None else max_sigma / 255}
+    return _restorer("denoise", data_shape, noise, depth=depth, width=width, downscale=downscale)
+
+
+@preset("super-resolve")
+def super_resolve(
+    data_shape: list[int],
+    code_size: int,
+    scale: int | list[int] = 2,
+    depth: int = 5,
+    width: int = 64,
+    downscale: int = 2,
+) -> ModelConfig:
+    """RED-Net restoring the detail that a bicubic shrink by ``scale`` (2, 3, 4 or a list) removed."""
+    return _restorer(
+        "super-resolve",
+        data_shape,
+        {"name": "bicubic", "scale": _plain(scale)},
+        depth=depth,
+        width=width,
+        downscale=downscale,
+    )
+
+
+@preset("inpaint")
+def inpaint(
+    data_shape: list[int],
+    code_size: int,
+    mask: str = "mixed",
+    rate: float | list[float] = (0.2, 0.8),  # type: ignore[assignment]
+    boxes: int | list[int] = (1, 3),  # type: ignore[assignment]
+    box_size: int | list[int] = (8, 32),  # type: ignore[assignment]
+    depth: int = 5,
+    width: int = 64,
+    downscale: int = 2,
+) -> ModelConfig:
+    """RED-Net filling holes (``mask``: pixels, boxes, strokes or mixed); the mask is an extra input."""
+    holes = {
+        "name": "inpainting",
+        "kind": mask,
+        **{k: _plain(v) for k, v in [("rate", rate), ("boxes", boxes), ("box_size", box_size)]},
+    }
+    return _restorer(
+        "inpaint", data_shape, holes, depth=depth, width=width, downscale=downscale, channels_in=data_shape[0] + 1
+    )
+
+
+@preset("colorize")
+def colorize(
+    data_shape: list[int],
+    code_size: int,
+    space: str = "ycbcr",
+    depth: int = 5,
+    width: int = 64,
+    downscale: int = 2,
+) -> ModelConfig:
+    """RED-Net predicting the chroma of ``space`` (ycbcr or lab) from the lightness, scored in RGB."""
+    if data_shape[0] != 3:
+        raise AekitError(
+            f"colorization trains on RGB images, got {data_shape[0]} channel(s)",
+            "it learns colours",
+            "use colour images (--image-mode rgb)",
+        )
+    return _restorer(
+        "colorize",
+        data_shape,
+        {"name": "grayscale", "space": space},
+        depth=depth,
+        width=width,
+        downscale=downscale,
+        decoder={"name": "colour", "space": space},
+        channels_in=1,
+        channels_out=3,
+    )

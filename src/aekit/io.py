@@ -165,3 +165,65 @@ def load_state(module: torch.nn.Module, tensors: dict[str, torch.Tensor], source
             "load it with the configuration it was trained with",
         )
     module.load_state_dict(tensors)
+
+
+# ------------------------------------------------------------------------------------------------ #
+# arrays + JSON in one .npz (semantic hash indexes)
+
+
+def write_npz(path: str | Path, arrays: dict[str, Any], metadata: dict[str, Any]) -> Path:
+    """Plain arrays plus JSON metadata in one ``.npz`` (stored as the string array ``__meta__``)."""
+    import io as _io
+
+    import numpy as np
+
+    buffer = _io.BytesIO()
+    plain = {key: np.asarray(value) for key, value in arrays.items()}
+    if any(value.dtype == object for value in plain.values()):
+        raise AekitError("an array holds Python objects", "they would need pickle", "store numbers or strings")
+    np.savez(buffer, __meta__=np.array(json.dumps(metadata)), **plain)
+    return atomic_write_bytes(path, buffer.getvalue())
+
+
+def read_npz(path: str | Path, what: str = "file") -> tuple[dict[str, Any], dict[str, Any]]:
+    """Inverse of :func:`write_npz`, with ``allow_pickle=False``; a damaged file is a clear error."""
+    import zipfile
+
+    import numpy as np
+
+    path = Path(path)
+    if not path.is_file():
+        raise AekitError(f"{what} {path} does not exist", "nothing to load", "check the path")
+    try:
+        with np.load(path, allow_pickle=False) as archive:
+            arrays = {key: archive[key] for key in archive.files}
+        metadata = json.loads(str(arrays.pop("__meta__")))
+    except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile, json.JSONDecodeError) as error:
+        raise AekitError(f"{what} {path} is damaged or not an aekit file", str(error), "rebuild it") from None
+    return arrays, metadata
+
+
+def save_index(index: Any, path: str | Path, arrays: dict[str, Any] | None = None, **metadata: Any) -> Path:
+    """Write a :class:`~aekit.applications.hashing.SemanticHashIndex` (packed codes + ids) to ``path``
+    (.npz, no pickle); ``arrays`` and ``metadata`` travel with it (labels, the hasher)."""
+    from .applications.hashing import FORMAT, FORMAT_VERSION
+
+    extra = {f"extra.{key}": value for key, value in (arrays or {}).items()}
+    meta = {"format": FORMAT, "format_version": FORMAT_VERSION, **metadata}
+    return write_npz(path, {**index.to_arrays(), **extra}, meta)
+
+
+def load_index(path: str | Path, backend: str = "numpy", **faiss_options: int):
+    """Read an index written by :func:`save_index`: (index, extra arrays, metadata)."""
+    from .applications.hashing import FORMAT, FORMAT_VERSION, SemanticHashIndex
+
+    arrays, meta = read_npz(path, "index")
+    if meta.get("format") != FORMAT or meta.get("format_version") != FORMAT_VERSION:
+        raise AekitError(
+            f"{path} is not a semantic hash index of format version {FORMAT_VERSION}",
+            f"it says {meta.get('format')!r} version {meta.get('format_version')!r}",
+            "build it again with aekit hash build",
+        )
+    extra = {key[6:]: value for key, value in arrays.items() if key.startswith("extra.")}
+    index = SemanticHashIndex.from_arrays(arrays, backend, **faiss_options)
+    return index, extra, meta

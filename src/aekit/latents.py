@@ -7,12 +7,17 @@ Every latent answers three questions about ``h`` (B, H):
   ``eval()`` (the posterior mean, or hard bits).
 * ``latent.mean(h)``: the differentiable, noise-free code that penalties act on (B, K).
 * ``latent.code(h)``: the deterministic code that ``Autoencoder.encode`` returns (B, K).
+
+A latent with a prior p(z) (the Gaussian one) also gives ``posterior(h)`` (q(z|x)),
+``prior_sample(n)`` and ``prior_log_prob(z)``: what sampling and likelihood estimates need. The
+others say clearly that they have none.
 """
 
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import ClassVar
 
 import torch
 
@@ -32,9 +37,13 @@ class GaussianPosterior:
     def std(self) -> torch.Tensor:
         return torch.exp(0.5 * self.logvar)
 
-    def sample(self, generator: torch.Generator | None = None) -> torch.Tensor:
-        """Reparameterised sample ``mean + std * eps`` (B, K); gradients flow to both parameters."""
-        eps = torch.randn(self.mean.shape, generator=generator, device=self.mean.device, dtype=self.mean.dtype)
+    def sample(self, generator: torch.Generator | None = None, samples: int | None = None) -> torch.Tensor:
+        """Reparameterised sample ``mean + std * eps``: (B, K), or (S, B, K) for ``samples=S``.
+
+        Gradients flow to both parameters.
+        """
+        shape = self.mean.shape if samples is None else (samples, *self.mean.shape)
+        eps = torch.randn(shape, generator=generator, device=self.mean.device, dtype=self.mean.dtype)
         return self.mean + self.std * eps
 
     def log_prob(self, z: torch.Tensor) -> torch.Tensor:
@@ -72,6 +81,34 @@ class Latent(Part):
     def code(self, h: torch.Tensor) -> torch.Tensor:
         return self.mean(h)
 
+    has_prior: ClassVar[bool] = False  # whether posterior, prior_sample and prior_log_prob exist
+
+    def posterior(self, h: torch.Tensor) -> GaussianPosterior:
+        """q(z|x) for encoder outputs h (B, H)."""
+        raise self._no_prior()
+
+    def prior_sample(
+        self, n: int, generator: torch.Generator | None = None, device: torch.device | str | None = None
+    ) -> torch.Tensor:
+        """n codes z ~ p(z): (n, K)."""
+        raise self._no_prior()
+
+    def prior_log_prob(self, z: torch.Tensor) -> torch.Tensor:
+        """log p(z) summed over the K dimensions, nats: z (..., K) -> (...)."""
+        raise self._no_prior()
+
+    def require_prior(self) -> None:
+        """Raise a clear error unless this latent has a prior p(z) and a posterior q(z|x)."""
+        if not self.has_prior:
+            raise self._no_prior()
+
+    def _no_prior(self) -> AekitError:
+        return AekitError(
+            f"the {self.name!r} latent has no prior p(z)",
+            "only a Gaussian latent (the vae family) defines p(z) and q(z|x)",
+            "train a vae, or sample from a Gaussian mixture fitted on the codes (aekit sample --from mixture)",
+        )
+
     def _stochastic(self, stochastic: bool | None) -> bool:
         return self.training if stochastic is None else stochastic
 
@@ -101,10 +138,19 @@ class GaussianLatent(Latent):
     """
 
     name = "gaussian"
+    has_prior: ClassVar[bool] = True  # p(z) = N(0, I)
 
     @property
     def in_features(self) -> int:
         return 2 * self.code_size
+
+    def prior_sample(
+        self, n: int, generator: torch.Generator | None = None, device: torch.device | str | None = None
+    ) -> torch.Tensor:
+        return torch.randn((n, self.code_size), generator=generator, device=device)
+
+    def prior_log_prob(self, z: torch.Tensor) -> torch.Tensor:
+        return -0.5 * (z.pow(2) + math.log(2 * math.pi)).sum(-1)
 
     def posterior(self, h: torch.Tensor) -> GaussianPosterior:
         mean, logvar = h.chunk(2, dim=-1)  # (B, K) each
@@ -125,24 +171,60 @@ class BinaryLatent(Latent):
     The Gaussian noise (std ``noise_std``) injected before the sigmoid only leaves the decoder a
     usable signal when |h| is large, so training drives the code units to saturation and the
     thresholded bits lose little.
+
+    ``flip_probability`` p also flips each training code unit (z -> 1 - z) with probability p, as a
+    noisy channel would. The decoder must then map codes a few bit flips apart to similar outputs,
+    so the encoder gives similar inputs codes a small Hamming distance apart (a noisy channel
+    orders a vector quantiser's codebook topologically; Luttrell 1989). That order is what
+    Hamming-ball and Hamming-ranking retrieval rely on.
     """
 
     name = "binary"
 
-    def __init__(self, code_size: int, noise_std: float = 3.0) -> None:
+    def __init__(self, code_size: int, noise_std: float = 3.0, flip_probability: float = 0.0) -> None:
         super().__init__(code_size)
         if noise_std < 0:
             raise AekitError(f"noise_std {noise_std} is negative", "it is a standard deviation", "use >= 0")
+        if not 0 <= flip_probability < 0.5:
+            raise AekitError(
+                f"flip_probability {flip_probability} is outside [0, 0.5)", "at 0.5 a bit carries nothing", "lower it"
+            )
         self.noise_std = float(noise_std)
+        self.flip_probability = float(flip_probability)
 
     def forward(self, h, generator=None, stochastic=None):
-        if self._stochastic(stochastic):
-            noise = torch.randn(h.shape, generator=generator, device=h.device, dtype=h.dtype)
-            return torch.sigmoid(h + self.noise_std * noise), None
-        return self.code(h), None
+        if not self._stochastic(stochastic):
+            return self.code(h), None
+        noise = torch.randn(h.shape, generator=generator, device=h.device, dtype=h.dtype)
+        z = torch.sigmoid(h + self.noise_std * noise)  # (B, K)
+        if self.flip_probability > 0:
+            uniform = torch.rand(h.shape, generator=generator, device=h.device, dtype=h.dtype)
+            flips = (uniform < self.flip_probability).to(h.dtype)
+            z = z + flips * (1.0 - 2.0 * z)  # z or 1 - z; the gradient changes sign with the flip
+        return z, None
 
     def mean(self, h: torch.Tensor) -> torch.Tensor:
         return torch.sigmoid(h)
 
     def code(self, h: torch.Tensor) -> torch.Tensor:
         return (h > 0).to(h.dtype)
+
+
+class IdentityLatent(Latent):
+    """z = h, of any shape: for image-to-image models whose "code" is the restored image itself.
+
+    It has no fixed width (``code_size`` is None): a fully convolutional encoder's output grows
+    with the image.
+    """
+
+    name = "identity"
+
+    def __init__(self) -> None:
+        Part.__init__(self)
+        self.code_size = None  # type: ignore[assignment]
+
+    def forward(self, h, generator=None, stochastic=None):
+        return h, None
+
+    def mean(self, h: torch.Tensor) -> torch.Tensor:
+        return h

@@ -1,6 +1,8 @@
 """Likelihoods p(x | g(z)): what the decoder's output means and how reconstruction is scored.
 
 All negative log-likelihoods are in nats per example, summed over every data dimension: shape (B,).
+``nll(params, x)`` also broadcasts ``params`` (..., B, *data_shape) against x (B, *data_shape) to
+(..., B): many decodings of one batch (importance samples) are scored without copying x.
 """
 
 from __future__ import annotations
@@ -16,8 +18,8 @@ from .errors import AekitError
 from .registry import Part
 
 
-def _sum_data_dims(values: torch.Tensor) -> torch.Tensor:
-    return values.flatten(1).sum(1)  # (B, ...) -> (B,)
+def _sum_data_dims(values: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+    return values.flatten(-(x.dim() - 1)).sum(-1)  # (..., B, *data_shape) -> (..., B)
 
 
 class Likelihood(Part):
@@ -80,8 +82,8 @@ class GaussianLikelihood(Likelihood):
     def nll(self, params: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
         log_sigma = self._log_sigma()
         z = (x - params) * torch.exp(-log_sigma)
-        per_dim = 0.5 * z.pow(2) + log_sigma + 0.5 * math.log(2 * math.pi)  # (B, ...)
-        return _sum_data_dims(per_dim.expand_as(x))
+        per_dim = 0.5 * z.pow(2) + log_sigma + 0.5 * math.log(2 * math.pi)  # (..., B, *data_shape)
+        return _sum_data_dims(per_dim, x)
 
     def mean(self, params: torch.Tensor) -> torch.Tensor:
         return params
@@ -94,17 +96,50 @@ class GaussianLikelihood(Likelihood):
 class BernoulliLikelihood(Likelihood):
     """Decoder outputs are logits of independent Bernoullis, for binary (or [0, 1]) data.
 
-    The NLL is ``binary_cross_entropy_with_logits``: a sigmoid output followed by a log would lose
-    precision exactly where the model is confident.
+    The NLL is the binary cross-entropy on logits, softplus(l) - x l: a sigmoid output followed by a
+    log would lose precision exactly where the model is confident.
     """
 
     name = "bernoulli"
 
     def nll(self, params: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
-        return _sum_data_dims(F.binary_cross_entropy_with_logits(params, x, reduction="none"))
+        return _sum_data_dims(F.softplus(params) - x * params, x)
 
     def mean(self, params: torch.Tensor) -> torch.Tensor:
         return torch.sigmoid(params)
 
     def sample(self, params, generator=None):
         return torch.bernoulli(torch.sigmoid(params), generator=generator)
+
+
+class MultinomialLikelihood(Likelihood):
+    """Decoder outputs are the logits of a distribution over the D features (words), for documents.
+
+    ``nll(params, x) = -sum_d x_d log softmax(params)_d``: the negative log-probability of a bag of
+    words with (possibly fractional) counts x, up to the multinomial coefficient, in nats per
+    document; TF-IDF weights work as fractional counts. A document's words then inform the code
+    about what it is about, which a per-word Bernoulli on mostly-zero inputs barely does (the
+    multinomial/softmax output of semantic hashing's document models). ``mean`` is the word
+    distribution softmax(params); ``sample`` draws ``draws`` words from it.
+    """
+
+    name = "multinomial"
+
+    def __init__(self, draws: int = 100) -> None:
+        super().__init__()
+        if int(draws) < 1:
+            raise AekitError(f"draws={draws}", "a sampled document needs at least one word", "use >= 1")
+        self.draws = int(draws)
+
+    def nll(self, params: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+        log_p = F.log_softmax(params.flatten(1), dim=1)  # (B, D)
+        return -(x.flatten(1) * log_p).sum(1)
+
+    def mean(self, params: torch.Tensor) -> torch.Tensor:
+        return F.softmax(params.flatten(1), dim=1).view_as(params)
+
+    def sample(self, params, generator=None):
+        probabilities = F.softmax(params.flatten(1), dim=1)
+        words = torch.multinomial(probabilities, self.draws, replacement=True, generator=generator)  # (B, draws)
+        counts = torch.zeros_like(probabilities).scatter_add_(1, words, torch.ones_like(words, dtype=params.dtype))
+        return counts.view_as(params)

@@ -1,4 +1,5 @@
-"""Measures: reconstruction error, likelihood bounds, subspace angles.
+"""Measures: reconstruction error, likelihood bounds and estimates, subspace angles, Hamming retrieval,
+image quality (PSNR, SSIM, colourfulness).
 
 Units are stated per function: squared error summed over data dimensions per example, nats per
 example, degrees.
@@ -6,15 +7,18 @@ example, degrees.
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import numpy as np
 import scipy.linalg
 import torch
+from tqdm.auto import tqdm
 
+from .errors import AekitError
 from .latents import GaussianLatent
 from .model import Autoencoder
-from .tensors import as_tensor
+from .tensors import as_tensor, dense_batch
 
 
 @torch.no_grad()
@@ -35,7 +39,7 @@ def reconstruction_report(
     generator = torch.Generator(device=device).manual_seed(seed)
     totals: dict[str, float] = {}
     for start in range(0, len(x), batch_size):
-        batch = x[start : start + batch_size].to(device)
+        batch = dense_batch(x[start : start + batch_size].to(device))
         params = model.decode(model.encode(batch))
         batch_terms = {
             "squared_error": (model.likelihood.mean(params) - batch).pow(2).flatten(1).sum(1),
@@ -52,6 +56,208 @@ def reconstruction_report(
     return report
 
 
+@torch.no_grad()
+def importance_sampled_nll(
+    model: Autoencoder,
+    x: Any,
+    samples: int = 5000,
+    batch_size: int = 1024,
+    max_rows: int = 32768,
+    seed: int = 0,
+    device: str | torch.device | None = None,
+    progress: bool = False,
+) -> np.ndarray:
+    """-log p(x) for each example of x (N, *data_shape), in nats, by importance sampling: (N,).
+
+        -log p(x) ~= -log (1/K) sum_k p(x|z_k) p(z_k) / q(z_k|x),   z_k ~ q(z|x),  K = ``samples``
+
+    the IWAE bound of Burda et al. (2016): in expectation an upper bound of -log p(x) that
+    decreases as K grows and reaches it as K -> infinity; K = 1 is a one-sample ELBO. Works for any
+    model whose latent has a prior (Gaussian). Examples go in batches of ``batch_size`` and the K
+    samples in chunks, so the decoder never sees more than ``max_rows`` (examples x samples) rows
+    at once: memory stays bounded for K in the thousands. Draws come from a generator seeded with
+    ``seed``.
+    """
+    if int(samples) < 1:
+        raise AekitError(f"{samples} importance samples", "the estimate needs at least one sample", "use K >= 1")
+    if int(batch_size) < 1 or int(max_rows) < 1:
+        raise AekitError(f"batch_size {batch_size} / max_rows {max_rows}", "both must be positive", "use >= 1")
+    model.latent.require_prior()
+    samples, device = int(samples), device or next(model.parameters()).device
+    x = as_tensor(x)
+    batch_size = min(int(batch_size), int(max_rows))
+    chunk = max(1, min(samples, int(max_rows) // min(batch_size, len(x))))  # samples per decoder call
+    generator = torch.Generator(device=device).manual_seed(seed)
+    was_training = model.training
+    model.eval()
+    nll = []
+    for start in tqdm(range(0, len(x), batch_size), disable=not progress, desc=f"IS-NLL, K={samples}", unit="batch"):
+        batch = x[start : start + batch_size].to(device)  # (B, *data_shape)
+        q = model.latent.posterior(model.encoder(batch))  # (B, K) mean and log-variance
+        log_sum = torch.full((len(batch),), -math.inf, device=device)  # log sum_k w_k so far
+        for done in range(0, samples, chunk):
+            log_w = model.log_importance_weights(batch, min(chunk, samples - done), generator, posterior=q)
+            log_sum = torch.logaddexp(log_sum, torch.logsumexp(log_w, 0))  # (B,)
+        nll.append((math.log(samples) - log_sum).cpu())
+    model.train(was_training)
+    return torch.cat(nll).double().numpy()
+
+
+@torch.no_grad()
+def active_units(model: Autoencoder, x: Any, threshold: float = 0.01, batch_size: int = 1024) -> int:
+    """How many code units the data use: Var over examples of E_q[z_u | x] above ``threshold``.
+
+    The measure of Burda et al. (2016): a unit whose posterior mean does not vary with x carries
+    no information (its posterior collapsed to the prior). Needs a Gaussian latent.
+    """
+    model.latent.require_prior()
+    device = next(model.parameters()).device
+    x = as_tensor(x)
+    was_training = model.training
+    model.eval()
+    means = torch.cat([model.encode(x[i : i + batch_size].to(device)).cpu() for i in range(0, len(x), batch_size)])
+    model.train(was_training)
+    return int((means.double().var(0) > threshold).sum())
+
+
 def principal_angles(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """Principal angles in degrees between the column spaces of a (D, k) and b (D, l), largest first."""
     return np.degrees(scipy.linalg.subspace_angles(np.asarray(a, np.float64), np.asarray(b, np.float64)))
+
+
+# ------------------------------------------------------------------------------------------------ #
+# retrieval with binary codes
+
+
+def tie_group_metrics(counts: np.ndarray, relevant: np.ndarray, k: int = 100) -> dict[str, np.ndarray]:
+    """Average precision and precision@k of rankings made of tie groups, per query.
+
+    ``counts`` (Q, L): items in each tie group, groups in rank order (for Hamming ranking, group d
+    holds the items at distance d); ``relevant`` (Q, L): how many of them are relevant. Items tied
+    at one distance come in random order, and each figure is its expectation over that order
+    (McFee and Lanckriet 2011), so no tie-breaking rule favours a method. A query with no relevant
+    item has average precision 0. Returns ``average_precision`` (Q,) and ``precision_at_k`` (Q,).
+    """
+    counts = np.asarray(counts, dtype=np.float64)
+    relevant = np.asarray(relevant, dtype=np.float64)
+    total = int(counts[0].sum())
+    harmonic = np.concatenate([[0.0], np.cumsum(1.0 / np.arange(1, total + 1))])  # H(n) = sum_{m <= n} 1/m
+    before = np.cumsum(counts, 1) - counts  # (Q, L) items ranked above each group
+    relevant_before = np.cumsum(relevant, 1) - relevant
+    end = (before + counts).astype(np.int64)
+    h_sum = harmonic[end] - harmonic[before.astype(np.int64)]  # sum over the group's positions j of 1/j
+    # E[precision at position j | item j relevant] = (R_< + 1 + (j - N_< - 1)(r - 1)/(n - 1)) / j
+    others = np.divide(relevant - 1, counts - 1, out=np.zeros_like(counts), where=counts > 1)
+    offset_sum = counts - (before + 1) * h_sum  # sum over positions j of (j - N_< - 1) / j
+    share = np.divide(relevant, counts, out=np.zeros_like(counts), where=counts > 0)
+    contribution = share * ((relevant_before + 1) * h_sum + others * offset_sum)
+    n_relevant = relevant.sum(1)
+    average_precision = np.divide(contribution.sum(1), n_relevant, out=np.zeros(len(counts)), where=n_relevant > 0)
+    k = min(int(k), total)
+    inside = np.clip(k - before, 0, counts)  # how many of each group fall in the top k
+    precision_at_k = (inside * share).sum(1) / k
+    return {"average_precision": average_precision, "precision_at_k": precision_at_k}
+
+
+def hamming_retrieval_report(
+    query_codes: Any,
+    database_codes: Any,
+    query_labels: Any,
+    database_labels: Any,
+    k: int = 100,
+    radius: int = 2,
+    chunk: int = 100,
+) -> dict[str, float]:
+    """Retrieval quality of binary codes, relevance = same label, averaged over the queries.
+
+    Codes are (Q, K) and (N, K) 0/1 arrays. Every query ranks the whole database by Hamming
+    distance (ties in expectation, see :func:`tie_group_metrics`):
+
+    * ``map``: mean average precision over the whole ranking.
+    * ``precision_at_k``: fraction of relevant items among the k nearest (``k`` = 100).
+    * ``precision_radius`` / ``recall_radius``: precision and recall of the items within Hamming
+      distance ``radius`` (inclusive; 2 by default); a query that finds nothing has precision 0.
+    * ``empty_radius``: the fraction of queries that find nothing within the radius.
+    """
+    from .applications.hashing import hamming_distances
+
+    query_labels, database_labels = np.asarray(query_labels), np.asarray(database_labels)
+    n_bits = np.asarray(query_codes).shape[-1]
+    levels = n_bits + 1
+    sums = {"map": 0.0, "precision_at_k": 0.0, "precision_radius": 0.0, "recall_radius": 0.0, "empty_radius": 0.0}
+    n_queries = len(query_labels)
+    for start in range(0, n_queries, chunk):
+        distances = hamming_distances(query_codes[start : start + chunk], database_codes)  # (c, N)
+        same = query_labels[start : start + chunk, None] == database_labels[None, :]  # (c, N)
+        rows = np.arange(len(distances))[:, None] * levels
+        counts = np.bincount((rows + distances).ravel(), minlength=len(distances) * levels).reshape(-1, levels)
+        hits = np.bincount((rows + distances)[same], minlength=len(distances) * levels).reshape(-1, levels)
+        ranked = tie_group_metrics(counts, hits, k)
+        found = counts[:, : radius + 1].sum(1)
+        found_relevant = hits[:, : radius + 1].sum(1)
+        sums["map"] += ranked["average_precision"].sum()
+        sums["precision_at_k"] += ranked["precision_at_k"].sum()
+        sums["precision_radius"] += np.divide(found_relevant, found, out=np.zeros(len(found)), where=found > 0).sum()
+        all_relevant = hits.sum(1)
+        sums["recall_radius"] += np.divide(
+            found_relevant, all_relevant, out=np.zeros(len(found)), where=all_relevant > 0
+        ).sum()
+        sums["empty_radius"] += (found == 0).sum()
+    return {key: float(value / n_queries) for key, value in sums.items()}
+
+
+# image quality: arrays (H, W) or (H, W, C), values in [0, data_range]
+
+
+def psnr(reference: Any, estimate: Any, data_range: float = 1.0) -> float:
+    """Peak signal-to-noise ratio 10 log10(data_range^2 / MSE) in dB (infinite for equal images)."""
+    reference, estimate = np.asarray(reference, np.float64), np.asarray(estimate, np.float64)
+    _check_same_shape(reference, estimate)
+    mse = float(np.mean((reference - estimate) ** 2))
+    return float("inf") if mse == 0 else 10 * np.log10(data_range**2 / mse)
+
+
+def ssim(reference: Any, estimate: Any, data_range: float = 1.0, sigma: float = 1.5) -> float:
+    """Structural similarity (Wang et al. 2004): Gaussian window (sigma 1.5, 11 x 11), K1 = 0.01,
+    K2 = 0.03, population statistics, averaged away from a 5-pixel border and over channels.
+
+    Equals ``skimage.metrics.structural_similarity(..., gaussian_weights=True, sigma=1.5,
+    use_sample_covariance=False, data_range=data_range)``; (H, W) or (H, W, C) arrays.
+    """
+    from scipy.ndimage import gaussian_filter
+
+    reference, estimate = np.asarray(reference, np.float64), np.asarray(estimate, np.float64)
+    _check_same_shape(reference, estimate)
+    if reference.ndim == 3:
+        return float(
+            np.mean([ssim(reference[..., c], estimate[..., c], data_range, sigma) for c in range(reference.shape[-1])])
+        )
+    truncate = 3.5  # radius int(3.5 * 1.5 + 0.5) = 5: an 11 x 11 window
+
+    def blur(image: np.ndarray) -> np.ndarray:
+        return gaussian_filter(image, sigma, mode="reflect", truncate=truncate)
+
+    mu_x, mu_y = blur(reference), blur(estimate)
+    var_x = blur(reference * reference) - mu_x**2
+    var_y = blur(estimate * estimate) - mu_y**2
+    cov = blur(reference * estimate) - mu_x * mu_y
+    c1, c2 = (0.01 * data_range) ** 2, (0.03 * data_range) ** 2
+    index = ((2 * mu_x * mu_y + c1) * (2 * cov + c2)) / ((mu_x**2 + mu_y**2 + c1) * (var_x + var_y + c2))
+    border = int(truncate * sigma + 0.5)
+    return float(index[border:-border, border:-border].mean())
+
+
+def colourfulness(rgb: Any) -> float:
+    """Hasler and Suesstrunk's colourfulness of an (H, W, 3) image in [0, 1], on the 0-255 scale of
+    their paper: sqrt(std_rg^2 + std_yb^2) + 0.3 sqrt(mean_rg^2 + mean_yb^2); 0 for a grey image."""
+    rgb = 255 * np.asarray(rgb, np.float64)
+    if rgb.ndim != 3 or rgb.shape[-1] != 3:
+        raise AekitError(f"colourfulness needs an (H, W, 3) image, got {rgb.shape}", "", "pass an RGB image")
+    rg = rgb[..., 0] - rgb[..., 1]
+    yb = 0.5 * (rgb[..., 0] + rgb[..., 1]) - rgb[..., 2]
+    return float(np.hypot(rg.std(), yb.std()) + 0.3 * np.hypot(rg.mean(), yb.mean()))
+
+
+def _check_same_shape(a: np.ndarray, b: np.ndarray) -> None:
+    if a.shape != b.shape:
+        raise AekitError(f"images of shapes {a.shape} and {b.shape}", "they must have the same shape", "crop or resize")

@@ -2,6 +2,9 @@
 
     loss(x) = NLL(x | g(z)) + sum_k weight_k * penalty_k,   z ~ latent(f(C(x)))
 
+A model whose latent has a prior p(z) also gives importance weights p(x|z) p(z) / q(z|x), from
+which the IWAE bound and the importance-sampled log-likelihood are built.
+
 One class serves every family; a family is only a choice of parts (see :mod:`aekit.families`).
 """
 
@@ -17,9 +20,15 @@ from . import registry
 from .config import ModelConfig
 from .corruptions import Corruption
 from .errors import AekitError
-from .latents import Latent
+from .latents import GaussianPosterior, Latent
 from .likelihoods import Likelihood
 from .penalties import Penalty, StepContext
+
+
+def shape_fits(shape: tuple[int, ...] | torch.Size, expected: tuple[int | None, ...]) -> bool:
+    """Whether one example of ``shape`` fits a model of data shape ``expected``; a None dimension
+    (a fully convolutional model's height and width) accepts any size."""
+    return len(shape) == len(expected) and all(e is None or int(d) == e for d, e in zip(shape, expected, strict=True))
 
 
 @dataclass
@@ -40,6 +49,7 @@ class Autoencoder(nn.Module):
     * ``forward(x)``: ``decode`` of the latent sample in training, of the code in eval; never
       corrupts and never computes a loss.
     * ``loss(x)``: the training objective, see :meth:`loss`.
+    * ``log_importance_weights(x, S)`` (S, B): log p(x|z_s) + log p(z_s) - log q(z_s|x), nats.
     """
 
     def __init__(
@@ -63,7 +73,7 @@ class Autoencoder(nn.Module):
         shape = data_shape if data_shape is not None else getattr(decoder, "out_shape", None)
         if shape is None:
             raise AekitError("unknown data shape", "the decoder does not say what it outputs", "pass data_shape")
-        self.data_shape = tuple(int(d) for d in shape)
+        self.data_shape = tuple(None if d is None else int(d) for d in shape)  # None: any size
         self.family = family
         names = [p.name for p in penalties]
         if len(set(names)) != len(names):
@@ -110,11 +120,20 @@ class Autoencoder(nn.Module):
     def code_size(self) -> int:
         return self.latent.code_size
 
+    @property
+    def input_shape(self) -> tuple[int | None, ...]:
+        """What ``encode`` takes: the data shape, or what the corruption makes of it (an image
+        plus its mask channel for inpainting, its lightness for colorization)."""
+        return self.data_shape if self.corruption is None else tuple(self.corruption.out_shape(self.data_shape))
+
     # ----------------------------------------------------------------------------------------- #
 
     def encode(self, x: torch.Tensor) -> torch.Tensor:
-        """Deterministic code (B, K): posterior mean for a Gaussian latent, hard bits for a binary one."""
-        self._check_input(x)
+        """Deterministic code (B, K): posterior mean for a Gaussian latent, hard bits for a binary one.
+
+        x is (B, *input_shape): for a restoration model, the degraded image the corruption prepares.
+        """
+        self._check_input(x, self.input_shape)
         return self.latent.code(self.encoder(x))
 
     def decode(self, z: torch.Tensor) -> torch.Tensor:
@@ -122,7 +141,7 @@ class Autoencoder(nn.Module):
         return self.decoder(z)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        self._check_input(x)
+        self._check_input(x, self.input_shape)
         z, _ = self.latent(self.encoder(x))
         return self.decoder(z)
 
@@ -136,12 +155,14 @@ class Autoencoder(nn.Module):
         target: torch.Tensor | None = None,
         generator: torch.Generator | None = None,
         noisy: bool | None = None,
+        penalty_scale: float = 1.0,
     ) -> LossOutput:
         """The objective for a batch x (B, *data_shape): mean NLL plus weighted penalties, nats/example.
 
         ``target`` defaults to x (the clean image the reconstruction is scored against).
         ``noisy`` (default: ``self.training``) turns on the corruption and the latent's noise; all
-        random draws come from ``generator``.
+        random draws come from ``generator``. ``penalty_scale`` multiplies every penalty weight
+        (the trainer's warm-up ramps it from 0 to 1).
         """
         self._check_input(x)
         target = x if target is None else target
@@ -162,17 +183,43 @@ class Autoencoder(nn.Module):
             terms = {"nll": nll.mean()}
             ctx = StepContext(self, target, x_input, h, z, posterior, params, generator)
             for penalty in self.penalties:
-                terms[penalty.name] = penalty.weight * penalty(ctx)
+                terms[penalty.name] = penalty_scale * penalty.weight * penalty(ctx)
             total = torch.stack(list(terms.values())).sum()
         return LossOutput(total=total, terms=terms, nll=nll)
 
-    def _check_input(self, x: torch.Tensor) -> None:
-        expected = self.data_shape
+    def log_importance_weights(
+        self,
+        x: torch.Tensor,
+        samples: int,
+        generator: torch.Generator | None = None,
+        posterior: GaussianPosterior | None = None,
+    ) -> torch.Tensor:
+        """log w_s = log p(x|z_s) + log p(z_s) - log q(z_s|x) for S draws z_s ~ q(z|x): (S, B) nats.
+
+        mean_s w_s is an unbiased estimate of p(x), so ``log mean_s w_s`` is a lower bound of
+        log p(x) that tightens as S grows (Burda et al. 2016); S = 1 gives a one-sample ELBO.
+        ``posterior`` (q(z|x) already computed, e.g. from a corrupted input) skips the encoder;
+        x (B, *data_shape) is then only the target. Differentiable; needs a latent with a prior.
+        """
+        if int(samples) < 1:
+            raise AekitError(
+                f"{samples} importance samples", "the estimate needs at least one sample of z", "use K >= 1"
+            )
+        self.latent.require_prior()
+        self._check_input(x)
+        q = posterior if posterior is not None else self.latent.posterior(self.encoder(x))
+        z = q.sample(generator, samples)  # (S, B, K)
+        params = self.decoder(z.flatten(0, 1)).view(samples, *x.shape)  # (S, B, *data_shape)
+        log_px_given_z = -self.likelihood.nll(params, x)  # (S, B), x broadcast over the samples
+        return log_px_given_z + self.latent.prior_log_prob(z) - q.log_prob(z)
+
+    def _check_input(self, x: torch.Tensor, expected: tuple[int | None, ...] | None = None) -> None:
+        expected = self.data_shape if expected is None else expected
         if not isinstance(x, torch.Tensor):
             raise AekitError(f"expected a torch.Tensor, got {type(x).__name__}", "", "convert with torch.as_tensor")
-        if tuple(x.shape[1:]) != expected:
+        if not shape_fits(x.shape[1:], expected):
             raise AekitError(
                 f"input of shape {tuple(x.shape)} does not fit this model",
-                f"it expects (batch, {', '.join(map(str, expected))})",
+                f"it expects (batch, {', '.join('any' if d is None else str(d) for d in expected)})",
                 "reshape the data or train a model for this shape",
             )

@@ -7,13 +7,15 @@ encoder's input require gradients (the contractive penalty differentiates the co
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import torch
+import torch.nn.functional as F
 
 from .errors import AekitError
-from .latents import DeterministicLatent, GaussianLatent, GaussianPosterior
+from .latents import BinaryLatent, DeterministicLatent, GaussianLatent, GaussianPosterior
 from .nets.mlp import MLP
 from .registry import Part
 
@@ -171,9 +173,20 @@ class Contractive(Penalty):
 
 
 class KLDivergence(Penalty):
-    """KL(q(z|x) || N(0, I)) in nats per example, averaged over the batch; ``weight`` is beta."""
+    """KL(q(z|x) || N(0, I)) in nats per example, averaged over the batch; ``weight`` is beta.
+
+    ``free_bits`` (nats per code unit, Kingma et al. 2016): each unit's KL, averaged over the
+    batch, counts as at least ``free_bits``, so units below it get no push towards the prior and
+    stay in use (fewer collapsed units). 0 gives the plain ELBO.
+    """
 
     name = "kl"
+
+    def __init__(self, weight: float = 1.0, free_bits: float = 0.0) -> None:
+        super().__init__(weight)
+        if free_bits < 0:
+            raise AekitError(f"free_bits {free_bits} is negative", "it is a KL floor in nats per unit", "use >= 0")
+        self.free_bits = float(free_bits)
 
     def check(self, model: Autoencoder) -> None:
         if not isinstance(model.latent, GaussianLatent):
@@ -185,4 +198,132 @@ class KLDivergence(Penalty):
 
     def forward(self, ctx: StepContext) -> torch.Tensor:
         assert ctx.posterior is not None
-        return ctx.posterior.kl_to_standard_normal().mean()
+        q = ctx.posterior
+        kl_per_unit = 0.5 * (q.mean.pow(2) + torch.exp(q.logvar) - 1.0 - q.logvar).mean(0)  # (K,) batch means
+        return kl_per_unit.clamp(min=self.free_bits).sum()
+
+
+class ImportanceWeighted(Penalty):
+    """The IWAE objective (Burda et al. 2016) in place of the KL term: with it the loss is
+
+        nll + iwae = -log (1/S) sum_s p(x|z_s) p(z_s) / q(z_s|x),   z_s ~ q(z|x),
+
+    a bound on -log p(x) that is tighter than the ELBO's for ``samples`` S > 1. The term is that
+    bound minus the model's one-sample reconstruction NLL, so it can be negative; averaged over the
+    batch, nats per example. Costs S extra decoder passes per step. ``weight`` other than 1 (or a
+    warm-up) mixes the bound with the plain reconstruction NLL.
+    """
+
+    name = "iwae"
+
+    def __init__(self, weight: float = 1.0, samples: int = 5) -> None:
+        super().__init__(weight)
+        if int(samples) < 1:
+            raise AekitError(f"{samples} importance samples", "the bound needs at least one", "use samples >= 1")
+        self.samples = int(samples)
+
+    def check(self, model: Autoencoder) -> None:
+        if not model.latent.has_prior:
+            raise AekitError(
+                "the IWAE objective needs a latent with a prior and a posterior",
+                f"the latent is {model.latent.spec()['name']!r}",
+                'use {"name": "gaussian"} (the vae family)',
+            )
+        if any(isinstance(p, KLDivergence) for p in model.penalties):
+            raise AekitError(
+                "the IWAE objective and the KL penalty are both present",
+                "the importance weights already contain the KL term",
+                "drop the kl penalty (the vae family does: -o importance_samples=K)",
+            )
+
+    def forward(self, ctx: StepContext) -> torch.Tensor:
+        assert ctx.posterior is not None
+        log_w = ctx.model.log_importance_weights(ctx.x, self.samples, ctx.generator, posterior=ctx.posterior)
+        bound_nll = math.log(self.samples) - torch.logsumexp(log_w, 0)  # (B,) -IWAE_S, nats
+        reconstruction_nll = ctx.model.likelihood.nll(ctx.params, ctx.x)  # (B,) the loss's nll term
+        return (bound_nll - reconstruction_nll).mean()
+
+
+def _needs_binary_latent(model: Autoencoder, penalty: str) -> None:
+    if not isinstance(model.latent, BinaryLatent):
+        raise AekitError(
+            f"the {penalty} penalty needs a binary latent",
+            f"the latent is {model.latent.spec()['name']!r}",
+            'use {"name": "binary"} (the hashing family)',
+        )
+
+
+class BitBalance(Penalty):
+    """Balanced, decorrelated bits: each bit splits the batch in half and no two bits repeat each other.
+
+    With u = 2 sigmoid(h) - 1 (B, K), the code mapped to (-1, 1), the value is
+    ``mean_k (mean_b u_bk)^2 + decorrelation * ||U^T U / B - I||_F^2 / K^2``: a relaxation of the
+    two constraints of spectral hashing. An unbalanced bit separates few items (a bit that is always
+    1 separates none) and correlated bits repeat each other.
+    """
+
+    name = "bit_balance"
+
+    def __init__(self, weight: float = 1.0, decorrelation: float = 1.0) -> None:
+        super().__init__(weight)
+        if decorrelation < 0:
+            raise AekitError(f"decorrelation {decorrelation} is negative", "it weighs a squared norm", "use >= 0")
+        self.decorrelation = float(decorrelation)
+
+    def check(self, model: Autoencoder) -> None:
+        _needs_binary_latent(model, "bit_balance")
+
+    def forward(self, ctx: StepContext) -> torch.Tensor:
+        u = 2.0 * ctx.code - 1.0  # (B, K) in (-1, 1)
+        n, k = u.shape
+        balance = u.mean(0).pow(2).mean()
+        if self.decorrelation == 0:
+            return balance
+        gram = u.T @ u / n  # (K, K); its diagonal is near 1 for saturated codes
+        eye = torch.eye(k, device=u.device, dtype=u.dtype)
+        return balance + self.decorrelation * (gram - eye).pow(2).sum() / k**2
+
+
+class Neighbourhood(Penalty):
+    """Neighbours in the input share bits: each example's bits are pulled towards those of its
+    ``neighbours`` nearest examples in the batch (Euclidean distance between the clean inputs).
+
+    The value is the cross-entropy, in nats summed over the K bits, of the bit probabilities
+    sigmoid(h_j) of a neighbour j under those of the example i, averaged over the pairs (i, j):
+    ``mean_{i, j in kNN(i)} sum_k BCE(h_ik, sigmoid(h_jk))``. On logits it keeps a gradient when
+    the bits are saturated (a squared difference of sigmoids would not), and it pulls the codes of
+    a neighbourhood graph together as spectral and anchor-graph hashing do; the reconstruction and
+    ``bit_balance`` keep the codes from collapsing. Larger batches give truer neighbours.
+    """
+
+    name = "neighbourhood"
+
+    def __init__(self, weight: float = 1.0, neighbours: int = 5) -> None:
+        super().__init__(weight)
+        if int(neighbours) < 1:
+            raise AekitError(f"neighbours={neighbours}", "each example needs at least one neighbour", "use >= 1")
+        self.neighbours = int(neighbours)
+
+    def check(self, model: Autoencoder) -> None:
+        _needs_binary_latent(model, "neighbourhood")
+
+    def forward(self, ctx: StepContext) -> torch.Tensor:
+        logits = ctx.h  # (B, K): the binary latent's pre-activations
+        n = len(logits)
+        k = min(self.neighbours, n - 1)
+        if k < 1:
+            return logits.new_zeros(())
+        nearest = nearest_in_batch(ctx.x, k)  # (B, k)
+        targets = torch.sigmoid(logits)[nearest]  # (B, k, K)
+        pairs = F.binary_cross_entropy_with_logits(logits[:, None, :].expand_as(targets), targets, reduction="none")
+        return pairs.sum(-1).mean()
+
+
+@torch.no_grad()
+def nearest_in_batch(x: torch.Tensor, k: int) -> torch.Tensor:
+    """Indices (B, k) of each example's k nearest other examples of the batch x (B, ...), Euclidean."""
+    flat = x.flatten(1).float()  # (B, D)
+    squared = flat.pow(2).sum(1)
+    distances = squared[:, None] + squared[None, :] - 2.0 * flat @ flat.T  # (B, B)
+    distances.fill_diagonal_(float("inf"))
+    return distances.topk(k, dim=1, largest=False).indices

@@ -12,6 +12,7 @@ from typing import Any
 
 import numpy as np
 from matplotlib.figure import Figure
+from matplotlib.ticker import NullFormatter
 
 STYLE = {"figure.dpi": 100, "font.size": 9}
 
@@ -145,6 +146,32 @@ def latent_maps(
     return fig
 
 
+def tile(images: np.ndarray, columns: int = 8, gap: int = 1) -> np.ndarray:
+    """Images (N, H, W) or (N, H, W, 3) in [0, 1] as one mosaic with ``columns`` per row, white gaps."""
+    images = np.clip(np.asarray(images, np.float32), 0, 1)
+    n, h, w = images.shape[:3]
+    rows = math.ceil(n / columns)
+    mosaic = np.ones((rows * (h + gap) - gap, columns * (w + gap) - gap, *images.shape[3:]), np.float32)
+    for i, image in enumerate(images):
+        r, c = divmod(i, columns)
+        mosaic[r * (h + gap) : r * (h + gap) + h, c * (w + gap) : c * (w + gap) + w] = image
+    return mosaic
+
+
+def image_grids(groups: dict[str, np.ndarray], columns: int = 8, title: str = "") -> Figure:
+    """One mosaic per group, side by side, each titled by its key (e.g. samples of several models)."""
+    fig = Figure(figsize=(3.2 * len(groups), 3.4), layout="constrained")
+    axes = fig.subplots(1, len(groups), squeeze=False)[0]
+    for ax, (label, images) in zip(axes, groups.items(), strict=True):
+        shown = as_images(images)
+        ax.imshow(tile(shown, columns), cmap="gray", vmin=0, vmax=1, interpolation="nearest")
+        ax.set_title(label)
+        ax.set_axis_off()
+    if title:
+        fig.suptitle(title)
+    return fig
+
+
 def _class_name(value: Any, names: Sequence[str] | None) -> str:
     """``names[value]`` for an integer label with a name, else the label as text."""
     if names is not None and isinstance(value, (int, np.integer)) and 0 <= int(value) < len(names):
@@ -159,3 +186,130 @@ def _class_colours(count: int) -> list:
     if count <= 20:
         return [cmap(i) for i in range(count)]
     return [cmap(i / max(count - 1, 1)) for i in range(count)]
+
+
+def labelled_images(images: np.ndarray, titles: Sequence[str], title: str = "") -> Figure:
+    """One row of images, each with its own title (values in [0, 1])."""
+    shown = as_images(images)
+    fig = Figure(figsize=(1.1 * len(shown) + 0.4, 1.6), layout="constrained")
+    axes = fig.subplots(1, len(shown), squeeze=False)[0]
+    for ax, image, label in zip(axes, shown, titles, strict=True):
+        ax.imshow(np.clip(image, 0, 1), cmap="gray", vmin=0, vmax=1, interpolation="nearest")
+        ax.set_title(label, fontsize=7)
+        ax.set_axis_off()
+    if title:
+        fig.suptitle(title)
+    return fig
+
+
+def code_scatter(
+    groups: dict[str, np.ndarray],
+    labels: np.ndarray | None = None,
+    class_names: Sequence[str] | None = None,
+    title: str = "",
+) -> Figure:
+    """Codes (N, K >= 2) of each model, one row per model, one panel per pair of the first three
+    units, coloured by class."""
+    pairs = [(0, 1), (0, 2), (1, 2)] if min(c.shape[1] for c in groups.values()) >= 3 else [(0, 1)]
+    fig = Figure(figsize=(3.0 * len(pairs) + 1.2, 2.8 * len(groups)), layout="constrained")
+    axes = fig.subplots(len(groups), len(pairs), squeeze=False)
+    for row, (label, codes) in enumerate(groups.items()):
+        for col, (i, j) in enumerate(pairs):
+            ax = axes[row, col]
+            points = ax.scatter(codes[:, i], codes[:, j], c=labels, s=2, cmap="tab10", alpha=0.6, linewidths=0)
+            ax.set_xlabel(f"unit {i}")
+            ax.set_ylabel(f"unit {j}")
+            ax.set_title(label if col == 0 else "")
+    if labels is not None:
+        ticks = np.unique(labels)
+        bar = fig.colorbar(points, ax=axes, ticks=ticks, shrink=0.6)
+        if class_names is not None:
+            bar.ax.set_yticklabels([class_names[int(t)] for t in ticks], fontsize=7)
+    if title:
+        fig.suptitle(title)
+    return fig
+
+
+def tangent_rows(rows: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]], title: str = "") -> Figure:
+    """Per model: the input, its leading tangent directions as images (grey = unchanged, white =
+    brighten, black = darken) and the singular values of the code's Jacobian.
+
+    ``rows`` maps a label to (input ``data_shape``, tangent images (k, ...) in [0, 1], singular values).
+    """
+    k = max(len(images) for _, images, _ in rows.values())
+    fig = Figure(figsize=(1.0 * (k + 1) + 2.6, 1.35 * len(rows) + 0.5), layout="constrained")
+    grid = fig.add_gridspec(len(rows), k + 4)
+    for r, (label, (point, images, singular_values)) in enumerate(rows.items()):
+        shown = as_images(np.concatenate([np.asarray(point)[None], images]))
+        for c, image in enumerate(shown):
+            ax = fig.add_subplot(grid[r, c])
+            ax.imshow(np.clip(image, 0, 1), cmap="gray", vmin=0, vmax=1, interpolation="nearest")
+            ax.set_xticks([])
+            ax.set_yticks([])
+            if r == 0:
+                ax.set_title("input" if c == 0 else f"tangent {c}", fontsize=7)
+            if c == 0:
+                ax.set_ylabel(label, fontsize=8)
+        ax = fig.add_subplot(grid[r, k + 1 :])
+        ax.semilogy(np.arange(1, len(singular_values) + 1), singular_values, marker="o", ms=2)
+        ax.yaxis.set_minor_formatter(NullFormatter())  # decades only: minor labels crowd a small panel
+        ax.set_title("singular values" if r == 0 else "", fontsize=8)
+        ax.grid(alpha=0.3)
+    if title:
+        fig.suptitle(title)
+    return fig
+
+
+def spectra(groups: dict[str, np.ndarray], title: str = "") -> Figure:
+    """Singular values of the code's Jacobian, each divided by the largest, over many inputs: the
+    median (line) and the 10-90 % band per model. ``groups`` maps a label to (N, M) spectra."""
+    fig = Figure(figsize=(4.6, 3.2), layout="constrained")
+    ax = fig.subplots()
+    for label, values in groups.items():
+        ratios = np.asarray(values) / np.asarray(values)[:, :1]
+        index = np.arange(1, ratios.shape[1] + 1)
+        low, median, high = np.percentile(ratios, [10, 50, 90], axis=0)
+        ax.semilogy(index, median, label=label)
+        ax.fill_between(index, low, high, alpha=0.25)
+    ax.set_xlabel("singular value index")
+    ax.set_ylabel("sigma_i / sigma_1")
+    ax.grid(alpha=0.3)
+    ax.legend()
+    if title:
+        ax.set_title(title)
+    return fig
+
+
+def restoration_panels(
+    degraded: np.ndarray,
+    restored: np.ndarray,
+    original: np.ndarray | None = None,
+    title: str = "",
+    labels: Sequence[str] = ("degraded", "restored", "original"),
+) -> Figure:
+    """Degraded / restored / original images side by side, (H, W) grey or (H, W, 3) colour in [0, 1].
+
+    With an original, each other panel of the original's shape is captioned with its PSNR in dB.
+    Images of different sizes (a super-resolution input) are shown at the same displayed size; an
+    alpha channel is not shown.
+    """
+    from .metrics import psnr
+
+    def displayable(image: np.ndarray) -> np.ndarray:
+        image = np.clip(np.asarray(image, np.float32), 0, 1)
+        if image.ndim == 3 and image.shape[-1] in (2, 4):
+            image = image[..., :-1]
+        return image[..., 0] if image.ndim == 3 and image.shape[-1] == 1 else image
+
+    panels = [displayable(p) for p in (degraded, restored, original) if p is not None]
+    fig = Figure(figsize=(3.3 * len(panels), 3.6), layout="constrained")
+    axes = fig.subplots(1, len(panels), squeeze=False)[0]
+    for index, (ax, image, label) in enumerate(zip(axes, panels, labels, strict=False)):
+        ax.imshow(image, cmap="gray", vmin=0, vmax=1, interpolation="nearest")
+        scored = original is not None and index < 2 and image.shape == panels[-1].shape
+        ax.set_title(f"{label}  {psnr(panels[-1], image):.2f} dB" if scored else label)
+        ax.set_xticks([])
+        ax.set_yticks([])
+    if title:
+        fig.suptitle(title)
+    return fig

@@ -30,8 +30,63 @@ def resolve_device(name: str = "auto") -> torch.device:
     return device
 
 
+def is_sparse(x: Any) -> bool:
+    """True for a scipy sparse matrix (or :class:`SparseRows`)."""
+    return isinstance(x, SparseRows) or (hasattr(x, "tocsr") and hasattr(x, "nnz"))
+
+
+class SparseRows:
+    """Rows of a scipy sparse matrix (N, D) that index like a tensor and densify one batch at a time.
+
+    Indexing (a slice, an index tensor or array) gives another ``SparseRows``; :func:`dense_batch`
+    turns one into a float32 (B, D) tensor on the device given by ``to``. Training on TF-IDF
+    vectors of a large vocabulary then never holds more than one dense batch.
+    """
+
+    def __init__(self, matrix: Any, device: torch.device | str = "cpu") -> None:
+        self.matrix = matrix.tocsr().astype(np.float32)
+        self.device = torch.device(device)
+
+    @property
+    def shape(self) -> torch.Size:
+        return torch.Size(self.matrix.shape)
+
+    @property
+    def ndim(self) -> int:
+        return 2
+
+    def __len__(self) -> int:
+        return self.matrix.shape[0]
+
+    def __getitem__(self, index: Any) -> SparseRows:
+        if isinstance(index, torch.Tensor):
+            index = index.cpu().numpy()
+        return SparseRows(self.matrix[index], self.device)
+
+    def to(self, device: torch.device | str) -> SparseRows:
+        return SparseRows(self.matrix, device)
+
+    def dense(self) -> torch.Tensor:
+        return torch.from_numpy(self.matrix.toarray()).to(self.device)
+
+
+def dense_batch(x: torch.Tensor | SparseRows) -> torch.Tensor:
+    """A batch as a dense tensor: tensors pass through, :class:`SparseRows` are densified."""
+    return x.dense() if isinstance(x, SparseRows) else x
+
+
 def as_tensor(x: Any, what: str = "data", dtype: torch.dtype = torch.float32) -> torch.Tensor:
-    """A ``dtype`` (float32) tensor from an array or tensor, checked: at least one example, no NaN/inf."""
+    """A ``dtype`` (float32) tensor from an array or tensor, checked: at least one example, no NaN/inf.
+
+    A scipy sparse matrix becomes :class:`SparseRows` (kept sparse, densified batch by batch).
+    """
+    if is_sparse(x):
+        rows = x if isinstance(x, SparseRows) else SparseRows(x)
+        if rows.matrix.shape[0] == 0:
+            raise AekitError(f"{what} has shape {tuple(rows.shape)}", "it needs at least one example", "check it")
+        if not np.isfinite(rows.matrix.data).all():
+            raise AekitError(f"{what} contains NaN or infinite values", "they cannot be used", "clean them")
+        return rows  # type: ignore[return-value]
     tensor = torch.as_tensor(x if isinstance(x, torch.Tensor) else np.asarray(x), dtype=dtype)
     if tensor.ndim < 2 or len(tensor) == 0:
         raise AekitError(f"{what} has shape {tuple(tensor.shape)}", "it needs at least one example", "check it")
@@ -47,6 +102,7 @@ def apply_batched(
     batch_size: int = 1024,
     device: torch.device | str = "cpu",
 ) -> torch.Tensor:
-    """``function`` over ``x`` in batches on ``device``; results concatenated on the CPU."""
-    outputs = [function(x[i : i + batch_size].to(device)).cpu() for i in range(0, len(x), batch_size)]
+    """``function`` over ``x`` (a tensor or :class:`SparseRows`) in batches on ``device``; results
+    concatenated on the CPU."""
+    outputs = [function(dense_batch(x[i : i + batch_size].to(device))).cpu() for i in range(0, len(x), batch_size)]
     return torch.cat(outputs)

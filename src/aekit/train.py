@@ -29,8 +29,8 @@ from .config import FORMAT_VERSION, TrainConfig
 from .data.streaming import ArrayFile
 from .errors import AekitError
 from .io import load_state, read_safetensors, write_safetensors
-from .model import Autoencoder, LossOutput
-from .tensors import as_tensor, resolve_device
+from .model import Autoencoder, LossOutput, shape_fits
+from .tensors import as_tensor, dense_batch, resolve_device
 
 CHECKPOINT_FILE = "checkpoint.safetensors"
 STREAM_VALIDATION_LIMIT = 10_000  # held-out rows read into memory from a streamed dataset
@@ -125,8 +125,10 @@ class _Objective(nn.Module):
         super().__init__()
         self.model = model
 
-    def forward(self, x: torch.Tensor, generator: torch.Generator | None = None) -> LossOutput:
-        return self.model.loss(x, generator=generator)
+    def forward(
+        self, x: torch.Tensor, generator: torch.Generator | None = None, penalty_scale: float = 1.0
+    ) -> LossOutput:
+        return self.model.loss(x, generator=generator, penalty_scale=penalty_scale)
 
 
 class Trainer:
@@ -187,7 +189,7 @@ class Trainer:
         if x_val is not None:
             x_val = as_tensor(x_val, "validation data").to(self.device)
         for name, example_shape in (("training", shape), ("validation", None if x_val is None else x_val.shape[1:])):
-            if example_shape is not None and tuple(example_shape) != self.model.data_shape:
+            if example_shape is not None and not shape_fits(example_shape, self.model.data_shape):
                 raise AekitError(
                     f"{name} examples have shape {tuple(example_shape)}",
                     f"the model was built for {self.model.data_shape}",
@@ -244,7 +246,9 @@ class Trainer:
                     step = epoch * steps_per_epoch + i
                     if len(x_global) < topology.world:  # a last batch too small to share: every process skips it
                         continue
-                    x = x_global[distributed.shard(len(x_global), topology)]  # (b, *data_shape), this process
+                    x = dense_batch(
+                        x_global[distributed.shard(len(x_global), topology)]
+                    )  # (b, *data_shape), this process
                     for group in optimizer.param_groups:
                         group["lr"] = self.learning_rate(step, total_steps)
                     if cfg.dynamic_binarization:
@@ -252,7 +256,7 @@ class Trainer:
                     if cfg.channels_last and x.ndim == 4:
                         x = x.contiguous(memory_format=torch.channels_last)
                     with autocast:
-                        out = objective(x, generator=noise)
+                        out = objective(x, generator=noise, penalty_scale=self.penalty_scale(step, steps_per_epoch))
                     # DDP averages gradients over processes; weighting by the local share makes that
                     # average the gradient of the whole global batch even when shares differ by one
                     share = len(x) * topology.world / len(x_global)
@@ -307,6 +311,14 @@ class Trainer:
         """The learning rate at ``step``: constant, or cosine decay to 1 % of ``lr``."""
         return scheduled_learning_rate(self.config, step, total_steps)
 
+    def penalty_scale(self, step: int, steps_per_epoch: int) -> float:
+        """What multiplies every penalty weight at ``step``: 1, or with ``penalty_warmup_epochs`` a
+        linear ramp from 0 (KL warm-up, Sonderby et al. 2016: the decoder learns to use the code
+        before the KL pulls the posterior to the prior). A function of the step alone, so a resumed
+        run continues the ramp exactly."""
+        warmup_steps = self.config.penalty_warmup_epochs * steps_per_epoch
+        return min(1.0, step / warmup_steps) if warmup_steps > 0 else 1.0
+
     @torch.no_grad()
     def evaluate(self, x: torch.Tensor, batch_size: int = 1024) -> dict[str, float]:
         """The training objective on held-out data (fixed noise seed), nats per example by term.
@@ -320,7 +332,7 @@ class Trainer:
         generator = torch.Generator(device=self.device).manual_seed(epoch_seed(self.config.seed, 0, 3, topology.rank))
         sums, names = None, []
         for start in range(0, len(x), batch_size):
-            batch = x[start : start + batch_size].to(self.device)
+            batch = dense_batch(x[start : start + batch_size].to(self.device))
             if self.config.dynamic_binarization:
                 batch = torch.bernoulli(batch, generator=generator)
             out = model.loss(batch, generator=generator, noisy=True)
@@ -330,7 +342,7 @@ class Trainer:
             sums = values if sums is None else sums + values
         model.train(was_training)
         if sums is None:  # this process got no examples; it still joins the sum
-            probe = model.loss(x.new_zeros((1, *model.data_shape)), noisy=False)
+            probe = model.loss(x.new_zeros((1, *(d or 8 for d in model.data_shape))), noisy=False)
             names, sums = ["loss", *probe.terms], torch.zeros(len(probe.terms) + 2, device=self.device)
         sums = distributed.all_reduce_sum(sums.float(), topology).cpu()
         return dict(zip(names, (sums[:-1] / sums[-1]).tolist(), strict=True))
@@ -370,7 +382,7 @@ class Trainer:
     # settings that change what an epoch computes: a resumed run must use the same ones
     RESUME_KEYS = (
         "batch_size", "seed", "optimizer", "lr", "weight_decay", "val_fraction", "lr_schedule",
-        "dynamic_binarization", "precision",
+        "dynamic_binarization", "precision", "penalty_warmup_epochs",
     )  # fmt: skip
 
     def _restore(self, path, optimizer, result, n_train, n_val):

@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from typing import NoReturn
 
 from ..errors import AekitError
-from . import core, representation  # noqa: F401  (registers the commands)
+from . import core, generation, hashing, representation, restoration  # noqa: F401  (registers the commands)
 from .base import _COMMANDS, EXIT_BAD_INPUT
 
 __all__ = ["build_parser", "main"]

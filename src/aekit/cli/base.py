@@ -112,9 +112,13 @@ def keep_classes(dataset, classes: str | None):
     return dataset.subset(np.flatnonzero(keep))
 
 
+DATA_KEYS = (
+    "data", "split", "data_dir", "scale", "binarize", "label_column", "classes", "patch_size", "patches", "image_mode",
+)  # fmt: skip
+
+
 def data_description(args: argparse.Namespace) -> dict[str, Any]:
-    keys = ("data", "split", "data_dir", "scale", "binarize", "label_column", "classes")
-    return {key: getattr(args, key, None) for key in keys}
+    return {key: getattr(args, key, None) for key in DATA_KEYS}
 
 
 def save_figure(figure, path: Path) -> Path:
@@ -156,10 +160,14 @@ def print_report(title: str, report: dict[str, float]) -> None:
         "mse": "mean squared error per dimension",
         "nll": "nats per example (deterministic code)",
         "elbo": "nats per example (ELBO, 1 sample)",
+        "is_nll": "nats per example (-log p(x), importance sampled)",
+        "is_nll_stderr": "nats (standard error of the mean over examples)",
+        "importance_samples": "samples of z per example",
     }
     print(title)
     for key, value in report.items():
-        print(f"  {key:<14} {value:12.4f}   {units.get(key, '')}")
+        shown = f"{value:12d}" if isinstance(value, int) else f"{value:12.4f}"
+        print(f"  {key:<18} {shown}   {units.get(key, '')}")
 
 
 # ------------------------------------------------------------------------------------------------ #
@@ -175,11 +183,12 @@ def add_model_use_arguments(parser: argparse.ArgumentParser, split: str = "test"
 
 def load_run_and_data(args: argparse.Namespace):
     from ..io import load_model
+    from ..model import shape_fits
     from ..tensors import resolve_device
 
     model = load_model(args.run, resolve_device(args.device))
     dataset = load_data(args)
-    if dataset.data_shape != model.data_shape:
+    if not shape_fits(dataset.data_shape, model.data_shape):
         raise AekitError(
             f"the data have examples of shape {dataset.data_shape}",
             f"the model in {args.run} was trained on {model.data_shape}",

@@ -70,6 +70,13 @@ def _add_train_arguments(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--patience", type=int, default=defaults.patience, help="early stopping; 0 = off")
     group.add_argument("--clip-grad-norm", type=float, default=defaults.clip_grad_norm, help="0 = off")
     group.add_argument(
+        "--penalty-warmup",
+        type=float,
+        default=defaults.penalty_warmup_epochs,
+        metavar="EPOCHS",
+        help="ramp every penalty weight linearly from 0 over these epochs (KL warm-up for a vae); 0 = off",
+    )
+    group.add_argument(
         "--precision",
         choices=["fp32", "bf16"],
         default=defaults.precision,
@@ -96,6 +103,7 @@ def _train_config(args: argparse.Namespace):
         val_fraction=args.val_fraction,
         patience=args.patience,
         clip_grad_norm=args.clip_grad_norm,
+        penalty_warmup_epochs=args.penalty_warmup,
         seed=args.seed,
         device=args.device,
         checkpoint_every=args.checkpoint_every,
@@ -144,11 +152,10 @@ def train_run(
     ``x_train`` is an array or a streamed :class:`ArrayFile`; ``write=False`` (the other processes
     of a distributed run) trains without writing anything.
     """
-    import torch
 
     from ..io import save_model, write_json
     from ..metrics import reconstruction_report
-    from ..plots import loss_curve, reconstruction_grid
+    from ..plots import loss_curve
     from ..train import CHECKPOINT_FILE, Trainer
 
     trainer = Trainer(model, train_config, run_dir=run_dir if write else None, progress=progress)
@@ -176,28 +183,61 @@ def train_run(
     write_json(run_dir / "history.json", result.history)
     write_json(run_dir / "metrics.json", metrics)
     save_figure(loss_curve(result.history, f"{model.family} autoencoder"), run_dir / "loss_curve.png")
-    shown = x_test[:12] if x_test is not None else _first_rows(x_train, 12)
-    with torch.no_grad():
-        recon = model.reconstruct(torch.as_tensor(shown).to(trainer.device)).cpu().numpy()
-    save_figure(reconstruction_grid(shown, recon, f"{model.family}: reconstructions"), run_dir / "reconstructions.png")
+    shown = _first_rows(x_test if x_test is not None else x_train, 12)
+    save_figure(reconstruction_figure(model, shown, trainer.device), run_dir / "reconstructions.png")
     return metrics
+
+
+def reconstruction_figure(model, shown: np.ndarray, device):
+    """Originals above reconstructions; for a model with a corruption, of the corrupted inputs
+    (seeded), shown between them."""
+    import torch
+
+    from ..plots import image_rows, reconstruction_grid
+
+    x = torch.as_tensor(shown).to(device)
+    with torch.no_grad():
+        if model.corruption is None:
+            recon = model.reconstruct(x).cpu().numpy()
+            return reconstruction_grid(shown, recon, f"{model.family}: reconstructions")
+        corrupted = model.corruption.corrupt(x, torch.Generator(device=device).manual_seed(0))
+        recon = model.reconstruct(corrupted).cpu().numpy()
+    seen = corrupted[:, : x.shape[1]].cpu().numpy()  # without a mask channel
+    rows = [shown, seen, recon]
+    return image_rows(rows, ["original", "corrupted", "reconstruction"], f"{model.family}: reconstructions")
 
 
 def _first_rows(x: Any, count: int) -> np.ndarray:
     from ..data.streaming import ArrayFile
 
-    return x.read(0, min(count, len(x))) if isinstance(x, ArrayFile) else np.asarray(x[:count])
+    rows = x.read(0, min(count, len(x))) if isinstance(x, ArrayFile) else x[:count]
+    return rows.toarray() if hasattr(rows, "toarray") else np.asarray(rows)  # sparse rows: documents
 
 
 def _add_train(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", required=True, type=Path, metavar="RUN", help="run folder to write")
     parser.add_argument("--resume", action="store_true", help="continue the run in --out from its checkpoint")
     parser.add_argument("--force", action="store_true", help="write into a non-empty --out")
+    parser.add_argument(
+        "--init",
+        type=Path,
+        metavar="MODEL",
+        help="start from the weights of a trained model of the same architecture (fine-tuning, e.g. a blind "
+        "denoiser from a fixed-level one)",
+    )
     add_data_arguments(parser, required=False)
     parser.add_argument(
         "--stream",
         action="store_true",
         help="stream a .npy file (or a folder of .npy shards) too big for memory, in shuffled chunks",
+    )
+    patches = parser.add_argument_group("patches (image restoration: denoise, super-resolve, inpaint, colorize)")
+    patches.add_argument(
+        "--patch-size", type=int, metavar="PIXELS", help="train on random square crops of the images in --data"
+    )
+    patches.add_argument("--patches", type=int, default=65536, metavar="N", help="how many crops (default 65536)")
+    patches.add_argument(
+        "--image-mode", choices=["grey", "rgb"], default="grey", help="grey: luma of every image; rgb: colour only"
     )
     parser.add_argument(
         "--test-data",
@@ -247,7 +287,7 @@ def _train(args: argparse.Namespace, topology) -> int:
     from ..config import FORMAT_VERSION, ModelConfig, TrainConfig, apply_overrides
     from ..data.streaming import ArrayFile
     from ..families import family_config
-    from ..io import read_json, read_model_config, write_json
+    from ..io import load_model, load_state, read_json, read_model_config, write_json
     from ..model import Autoencoder
 
     run_dir: Path = args.out
@@ -267,7 +307,14 @@ def _train(args: argparse.Namespace, topology) -> int:
             check_fresh_output(run_dir, args.force)
         train_config = _train_config(args)
         extra = {"data": data_description(args), "test_data": args.test_data, "family": args.family}
-    if getattr(args, "stream", False):
+        if getattr(args, "init", None) is not None:
+            extra["init"] = str(args.init)
+    if getattr(args, "patch_size", None):
+        from ..data.patches import load_patches
+
+        x_train = load_patches(args.data, args.patch_size, args.patches, args.image_mode, seed=train_config.seed)
+        data_shape, name = x_train.shape[1:], f"{args.patches} random {args.patch_size}-pixel crops of {args.data}"
+    elif getattr(args, "stream", False):
         x_train: Any = ArrayFile(args.data, scale="none" if args.scale == "none" else "auto")
         data_shape, name = x_train.example_shape, f"{args.data} (streamed)"
     else:
@@ -286,6 +333,8 @@ def _train(args: argparse.Namespace, topology) -> int:
             config = ModelConfig.from_dict(apply_overrides(config.to_dict(), args.overrides))
     torch.manual_seed(train_config.seed)
     model = Autoencoder.from_config(config)
+    if getattr(args, "init", None) is not None and not args.resume:
+        load_state(model, load_model(args.init).state_dict(), f"--init {args.init}")
     if topology.is_main:
         if not args.resume:
             write_json(run_dir / "config.json", {"format_version": FORMAT_VERSION, "model": model.config.to_dict()})
@@ -308,24 +357,45 @@ def _train(args: argparse.Namespace, topology) -> int:
 
 def _add_evaluate(parser: argparse.ArgumentParser) -> None:
     add_model_use_arguments(parser)
-    parser.add_argument("--seed", type=int, default=0, help="seed of the ELBO's latent sample")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the latent samples (ELBO, IS-NLL)")
+    parser.add_argument(
+        "--importance-samples",
+        type=int,
+        metavar="K",
+        help="samples per example of the importance-sampled -log p(x) (models with a Gaussian latent; "
+        "default 100, 5000 for published comparisons; each example costs K decoder passes)",
+    )
     parser.add_argument("--json", type=Path, metavar="FILE", help="also write the figures to this JSON file")
 
 
 @command(
     "evaluate",
-    "reconstruction error (squared error, nats per example; ELBO for a VAE) on a dataset",
+    "reconstruction error and, for a VAE, the ELBO and importance-sampled -log p(x), nats per example",
     """examples:
   aekit evaluate runs/vae --data fashion-mnist --split test
-  aekit evaluate runs/ae --data test.npy --json metrics.json""",
+  aekit evaluate runs/vae --data mnist --split test --binarize static --importance-samples 5000
+  aekit evaluate runs/ae --data test.npy --json metrics.json
+
+For binary (Bernoulli) models trained with --binarize dynamic, score binary data: --binarize static
+draws one seeded binarisation of the test images, the usual protocol for likelihoods.""",
 )
 @arguments(_add_evaluate)
 def cmd_evaluate(args: argparse.Namespace) -> int:
     from ..io import write_json
-    from ..metrics import reconstruction_report
+    from ..metrics import importance_sampled_nll, reconstruction_report
 
     model, dataset = load_run_and_data(args)
     report = reconstruction_report(model, dataset.x, batch_size=args.batch_size, seed=args.seed)
+    samples = args.importance_samples
+    if samples is None and model.latent.has_prior:
+        samples = 100
+    if samples is not None:
+        nll = importance_sampled_nll(
+            model, dataset.x, samples, batch_size=args.batch_size, seed=args.seed, progress=samples >= 1000
+        )
+        report["is_nll"] = float(nll.mean())
+        report["is_nll_stderr"] = float(nll.std(ddof=1) / np.sqrt(len(nll))) if len(nll) > 1 else 0.0
+        report["importance_samples"] = samples
     print_report(f"{dataset.name}, {len(dataset)} examples:", report)
     if args.json:
         write_json(args.json, report)
@@ -347,13 +417,12 @@ def _add_encode(parser: argparse.ArgumentParser) -> None:
 )
 @arguments(_add_encode)
 def cmd_encode(args: argparse.Namespace) -> int:
-    import torch
 
-    from ..tensors import apply_batched
+    from ..tensors import apply_batched, as_tensor
 
     model, dataset = load_run_and_data(args)
     device = next(model.parameters()).device
-    codes = apply_batched(model.encode, torch.as_tensor(dataset.x), args.batch_size, device).numpy()
+    codes = apply_batched(model.encode, as_tensor(dataset.x), args.batch_size, device).numpy()
     save_array(codes.astype(np.float32), args.out)
     print(f"{codes.shape[0]} codes of size {codes.shape[1]} written to {args.out}")
     if args.labels_out:
@@ -472,8 +541,13 @@ def cmd_list(args: argparse.Namespace) -> int:
         print(f"  {name:<14} {doc}")
         if options:
             print(f"  {'':<14} options: {', '.join(options)}")
-    print("  every family also takes: network, hidden, norm, channels, activation, likelihood")
+    print("  the other families also take: network, hidden, norm, channels, activation, likelihood")
     print("\nparts (for --set and config.json):")
     for kind in registry.KINDS:
         print(f"  {kind:<11} {', '.join(registry.names(kind))}")
+    from ..applications.restoration import PRETRAINED, pretrained_names
+
+    print("\nshipped restoration models (aekit restore --task ...; ImageRestorer.pretrained(NAME)):")
+    for name in pretrained_names():
+        print(f"  {name:<18} {PRETRAINED[name]}")
     return 0

@@ -22,7 +22,11 @@ BINARIZE = ("none", "threshold", "static")
 
 @dataclass
 class Dataset:
-    """Examples ``x`` (N, *data_shape) float32, optional integer ``labels`` (N,), and where they came from."""
+    """Examples ``x`` (N, *data_shape) float32, optional integer ``labels`` (N,), and where they came from.
+
+    ``x`` is a scipy sparse CSR matrix (N, D) when the source is one (TF-IDF vectors saved with
+    ``scipy.sparse.save_npz``); training and encoding densify it one batch at a time.
+    """
 
     x: np.ndarray
     labels: np.ndarray | None = None
@@ -34,7 +38,7 @@ class Dataset:
         return tuple(self.x.shape[1:])
 
     def __len__(self) -> int:
-        return len(self.x)
+        return self.x.shape[0]  # also for scipy sparse matrices, whose len() is ambiguous
 
     def subset(self, index: np.ndarray) -> Dataset:
         labels = None if self.labels is None else self.labels[index]
@@ -69,15 +73,19 @@ def load_dataset(
     if binarize not in BINARIZE:
         raise AekitError(f"unknown binarize {binarize!r}", f"the choices are {', '.join(BINARIZE)}", "pick one")
     raw, labels, name, classes = _load_raw(source, split, data_dir, download, label_column)
-    x = _to_float(raw, scale, name)
+    x = _sparse_to_float(raw, scale, name) if hasattr(raw, "tocsr") else _to_float(raw, scale, name)
+    if binarize != "none" and hasattr(x, "tocsr"):
+        raise AekitError(f"{name} is sparse", "binarising is for pixel data", "drop --binarize")
     if binarize == "threshold":
         x = (x > 0.5).astype(np.float32)
     elif binarize == "static":
         x = (np.random.default_rng(seed).random(x.shape, dtype=np.float32) < x).astype(np.float32)
     if labels is not None:
         labels = np.asarray(labels)
-        if len(labels) != len(x):
-            raise AekitError(f"{name}: {len(labels)} labels for {len(x)} examples", "they must match", "fix the file")
+        if len(labels) != x.shape[0]:
+            raise AekitError(
+                f"{name}: {len(labels)} labels for {x.shape[0]} examples", "they must match", "fix the file"
+            )
     return Dataset(x, labels, name, classes)
 
 
@@ -122,6 +130,22 @@ def _load_raw(source, split, data_dir, download, label_column):
         "aekit reads .npy, .npz, .csv, images and folders of images",
         "convert the data to one of those",
     )
+
+
+def _sparse_to_float(raw, scale: str, name: str):
+    """A scipy sparse matrix as float32 CSR, scaled like dense data (``minmax`` keeps zeros at 0)."""
+    if raw.ndim != 2 or raw.shape[0] == 0 or raw.shape[1] == 0:
+        raise AekitError(f"{name} is empty or not a matrix (shape {raw.shape})", "there is nothing to learn from", "")
+    integer = np.issubdtype(raw.dtype, np.integer)
+    x = raw.tocsr().astype(np.float32)
+    if not np.isfinite(x.data).all():
+        raise AekitError(f"{name} contains NaN or infinite values", "they cannot be trained on", "clean them")
+    if scale == "minmax" or (scale == "auto" and integer and x.data.size and x.data.min() >= 0 and x.max() <= 255):
+        high = float(x.max())
+        if x.data.size and x.data.min() < 0:
+            raise AekitError(f"{name} has negative entries", "minmax scaling of sparse data keeps 0 at 0", "")
+        x = x / high if high > 0 else x
+    return x.tocsr()
 
 
 def _to_float(raw: np.ndarray, scale: str, name: str) -> np.ndarray:

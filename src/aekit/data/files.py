@@ -22,10 +22,16 @@ def load_npy(path: Path) -> tuple[np.ndarray, np.ndarray | None]:
 
 
 def load_npz(path: Path) -> tuple[np.ndarray, np.ndarray | None]:
-    """Features under ``x``/``X``/``data`` (or the only array), labels under ``y``/``labels``."""
+    """Features under ``x``/``X``/``data`` (or the only array), labels under ``y``/``labels``.
+
+    A file written by ``scipy.sparse.save_npz`` (keys ``data``, ``indices``, ``indptr``, ``shape``,
+    ``format``) is read as a sparse matrix; labels may sit next to it under ``y`` or ``labels``.
+    """
     try:
         archive = np.load(path, allow_pickle=False)
         keys = list(archive.keys())
+        if {"data", "indices", "indptr", "shape", "format"} <= set(keys):
+            return _sparse_from_archive(archive, path), next((archive[k] for k in ("y", "labels") if k in keys), None)
         feature_key = next((k for k in ("x", "X", "data", "images") if k in keys), keys[0] if len(keys) == 1 else None)
         if feature_key is None:
             raise AekitError(
@@ -41,6 +47,18 @@ def load_npz(path: Path) -> tuple[np.ndarray, np.ndarray | None]:
         raise AekitError(f"{path} cannot be read as numeric arrays", str(error), "save numeric arrays") from None
     except (OSError, EOFError) as error:
         raise AekitError(f"{path} is not a readable .npz file", str(error), "check the file") from None
+
+
+def _sparse_from_archive(archive, path: Path):
+    import scipy.sparse as sp
+
+    kind = archive["format"].item()
+    kind = kind.decode() if isinstance(kind, bytes) else str(kind)
+    makers = {"csr": sp.csr_matrix, "csc": sp.csc_matrix}
+    if kind not in makers:
+        raise AekitError(f"{path} holds a sparse matrix in {kind!r} format", "aekit reads csr and csc", "save as csr")
+    shape = tuple(int(v) for v in archive["shape"])
+    return makers[kind]((archive["data"], archive["indices"], archive["indptr"]), shape=shape).tocsr()
 
 
 def load_csv(path: Path, label_column: str | int | None = None) -> tuple[np.ndarray, np.ndarray | None]:
@@ -94,9 +112,14 @@ def _is_numeric_row(row: list[str]) -> bool:
 
 
 def read_image(path: Path) -> np.ndarray:
-    """One image as uint8/uint16 (H, W) or (H, W, C); a damaged file is a clear error."""
+    """One image as uint8/uint16 (H, W) or (H, W, C); a damaged file is a clear error.
+
+    16-bit colour PNGs (which Pillow reduces to 8 bits) are read with pypng at full depth.
+    """
     from PIL import Image, UnidentifiedImageError
 
+    if _is_16_bit_colour_png(path):
+        return _read_png_16(path)
     try:
         with Image.open(path) as image:
             image.load()
@@ -107,6 +130,27 @@ def read_image(path: Path) -> np.ndarray:
             return np.asarray(image)
     except (UnidentifiedImageError, OSError, SyntaxError) as error:
         raise AekitError(f"cannot read image {path}", str(error), "check that the file is a complete image") from None
+
+
+def _is_16_bit_colour_png(path: Path) -> bool:
+    try:
+        with open(path, "rb") as handle:
+            header = handle.read(26)
+    except OSError:
+        return False
+    # signature, IHDR length and type, width, height, then bit depth (byte 24) and colour type (25)
+    return header[:8] == b"\x89PNG\r\n\x1a\n" and len(header) == 26 and header[24] == 16 and header[25] in (2, 4, 6)
+
+
+def _read_png_16(path: Path) -> np.ndarray:
+    import png
+
+    try:
+        width, height, rows, info = png.Reader(filename=str(path)).asDirect()
+        image = np.vstack([np.asarray(row, np.uint16) for row in rows])
+    except (png.Error, OSError, ValueError, EOFError) as error:
+        raise AekitError(f"cannot read image {path}", str(error), "check that the file is a complete image") from None
+    return image.reshape(height, width, info["planes"])
 
 
 def load_image_folder(path: Path) -> tuple[np.ndarray, np.ndarray | None, list[str] | None]:

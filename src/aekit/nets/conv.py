@@ -13,6 +13,7 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
+from .. import colour
 from ..errors import AekitError
 from ..registry import Part
 from .mlp import _shape, make_activation
@@ -115,3 +116,121 @@ class ConvDecoder(Part):
     def forward(self, z: torch.Tensor) -> torch.Tensor:
         feature_map = self.head(z.flatten(1)).view(z.shape[0], *self.start_shape)  # (B, C_last, h, w)
         return self.features(feature_map)  # (B, C, H, W)
+
+
+class RedNet(Part):
+    """RED-Net (Mao et al. 2016): convolutions, then as many deconvolutions, with symmetric skips.
+
+    ``depth`` convolutional layers of ``width`` channels encode; ``depth`` mirrored layers decode.
+    Every ``skip_every`` layers an encoder feature map is added to its mirror image in the decoder
+    before the rectification, which lets the gradient reach the early layers of a deep network and
+    carries image detail past the bottleneck. With ``residual`` the input image is added to the
+    output, so the network learns the correction (the noise, the lost detail) rather than the
+    image; channels the input lacks (the colours of a grey input) are predicted directly and input
+    channels beyond the output's (a mask) only inform the prediction.
+
+    ``downscale`` = s folds each s x s block of pixels into channels before the first layer and
+    unfolds at the end (as FFDNet does): the network then runs at 1/s^2 of the pixels, s^2 times
+    cheaper, with an s times larger receptive field. Any image size works: the input is padded by
+    reflection to a multiple of s and the output cropped back.
+
+    The deconvolutions keep the size (stride 1), which makes each one a convolution with a
+    flipped kernel; they are built as ``nn.Conv2d``, the faster of the two on CPUs.
+
+    Shapes: ``(B, in_channels, H, W) -> (B, out_channels, H, W)`` for any H, W.
+    """
+
+    kind = "encoder"
+    name = "rednet"
+
+    def __init__(
+        self,
+        in_channels: int = 1,
+        out_channels: int = 1,
+        depth: int = 5,
+        width: int = 64,
+        skip_every: int = 2,
+        residual: bool = True,
+        downscale: int = 1,
+        activation: str = "relu",
+    ) -> None:
+        super().__init__()
+        checks = [
+            (in_channels >= 1 and out_channels >= 1, "channel counts must be >= 1"),
+            (depth >= 1, "depth (layers per half) must be >= 1"),
+            (width >= 1, "width must be >= 1"),
+            (skip_every >= 1, "skip_every must be >= 1"),
+            (downscale >= 1, "downscale must be >= 1"),
+        ]
+        for ok, message in checks:
+            if not ok:
+                raise AekitError(f"bad RED-Net option: {message}", "", "fix the value")
+        self.in_channels, self.out_channels = int(in_channels), int(out_channels)
+        self.depth, self.skip_every = int(depth), int(skip_every)
+        self.residual, self.downscale = bool(residual), int(downscale)
+        s2 = self.downscale**2
+        self.encoder_layers = nn.ModuleList(
+            nn.Conv2d(self.in_channels * s2 if i == 0 else width, width, 3, padding=1) for i in range(depth)
+        )
+        self.decoder_layers = nn.ModuleList(
+            nn.Conv2d(width, self.out_channels * s2 if i == depth - 1 else width, 3, padding=1) for i in range(depth)
+        )
+        self.activation = make_activation(activation)
+        for layer in [*self.encoder_layers, *self.decoder_layers]:
+            nn.init.kaiming_normal_(layer.weight, nonlinearity="relu")
+            nn.init.zeros_(layer.bias)
+        # the last layer starts at zero: a residual network starts as the identity
+        nn.init.zeros_(self.decoder_layers[-1].weight)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        height, width, s = x.shape[-2], x.shape[-1], self.downscale
+        h = x
+        if s > 1:
+            pad = (0, (-width) % s, 0, (-height) % s)
+            if any(pad):
+                h = nn.functional.pad(h, pad, mode="reflect" if min(height, width) > s else "replicate")
+            h = nn.functional.pixel_unshuffle(h, s)  # (B, C s^2, H/s, W/s)
+        skips: list[torch.Tensor] = []
+        for layer in self.encoder_layers:
+            h = self.activation(layer(h))  # (B, width, H/s, W/s)
+            skips.append(h)
+        for j, layer in enumerate(self.decoder_layers):
+            h = layer(h)
+            mirror = self.depth - 1 - j  # this output mirrors the encoder's output number `mirror` (0: x)
+            if mirror > 0:
+                if mirror % self.skip_every == 0:
+                    h = h + skips[mirror - 1]
+                h = self.activation(h)
+        if s > 1:
+            h = nn.functional.pixel_shuffle(h, s)[..., :height, :width]  # (B, C_out, H, W)
+        if self.residual:
+            shared = min(self.in_channels, self.out_channels)
+            h = torch.cat([h[:, :shared] + x[:, :shared], h[:, shared:]], 1)
+        return h
+
+
+class IdentityDecoder(Part):
+    """g(z) = z: the decoder of a model whose encoder already outputs the image (a RED-Net)."""
+
+    kind = "decoder"
+    name = "identity"
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        return z
+
+
+class ColourDecoder(Part):
+    """Converts (B, 3, H, W) from a working colour space (``ycbcr`` or ``lab``, see
+    :mod:`aekit.colour`) to RGB; no parameters. A colorizer predicts lightness and chroma, and the
+    likelihood scores the RGB image."""
+
+    kind = "decoder"
+    name = "colour"
+
+    def __init__(self, space: str = "ycbcr") -> None:
+        super().__init__()
+        colour._check_space(space)
+        self.space = space
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        return colour.from_space(z, self.space)

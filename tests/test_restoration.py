@@ -1,0 +1,313 @@
+"""Image restoration: degradations, the RED-Net, tiling, shipped weights, image files, bad inputs."""
+
+import json
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+import aekit
+from aekit import colour
+from aekit.applications.restoration import ImageRestorer, pretrained_names, tiled
+from aekit.cli import main
+from aekit.corruptions import GaussianNoise
+from aekit.degradations import Bicubic, Grayscale, Inpainting, bicubic_resize, check_scale, with_mask
+from aekit.metrics import colourfulness, psnr, ssim
+from aekit.nets.conv import RedNet
+
+from .conftest import shared_data_dir
+
+REQUIRED_WEIGHTS = ["denoise-sigma25", "denoise-blind", "super-resolve-x2", "inpaint", "colorize"]
+
+
+def generator(seed=0):
+    return torch.Generator().manual_seed(seed)
+
+
+# ------------------------------------------------------------------------------------------------ #
+# degradations have the stated statistics and shapes
+
+
+def test_blind_noise_draws_one_level_per_image_within_the_range():
+    x = torch.full((400, 1, 32, 32), 0.5)
+    noisy = GaussianNoise(std=0.0, max_std=50 / 255).corrupt(x, generator())
+    levels = (noisy - x).flatten(1).std(1)  # (400,)
+    assert levels.min() >= 0 and levels.max() <= 50 / 255 * 1.1
+    assert levels.mean().item() == pytest.approx(25 / 255, rel=0.06)  # uniform on [0, 50]: mean 25
+    assert levels.std().item() == pytest.approx(50 / 255 / np.sqrt(12), rel=0.12)  # and spread of a uniform
+
+
+@pytest.mark.parametrize("scale", [2, 3, 4])
+def test_bicubic_shapes_are_exact_and_match_pillow(scale):
+    x = torch.rand(2, 1, 48, 36, generator=generator())
+    small = Bicubic(scale).observe(x)
+    assert small.shape == (2, 1, 48 // scale, 36 // scale)
+    assert Bicubic(scale).prepare(small).shape == x.shape
+    assert Bicubic(scale).corrupt(x).shape == x.shape
+    # sizes that are not a multiple: the low-resolution image drops the rest, prepare restores the size
+    odd = torch.rand(1, 3, 50, 37, generator=generator())
+    assert Bicubic(4).observe(odd).shape == (1, 3, 12, 9)
+    assert Bicubic(4).corrupt(odd).shape == odd.shape
+    # the oracle: Pillow's antialiased bicubic on a float image
+    image = x[0, 0].numpy()
+    pillow = np.asarray(Image.fromarray(image, mode="F").resize((36 // scale, 48 // scale), Image.BICUBIC))
+    assert np.abs(small[0, 0].numpy() - pillow).max() < 2e-3
+
+
+def test_a_multi_scale_corruption_enlarges_by_the_scale_it_shrank_with():
+    corruption = Bicubic([2, 3, 4])
+    shapes = {corruption.corrupt(torch.rand(1, 1, 24, 24), generator(seed)).shape for seed in range(12)}
+    assert shapes == {(1, 1, 24, 24)}
+    small = corruption.observe(torch.rand(1, 1, 24, 24), scale=3)
+    assert corruption.prepare(small, (24, 24)).shape == (1, 1, 24, 24)
+
+
+@pytest.mark.parametrize("bad", [1, 5, 2.5, "2", True])
+def test_scales_outside_two_to_four_are_refused_in_one_line(bad):
+    with pytest.raises(aekit.AekitError, match="the super-resolution scales are 2, 3, 4") as error:
+        check_scale(bad)
+    assert "\n" not in str(error.value)
+
+
+def test_masks_have_the_stated_rate_and_sizes():
+    pixels = Inpainting("pixels", rate=0.3).mask((8, 64, 64), generator())
+    assert pixels.shape == (8, 1, 64, 64)
+    assert 1 - pixels.mean().item() == pytest.approx(0.3, abs=0.01)
+    ranged = Inpainting("pixels", rate=[0.2, 0.8]).mask((200, 16, 16), generator())
+    per_image = 1 - ranged.flatten(1).mean(1)
+    assert per_image.min() > 0.1 and per_image.max() < 0.9 and per_image.mean().item() == pytest.approx(0.5, abs=0.03)
+    one_box = Inpainting("boxes", boxes=1, box_size=10).mask((16, 40, 30), generator())
+    assert ((1 - one_box).flatten(1).sum(1) == 100).all()  # exactly one 10 x 10 box in each image
+    boxes = Inpainting("boxes", boxes=8, box_size=32).mask((4, 321, 481), generator())
+    missing = (1 - boxes).flatten(1).sum(1)
+    assert (missing <= 8 * 32 * 32).all() and (missing >= 32 * 32).all()
+    strokes = Inpainting("strokes", strokes=6, stroke_width=3).mask((4, 96, 96), generator())
+    assert 0.005 < 1 - strokes.mean().item() < 0.3
+
+
+def test_inpainting_input_zeroes_holes_and_appends_the_mask():
+    x = torch.rand(3, 2, 10, 12, generator=generator())
+    observed = Inpainting("pixels", rate=0.5).observe(x, generator())
+    assert observed.shape == (3, 3, 10, 12)
+    keep = observed[:, 2:]
+    assert set(keep.unique().tolist()) <= {0.0, 1.0}
+    assert torch.equal(observed[:, :2], x * keep)
+    with pytest.raises(aekit.AekitError, match="give a mask of the image's size"):
+        with_mask(x, torch.ones(3, 1, 10, 11))
+
+
+def test_grayscale_keeps_the_luma_and_colour_spaces_invert():
+    skimage_color = pytest.importorskip("skimage.color")
+    rgb = torch.rand(2, 3, 5, 4, generator=generator())
+    grey = Grayscale("ycbcr").observe(rgb)
+    assert torch.allclose(grey[:, 0], 0.299 * rgb[:, 0] + 0.587 * rgb[:, 1] + 0.114 * rgb[:, 2])
+    for space in colour.SPACES:
+        assert torch.allclose(colour.from_space(colour.to_space(rgb, space), space), rgb, atol=1e-5)
+    lab = colour.rgb_to_lab(rgb[0]).permute(1, 2, 0).numpy() * [100, 110, 110]
+    assert np.abs(lab - skimage_color.rgb2lab(rgb[0].permute(1, 2, 0).numpy())).max() < 0.01
+
+
+# ------------------------------------------------------------------------------------------------ #
+# the network and tiling
+
+
+@pytest.mark.parametrize("downscale", [1, 2, 3])
+def test_rednet_keeps_odd_sizes_and_starts_as_the_identity(downscale):
+    torch.manual_seed(0)
+    net = RedNet(in_channels=2, out_channels=1, depth=3, width=8, downscale=downscale)
+    x = torch.rand(2, 2, 37, 29)
+    out = net(x)
+    assert out.shape == (2, 1, 37, 29)
+    assert torch.equal(out, x[:, :1])  # residual output, last layer zero at initialisation
+    colour_net = RedNet(in_channels=1, out_channels=3, depth=2, width=4, downscale=downscale)
+    assert colour_net(torch.rand(1, 1, 11, 7)).shape == (1, 3, 11, 7)
+
+
+def test_skip_connections_reach_the_decoder():
+    torch.manual_seed(0)
+    net = RedNet(1, 1, depth=4, width=4, skip_every=2)
+    for layer in net.decoder_layers:
+        torch.nn.init.normal_(layer.weight)
+    x = torch.rand(1, 1, 16, 16, requires_grad=True)
+    net(x).sum().backward()
+    assert all(layer.weight.grad.abs().sum() > 0 for layer in net.encoder_layers)
+
+
+def test_tiles_with_enough_overlap_equal_whole_image_inference():
+    torch.manual_seed(0)
+    net = RedNet(1, 1, depth=3, width=8, downscale=2).eval()
+    torch.nn.init.normal_(net.decoder_layers[-1].weight, std=0.1)
+    x = torch.rand(1, 1, 83, 70)
+    with torch.no_grad():
+        whole = net(x)
+        # receptive field: 6 layers of 3 x 3 at half resolution, radius 6 * 2 + 1 pixels
+        assert torch.allclose(tiled(net, x, tile=32, overlap=14, multiple=2), whole, atol=1e-5)
+        # too little context: seams differ, but only near them and only a little
+        rough = tiled(net, x, tile=32, overlap=2, multiple=2)
+    difference = (rough - whole).abs()[0, 0]
+    near_seams = torch.zeros_like(difference, dtype=torch.bool)
+    for seam in (32, 64):
+        near_seams[max(seam - 13, 0) : seam + 13] = True
+        near_seams[:, max(seam - 13, 0) : seam + 13] = True
+    assert difference[~near_seams].max() < 1e-5
+    assert 0 < difference.max() < 0.5 * whole.abs().max()
+
+
+# ------------------------------------------------------------------------------------------------ #
+# metrics against scikit-image
+
+
+def test_psnr_and_ssim_match_scikit_image():
+    metrics = pytest.importorskip("skimage.metrics")
+    rng = np.random.default_rng(0)
+    for shape in [(40, 33), (24, 31, 3)]:
+        clean = rng.random(shape)
+        noisy = np.clip(clean + 0.1 * rng.standard_normal(shape), 0, 1)
+        assert psnr(clean, noisy) == pytest.approx(metrics.peak_signal_noise_ratio(clean, noisy, data_range=1))
+        expected = metrics.structural_similarity(
+            clean,
+            noisy,
+            data_range=1,
+            gaussian_weights=True,
+            sigma=1.5,
+            use_sample_covariance=False,
+            channel_axis=-1 if len(shape) == 3 else None,
+        )
+        assert ssim(clean, noisy) == pytest.approx(expected, rel=1e-9)
+    assert psnr(clean, clean) == float("inf")
+    assert colourfulness(np.repeat(clean[..., :1], 3, -1)) == 0.0
+    assert colourfulness(clean) > 10
+
+
+# ------------------------------------------------------------------------------------------------ #
+# shipped weights
+
+
+def test_every_required_model_is_shipped():
+    assert set(REQUIRED_WEIGHTS) <= set(pretrained_names())
+
+
+def crop(folder: str, name: str, size: int = 96) -> np.ndarray:
+    data = shared_data_dir()
+    if data is None:
+        pytest.skip("the shared datasets are not on this machine")
+    image = np.asarray(Image.open(data / folder / name)).astype(np.float32) / 255
+    return image[100 : 100 + size, 100 : 100 + size]
+
+
+def test_shipped_denoisers_beat_the_noisy_input():
+    clean = crop("BSD68", "test003.png")
+    for name, sigma in [("denoise-sigma25", 25), ("denoise-blind", 15), ("denoise-blind", 50)]:
+        restorer = ImageRestorer.pretrained(name, degradation=GaussianNoise(sigma / 255))
+        noisy = restorer.degrade(clean, seed=1)
+        assert psnr(clean, np.clip(restorer(noisy), 0, 1)) > psnr(clean, noisy) + 4
+
+
+def test_shipped_super_resolution_beats_bicubic():
+    clean = crop("BSD68", "test003.png")
+    restorer = ImageRestorer.pretrained("super-resolve-x2")
+    small = restorer.degrade(clean)
+    assert small.shape == (48, 48)
+    bicubic = bicubic_resize(torch.from_numpy(small)[None, None], (96, 96))[0, 0].numpy()
+    restored = restorer(small)
+    assert restored.shape == (96, 96)
+    assert psnr(clean, np.clip(restored, 0, 1)) > psnr(clean, np.clip(bicubic, 0, 1)) + 0.3
+
+
+def test_shipped_inpainter_beats_filling_with_the_mean():
+    clean = crop("BSD68", "test003.png")
+    restorer = ImageRestorer.pretrained("inpaint")
+    missing = restorer.random_mask(96, 96, seed=0)
+    holed = restorer.degrade(clean, mask=missing)
+    assert (holed[missing] == 0).all()
+    mean_filled = np.where(missing, clean[~missing].mean(), clean)
+    assert psnr(clean, restorer(holed, mask=missing)) > psnr(clean, mean_filled) + 3
+
+
+def test_shipped_colorizer_adds_colour_and_keeps_the_lightness():
+    rgb = crop("Kodak24", "kodim23.png")
+    restorer = ImageRestorer.pretrained("colorize")
+    grey = restorer.degrade(rgb)
+    assert grey.shape == (96, 96)
+    coloured = restorer(grey)
+    assert coloured.shape == (96, 96, 3)
+    assert colourfulness(coloured) > 5
+    lightness = coloured @ np.array([0.299, 0.587, 0.114], np.float32)
+    assert np.abs(lightness - grey).mean() < 0.02
+
+
+# ------------------------------------------------------------------------------------------------ #
+# files: 16 bit, alpha, bad inputs; training from the command line
+
+
+def write_png_16(path, pixels):
+    import png
+
+    height, width = pixels.shape[:2]
+    planes = 1 if pixels.ndim == 2 else pixels.shape[-1]
+    writer = png.Writer(width, height, greyscale=planes < 3, alpha=planes in (2, 4), bitdepth=16)
+    with open(path, "wb") as handle:
+        writer.write(handle, pixels.reshape(height, -1).tolist())
+
+
+@pytest.fixture(scope="module")
+def tiny_model(tmp_path_factory):
+    """A small denoiser trained for a few steps from the command line (on random patches)."""
+    folder = tmp_path_factory.mktemp("images")
+    rng = np.random.default_rng(0)
+    for i in range(3):
+        Image.fromarray((rng.random((40, 50)) * 255).astype(np.uint8)).save(folder / f"{i}.png")
+    run = tmp_path_factory.mktemp("runs") / "tiny"
+    code = main(
+        ["train", "--family", "denoise", "-o", "depth=2", "-o", "width=4", "--data", str(folder), "--patch-size",
+         "16", "--patches", "64", "--epochs", "1", "--batch-size", "16", "--no-progress", "--out", str(run)]
+    )  # fmt: skip
+    assert code == 0
+    return run
+
+
+def test_training_from_the_command_line_writes_a_restorer(tiny_model):
+    config = json.loads((tiny_model / "config.json").read_text())["model"]
+    assert config["data_shape"] == [1, None, None] and config["encoder"]["name"] == "rednet"
+    assert ImageRestorer.load(tiny_model).task == "denoise"
+    assert (tiny_model / "reconstructions.png").is_file()
+
+
+def test_sixteen_bit_and_alpha_survive_the_round_trip(tiny_model, tmp_path):
+    from aekit.data.files import read_image
+
+    rng = np.random.default_rng(0)
+    rgba = (rng.random((20, 30, 4)) * 65535).astype(np.uint16)
+    write_png_16(tmp_path / "in.png", rgba)
+    assert main(["restore", "--task", "denoise", "--weights", str(tiny_model), str(tmp_path / "in.png"),
+                 str(tmp_path / "out.png")]) == 0  # fmt: skip
+    out = read_image(tmp_path / "out.png")
+    assert out.dtype == np.uint16 and out.shape == (20, 30, 4)
+    assert np.array_equal(out[..., 3], rgba[..., 3])  # alpha passed through exactly
+    grey = (rng.random((21, 17)) * 65535).astype(np.uint16)
+    write_png_16(tmp_path / "grey.png", grey)
+    assert main(["restore", "--task", "denoise", "--weights", str(tiny_model), str(tmp_path / "grey.png"),
+                 str(tmp_path / "grey-out.png")]) == 0  # fmt: skip
+    assert read_image(tmp_path / "grey-out.png").dtype == np.uint16
+
+
+def test_bad_inputs_give_one_line_errors(tiny_model, tmp_path, capsys):
+    image = tmp_path / "ok.png"
+    Image.fromarray(np.zeros((16, 16), np.uint8)).save(image)
+    (tmp_path / "text.png").write_text("not an image")
+    (tmp_path / "cut.png").write_bytes(image.read_bytes()[:40])
+    Image.fromarray(np.zeros((8, 16), np.uint8)).save(tmp_path / "small-mask.png")
+    cases = [
+        (["--task", "denoise", str(tmp_path / "text.png")], "cannot read image"),
+        (["--task", "denoise", str(tmp_path / "cut.png")], "cannot read image"),
+        (["--task", "denoise", str(tmp_path / "missing.png")], "cannot read image"),
+        (["--task", "super-resolve", "--scale", "5", str(image)], "scale 5 is not supported"),
+        (["--task", "inpaint", "--mask", str(tmp_path / "small-mask.png"), str(image)], "give a mask of the image"),
+        (["--task", "inpaint", str(image)], "inpainting needs --mask"),
+        (["--task", "super-resolve", "--weights", str(tiny_model), str(image)], "is a denoise model"),
+    ]
+    for arguments, message in cases:
+        assert main(["restore", *arguments, str(tmp_path / "out.png")]) == 2
+        error = capsys.readouterr().err
+        assert message in error and error.count("\n") == 1, error
