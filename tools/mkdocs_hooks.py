@@ -95,8 +95,8 @@ def on_page_markdown(markdown: str, page: Page, config: MkDocsConfig, files: Fil
     page_path = page.file.src_uri
     expanders = {
         "cli": lambda _: cli_reference(),
-        "benchmarks": lambda _: benchmarks(page_path, config),
-        "readme": lambda section: readme_section(section, page_path, config),
+        "benchmarks": lambda _: benchmarks(page_path, config, files),
+        "readme": lambda section: readme_section(section, page_path, config, files),
     }
 
     def expand(match: re.Match) -> str:
@@ -107,7 +107,7 @@ def on_page_markdown(markdown: str, page: Page, config: MkDocsConfig, files: Fil
 
     markdown = MARKER.sub(expand, markdown)
     if not page.file.generated_by:
-        markdown = rewrite_links(markdown, (Path(config.docs_dir) / page_path).parent, page_path, config)
+        markdown = rewrite_links(markdown, (Path(config.docs_dir) / page_path).parent, page_path, config, files)
     return markdown
 
 
@@ -155,35 +155,37 @@ def _help_text(parser: argparse.ArgumentParser) -> str:
 # included Markdown: bench/RESULTS.md and README sections
 
 
-def benchmarks(page_path: str, config: MkDocsConfig) -> str:
+def benchmarks(page_path: str, config: MkDocsConfig, files: Files) -> str:
     if not RESULTS.is_file():
         return "No benchmark results are recorded in this version: `bench/RESULTS.md` does not exist.\n"
     text = RESULTS.read_text(encoding="utf-8")
     text = re.sub(r"\A#\s[^\n]*\n", "", text)  # the page has its own title
-    return rewrite_links(text, RESULTS.parent, page_path, config)
+    return rewrite_links(text, RESULTS.parent, page_path, config, files)
 
 
-def readme_section(title: str, page_path: str, config: MkDocsConfig) -> str:
+def readme_section(title: str, page_path: str, config: MkDocsConfig, files: Files) -> str:
     """The ``## title`` section of README.md; with no title, the introduction before the first section."""
     readme = (ROOT / "README.md").read_text(encoding="utf-8")
     if not title:
         intro = re.sub(r"\A#\s[^\n]*\n", "", readme.split("\n## ", 1)[0])
-        return rewrite_links(intro, ROOT, page_path, config)
+        return rewrite_links(intro, ROOT, page_path, config, files)
     match = re.search(rf"^## {re.escape(title)}\s*\n(.*?)(?=^## |\Z)", readme, flags=re.M | re.S)
     if match is None:
         raise PluginError(f"{page_path}: README.md has no section '## {title}'")
-    return rewrite_links(match.group(1), ROOT, page_path, config)
+    return rewrite_links(match.group(1), ROOT, page_path, config, files)
 
 
-def rewrite_links(markdown: str, source_dir: Path, page_path: str, config: MkDocsConfig) -> str:
+def rewrite_links(markdown: str, source_dir: Path, page_path: str, config: MkDocsConfig, files: Files) -> str:
     """Relative links in Markdown read from ``source_dir``, rewritten for the page at ``page_path``.
 
-    A target inside docs/ that exists is linked relative to the page; bench/RESULTS.md goes to the
-    benchmarks page; anything else becomes its repository path as code (the site cannot serve it).
-    Fenced code blocks are left alone.
+    Links between pages of docs/ are left to MkDocs (which checks them). From included text, a
+    target inside docs/ is linked relative to the page when the site has it; bench/RESULTS.md goes
+    to the benchmarks page; anything else becomes its repository path as code (the site cannot
+    serve it). Fenced code blocks are left alone.
     """
     docs_dir = Path(config.docs_dir).resolve()
     page_dir = posixpath.dirname(page_path)
+    from_docs = source_dir.resolve().is_relative_to(docs_dir)
 
     def fix(match: re.Match) -> str:
         text, target = match.group(1), match.group(2)
@@ -191,11 +193,15 @@ def rewrite_links(markdown: str, source_dir: Path, page_path: str, config: MkDoc
             return match.group(0)
         path_part, _, anchor = target.partition("#")
         resolved = (source_dir / path_part).resolve()
+        if from_docs and resolved.is_relative_to(docs_dir):
+            return match.group(0)  # a link between pages: MkDocs checks it
         if resolved == RESULTS.resolve():
             resolved = docs_dir / "benchmarks.md"
-        if resolved.is_relative_to(docs_dir) and resolved.exists():
-            relative = posixpath.relpath(resolved.relative_to(docs_dir).as_posix(), page_dir or ".")
-            return f"{text}({relative}{'#' + anchor if anchor else ''})"
+        if resolved.is_relative_to(docs_dir):
+            in_docs = resolved.relative_to(docs_dir).as_posix()
+            if files.get_file_from_path(in_docs) is not None:
+                relative = posixpath.relpath(in_docs, page_dir or ".")
+                return f"{text}({relative}{'#' + anchor if anchor else ''})"
         shown = resolved.relative_to(ROOT).as_posix() if resolved.is_relative_to(ROOT) else path_part
         label = text[1:-1] if not text.startswith("!") else text[2:-1]
         return label if label.strip("`") == shown else f"{label} (`{shown}`)"
