@@ -62,7 +62,7 @@ def claims(n: dict[str, float]) -> dict[str, bool]:
 # %%
 def train_models(train, tiny: bool, l1_weight: float):
     hidden = [128] if tiny else [512]
-    epochs = 15 if tiny else 30
+    epochs = 15 if tiny else 25
     settings = {
         "plain": {"sparsity": "l1", "weight": 0.0},
         "l1": {"sparsity": "l1", "weight": l1_weight},
@@ -138,7 +138,7 @@ def draw(numbers, codes):
 # %%
 def main(size: str = "full", out_dir=None, data_dir=None) -> dict:
     run = Run(NAME, size, out_dir)
-    train, test, data = fashion_mnist(1000 if run.tiny else 20000, 500 if run.tiny else 5000, data_dir, run.tiny)
+    train, test, data = fashion_mnist(1000 if run.tiny else 10000, 500 if run.tiny else 5000, data_dir, run.tiny)
     l1_weight = 0.2
     numbers, codes = measure(train_models(train, run.tiny, l1_weight), test, l1_weight)
     n = numbers

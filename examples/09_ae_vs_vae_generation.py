@@ -104,7 +104,7 @@ def measure(train, test, tiny: bool):
     for size in codes_sizes(tiny):
         for key, family in KINDS.items():
             model = build(family, train.data_shape, size, hidden=[256] if tiny else [512, 256])
-            fit(model, train.x, epochs=10 if tiny else 30)
+            fit(model, train.x, epochs=10 if tiny else 20)
             codes = encode(model, train.x)
             prior_codes = np.random.default_rng(1).normal(size=(n_samples, size)).astype(np.float32)
             samples = generation.decode_codes(model, prior_codes)
