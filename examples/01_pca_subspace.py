@@ -134,23 +134,26 @@ def draw(numbers, angles, images):
 
 
 # %%
-def main(size: str = "full", out_dir=None, data_dir=None) -> dict:
-    run = Run(NAME, size, out_dir)
-    k, train, test, data, pca, linear, nonlinear = train_models(size, data_dir)
-    numbers, angles, images = measure(k, test, pca, linear, nonlinear)
-    n = numbers
-    answer = (
+def answer(n: dict[str, float]) -> str:
+    k = n["code_size"]
+    return (
         f"With k = {k}, the linear autoencoder's test error is {n['linear_error']:.3f} against PCA's "
         f"{n['pca_error']:.3f}; the top {k // 2} principal directions lie within "
         f"{n['angle_top_half_max']:.2f} degrees of its subspace, and the median principal angle is "
-        f"{n['angle_median']:.2f} degrees. The largest angle ({n['angle_max']:.2f} degrees) belongs to the "
-        f"last direction, where the k-th and (k+1)-th eigenvalues differ by a factor of only "
-        f"{n['eigen_gap']:.3f}: directions of nearly equal variance are interchangeable for the error, "
-        f"so gradient descent has little reason to pick exactly PCA's. The non-linear autoencoder "
+        f"{n['angle_median']:.2f} degrees. The largest angle ({n['angle_max']:.2f} degrees) comes from the "
+        f"last directions, where the k-th and (k+1)-th eigenvalues differ by a factor of only "
+        f"{n['eigen_gap']:.3f}: directions of nearly equal variance barely change the error, so "
+        f"gradient descent settles them last. The non-linear autoencoder "
         f"reaches {n['nonlinear_error']:.3f}, and its best {k} directions keep only "
         f"{100 * n['nonlinear_rank_share']:.2f} % of its reconstructions' variance (linear AE: "
         f"{100 * n['linear_rank_share']:.2f} %): it reconstructs on a curved surface, not on a subspace."
     )
+
+
+def main(size: str = "full", out_dir=None, data_dir=None) -> dict:
+    run = Run(NAME, size, out_dir)
+    k, train, test, data, pca, linear, nonlinear = train_models(size, data_dir)
+    numbers, angles, images = measure(k, test, pca, linear, nonlinear)
     return run.finish(draw(numbers, angles, images), numbers, LABELS, claims, answer, data)
 
 

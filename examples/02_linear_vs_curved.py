@@ -131,6 +131,19 @@ def draw(numbers, x_test, recon):
 
 
 # %%
+def answer(n: dict[str, float]) -> str:
+    return (
+        f"Plane: PCA reaches {n['plane_pca']:.4f} against a floor of {n['plane_floor']:.4f}, in "
+        f"{1000 * n['plane_pca_seconds']:.1f} ms; the linear AE ({n['plane_linear']:.4f}) and the "
+        f"non-linear AE ({n['plane_nonlinear']:.4f}, {n['plane_nonlinear_seconds']:.1f} s of training) "
+        f"only match it at best. Spiral: one linear component leaves {n['spiral_pca']:.4f} (linear AE "
+        f"{n['spiral_linear']:.4f}), {n['spiral_pca'] / n['spiral_floor']:.0f} times the floor, because a "
+        f"line cannot follow a curve; the non-linear AE with a single code unit reaches "
+        f"{n['spiral_nonlinear']:.4f} ({n['spiral_nonlinear'] / n['spiral_floor']:.1f} times the floor): "
+        f"its code is a coordinate along the curve."
+    )
+
+
 def main(size: str = "full", out_dir=None, data_dir=None) -> dict:
     run = Run(NAME, size, out_dir)
     n_train, epochs = (600, 60) if run.tiny else (4000, 150)
@@ -141,17 +154,6 @@ def main(size: str = "full", out_dir=None, data_dir=None) -> dict:
     numbers.update(plane_pca_seconds=pca_seconds, plane_nonlinear_seconds=ae_seconds)
     spiral_errors, _, _, x_test, recon = compare(spiral, 1, n_train, epochs, hidden)
     numbers.update({f"spiral_{k}": v for k, v in spiral_errors.items()})
-    n = numbers
-    answer = (
-        f"Plane: PCA reaches {n['plane_pca']:.4f} against a floor of {n['plane_floor']:.4f}, in "
-        f"{1000 * n['plane_pca_seconds']:.1f} ms; the linear AE ({n['plane_linear']:.4f}) and the "
-        f"non-linear AE ({n['plane_nonlinear']:.4f}, {n['plane_nonlinear_seconds']:.1f} s of training) "
-        f"only match it at best. Spiral: one linear component leaves {n['spiral_pca']:.4f} (linear AE "
-        f"{n['spiral_linear']:.4f}), {n['spiral_pca'] / n['spiral_floor']:.0f} times the floor, because a "
-        f"line cannot follow a curve; the non-linear AE with a single code unit reaches "
-        f"{n['spiral_nonlinear']:.4f} ({n['spiral_nonlinear'] / n['spiral_floor']:.1f} times the floor): "
-        f"its code is a coordinate along the curve."
-    )
     return run.finish(draw(numbers, x_test, recon), numbers, LABELS, claims, answer, "synthetic (seeded)")
 
 

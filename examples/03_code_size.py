@@ -78,7 +78,7 @@ def claims(n: dict[str, float]) -> dict[str, bool]:
 # %%
 def load(size, data_dir):
     tiny = size == "tiny"
-    return fashion_mnist(600 if tiny else 5000, 300 if tiny else 2000, data_dir, tiny, pool=2 if tiny else 1)
+    return fashion_mnist(600 if tiny else 3000, 300 if tiny else 2000, data_dir, tiny, pool=2 if tiny else 1)
 
 
 def model_with_code(data_shape, code_size: int, hidden: list[int]) -> aekit.Autoencoder:
@@ -106,7 +106,7 @@ def measure(train, test, tiny: bool):
     numbers, codes_1, shown = {"pixels": pixels, "large_code": 2 * pixels}, None, {}
     for key, code_size in (("1", 1), ("32", 8 if tiny else 32), ("large", 2 * pixels)):
         model = model_with_code(train.data_shape, code_size, hidden)
-        fit(model, train.x, epochs=20 if tiny else 40, lr=3e-3 if tiny else 1e-3, batch_size=32 if tiny else 64)
+        fit(model, train.x, epochs=20 if tiny else 30, lr=3e-3 if tiny else 1e-3, batch_size=32 if tiny else 64)
         codes_train, codes_test = encode(model, train.x), encode(model, test.x)
         knn = KNeighborsClassifier(5).fit(codes_train, train.labels)
         numbers[f"train_{key}"] = squared_error(reconstruct(model, train.x), train.x)
@@ -153,12 +153,8 @@ def draw(numbers, test, shown, codes_1, brightness, noisy):
 
 
 # %%
-def main(size: str = "full", out_dir=None, data_dir=None) -> dict:
-    run = Run(NAME, size, out_dir)
-    train, test, data = load(size, data_dir)
-    numbers, shown, codes_1, brightness, noisy = measure(train, test, run.tiny)
-    n = numbers
-    answer = (
+def answer(n: dict[str, float]) -> str:
+    return (
         f"Code 1: training error {n['train_1']:.2f}, test {n['test_1']:.2f}: every image becomes a blurred "
         f"prototype placed along one axis, which follows the image's overall brightness (|rho| = "
         f"{n['brightness_rho']:.2f}); a nearest-neighbour classifier on that single number still reaches "
@@ -171,6 +167,12 @@ def main(size: str = "full", out_dir=None, data_dir=None) -> dict:
         f"captured the structure of the data, which is why overcomplete codes need a regulariser "
         f"(sparsity, denoising, contraction)."
     )
+
+
+def main(size: str = "full", out_dir=None, data_dir=None) -> dict:
+    run = Run(NAME, size, out_dir)
+    train, test, data = load(size, data_dir)
+    numbers, shown, codes_1, brightness, noisy = measure(train, test, run.tiny)
     figure = draw(numbers, test, shown, codes_1, brightness, noisy)
     return run.finish(figure, numbers, LABELS, claims, answer, data)
 

@@ -80,7 +80,7 @@ def measure(tiny: bool):
     towards = points / radius[:, None] - points  # (P, 2): to the nearest point of the circle
     numbers, fields = {"grid_points": int(scored.sum())}, {}
     for noise in NOISE_LEVELS:
-        model = fit(denoiser(noise, tiny), x_train, epochs=30 if tiny else 100, lr=3e-3, batch_size=64)
+        model = fit(denoiser(noise, tiny), x_train, epochs=30 if tiny else 60, lr=3e-3, batch_size=64)
         field = reconstruct(model, points) - points  # (P, 2)
         cosine = (field * towards).sum(1) / (np.linalg.norm(field, axis=1) * np.linalg.norm(towards, axis=1))
         share = (field * towards).sum(1) / (towards**2).sum(1)  # projection of the step on the way back
@@ -113,19 +113,21 @@ def draw(numbers, x_train, points, fields):
 
 
 # %%
-def main(size: str = "full", out_dir=None, data_dir=None) -> dict:
-    run = Run(NAME, size, out_dir)
-    numbers, x_train, points, fields = measure(run.tiny)
-    n = numbers
+def answer(n: dict[str, float]) -> str:
     cosines = ", ".join(f"{n[f'cosine_{s}']:.3f}" for s in NOISE_LEVELS)
     shares = ", ".join(f"{100 * n[f'share_{s}']:.0f} %" for s in NOISE_LEVELS)
-    answer = (
+    return (
         f"Over {n['grid_points']} grid points 0.1 to 0.6 away from the circle, the mean cosine between "
         f"r(x) - x and the direction to the circle is {cosines} for noise {', '.join(map(str, NOISE_LEVELS))}: "
         f"the field points back to the manifold. One step of r covers {shares} of the distance on "
         f"average: a DAE trained with small noise has only seen corrupted points close to the circle and "
         f"moves far-away points less, while larger noise teaches it to pull back from farther."
     )
+
+
+def main(size: str = "full", out_dir=None, data_dir=None) -> dict:
+    run = Run(NAME, size, out_dir)
+    numbers, x_train, points, fields = measure(run.tiny)
     return run.finish(draw(numbers, x_train, points, fields), numbers, LABELS, claims, answer, "synthetic (seeded)")
 
 

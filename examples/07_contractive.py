@@ -93,7 +93,7 @@ def jacobian_norms(model, x: np.ndarray) -> tuple[float, float]:
 
 # %%
 def measure(train, test, tiny: bool):
-    epochs = 15 if tiny else 30
+    epochs = 15 if tiny else 20
     probe = test.x[: 40 if tiny else 200]
     numbers, codes = {}, {}
     for lam in lambdas(tiny):
@@ -143,18 +143,13 @@ def draw(numbers, codes, tiny: bool):
 
 
 # %%
-def main(size: str = "full", out_dir=None, data_dir=None) -> dict:
-    run = Run(NAME, size, out_dir)
-    train, test, data = fashion_mnist(
-        800 if run.tiny else 10000, 300 if run.tiny else 2000, data_dir, run.tiny, pool=2 if run.tiny else 1
-    )
-    numbers, codes = measure(train, test, run.tiny)
-    n, sweep = numbers, lambdas(run.tiny)
+def answer(n: dict[str, float]) -> str:
+    sweep = sorted(float(key[3:]) for key in n if key.startswith("jf_"))
     table = "; ".join(
         f"lambda {lam:g}: {n[f'jf_{lam:g}']:.3g} / {n[f'error_{lam:g}']:.2f} / {n[f'spread_{lam:g}']:.3g}"
         for lam in sweep
     )
-    answer = (
+    return (
         f"||d code / d x||_F, test error and code spread: {table}. The Jacobian norm falls with lambda "
         f"while the error rises; at lambda {sweep[-1]:g} the code barely moves between images (spread "
         f"{n[f'spread_{sweep[-1]:g}']:.2g} against {n['spread_0']:.2g} without penalty): the encoder has "
@@ -165,6 +160,14 @@ def main(size: str = "full", out_dir=None, data_dir=None) -> dict:
         f"The DAE contracts the reconstruction, the CAE the code (||d code / d x||: DAE "
         f"{n['dae_jf']:.3g}, CAE {n[f'jf_{COMPARED_LAMBDA:g}']:.3g}, plain {n['ae_jf']:.3g})."
     )
+
+
+def main(size: str = "full", out_dir=None, data_dir=None) -> dict:
+    run = Run(NAME, size, out_dir)
+    train, test, data = fashion_mnist(
+        800 if run.tiny else 10000, 300 if run.tiny else 2000, data_dir, run.tiny, pool=2 if run.tiny else 1
+    )
+    numbers, codes = measure(train, test, run.tiny)
     return run.finish(draw(numbers, codes, run.tiny), numbers, labels(run.tiny), claims, answer, data)
 
 

@@ -186,15 +186,9 @@ def draw(numbers, variances, direct_trace, log_trace):
 
 
 # %%
-def main(size: str = "full", out_dir=None, data_dir=None) -> dict:
-    run = Run(NAME, size, out_dir)
-    train, test, data = fashion_mnist(
-        1000 if run.tiny else 20000, 300 if run.tiny else 2000, data_dir, run.tiny, pool=2 if run.tiny else 1
-    )
-    numbers, variances, direct_trace, log_trace = measure(train, test, run.tiny)
-    n = numbers
+def answer(n: dict[str, float]) -> str:
     invalid = n["direct_first_invalid_step"]
-    answer = (
+    return (
         f"(1) The closed-form KL (mean {n['kl_mean']:.2f} nats per test image) matches torch's to "
         f"{n['kl_closed_vs_torch']:.1e} nats; a Monte Carlo estimate is off by "
         f"{100 * n['mc_error_1']:.0f} % with one sample and {100 * n['mc_error_1000']:.1f} % with 1 000, "
@@ -211,6 +205,14 @@ def main(size: str = "full", out_dir=None, data_dir=None) -> dict:
         + f"with log v as the parameter every value is a valid variance and the fit ends "
         f"{100 * n['log_final_relative_error']:.2g} % from v*."
     )
+
+
+def main(size: str = "full", out_dir=None, data_dir=None) -> dict:
+    run = Run(NAME, size, out_dir)
+    train, test, data = fashion_mnist(
+        1000 if run.tiny else 10000, 300 if run.tiny else 2000, data_dir, run.tiny, pool=2 if run.tiny else 1
+    )
+    numbers, variances, direct_trace, log_trace = measure(train, test, run.tiny)
     figure = draw(numbers, variances, direct_trace, log_trace)
     return run.finish(figure, numbers, LABELS, claims, answer, data)
 

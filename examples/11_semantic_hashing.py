@@ -63,7 +63,7 @@ def claims(n: dict[str, float]) -> dict[str, bool]:
 # %%
 def measure(train, test, tiny: bool, bits: int):
     model = build("hashing", train.data_shape, bits, hidden=[256] if tiny else [512, 256])
-    fit(model, train.x, epochs=10 if tiny else 30, batch_size=256 if tiny else 1024, lr=3e-3 if tiny else 1e-3)
+    fit(model, train.x, epochs=10 if tiny else 20, batch_size=256 if tiny else 1024, lr=3e-3 if tiny else 1e-3)
     numbers = {"bits": bits, "database": len(train), "queries": len(test)}
     flat_train, flat_test = train.x.reshape(len(train), -1), test.x.reshape(len(test), -1)
     candidates = {"autoencoder": hashers.AutoencoderHasher(model)}
@@ -135,26 +135,28 @@ def draw(numbers, balls, database, train, test):
 
 
 # %%
-def main(size: str = "full", out_dir=None, data_dir=None) -> dict:
-    run = Run(NAME, size, out_dir)
-    train, test, data = fashion_mnist(
-        2000 if run.tiny else 60000, 200 if run.tiny else 1000, data_dir, run.tiny, pool=2 if run.tiny else 1
-    )
-    numbers, ae_hasher = measure(train, test, run.tiny, bits=16 if run.tiny else 32)
-    balls, database = hash_table(numbers, ae_hasher, train, test)
-    n = numbers
+def answer(n: dict[str, float]) -> str:
     scores = "; ".join(
         f"{m}: mAP {n[f'map_{m}']:.3f}, precision@100 {n[f'p100_{m}']:.3f}, radius-2 precision "
         f"{n[f'pball_{m}']:.3f} / recall {n[f'rball_{m}']:.4f}"
         for m in METHODS
     )
-    answer = (
+    return (
         f"{n['bits']}-bit codes, {n['database']} database items, {n['queries']} queries. {scores}. "
         f"The radius-2 ball found in the hash table by flipping bits is exactly the one a scan of all "
         f"distances finds ({'every' if n['ball_matches_scan'] else 'NOT every'} query), holding "
         f"{n['ball_items']:.0f} items on average; it took {n['ball_ms']:.3f} ms per query against "
         f"{n['scan_ms']:.3f} ms for the scan."
     )
+
+
+def main(size: str = "full", out_dir=None, data_dir=None) -> dict:
+    run = Run(NAME, size, out_dir)
+    train, test, data = fashion_mnist(
+        2000 if run.tiny else 30000, 200 if run.tiny else 1000, data_dir, run.tiny, pool=2 if run.tiny else 1
+    )
+    numbers, ae_hasher = measure(train, test, run.tiny, bits=16 if run.tiny else 32)
+    balls, database = hash_table(numbers, ae_hasher, train, test)
     return run.finish(draw(numbers, balls, database, train, test), numbers, LABELS, claims, answer, data)
 
 

@@ -15,6 +15,7 @@ import functools
 import json
 import os
 import platform
+import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -141,7 +142,9 @@ class Run:
     """Times an example and writes what it measured: ``<name>.png`` and ``<name>.json``.
 
     ``numbers`` maps a short key to a measured value, ``labels`` the key to what it is (with its
-    unit); ``claims`` maps a sentence to whether the numbers bear it out.
+    unit); ``claims(numbers)`` maps a sentence to whether the numbers bear it out, and
+    ``answer(numbers)`` is the paragraph the documentation shows. Both are functions of the numbers
+    alone, so a corrected sentence is re-rendered from the recorded run (:func:`rewrite`).
     """
 
     def __init__(self, name: str, size: str, out_dir: str | Path | None) -> None:
@@ -156,7 +159,7 @@ class Run:
         numbers: dict[str, float],
         labels: dict[str, str],
         claims: Callable[[dict[str, float]], dict[str, bool]],
-        answer: str,
+        answer: Callable[[dict[str, float]], str],
         data: str,
     ) -> dict[str, Any]:
         missing = sorted(set(numbers) - set(labels))
@@ -170,7 +173,7 @@ class Run:
             "numbers": numbers,
             "labels": {key: labels[key] for key in numbers},
             "claims": {text: bool(holds) for text, holds in claims(numbers).items()},
-            "answer": answer,
+            "answer": answer(numbers),
             "seconds": round(time.perf_counter() - self.started, 1),
             "threads": torch.get_num_threads(),
             "machine": platform.processor() or platform.machine(),
@@ -188,14 +191,29 @@ def _plain(value: Any) -> float | int:
     return int(value) if isinstance(value, (bool, np.bool_)) else value
 
 
+def rewrite(module: Any, out_dir: str | Path | None = None) -> dict[str, Any]:
+    """Re-render the claims and the answer of an example's recorded full run from its numbers
+    (after their wording changed); the measurements, figure and run details stay as recorded."""
+    path = Path(out_dir or GALLERY_DIR) / f"{module.NAME}.json"
+    record = json.loads(path.read_text())
+    numbers = record["numbers"]
+    record["claims"] = {text: bool(holds) for text, holds in module.claims(numbers).items()}
+    record["answer"] = module.answer(numbers)
+    path.write_text(json.dumps(record, indent=1) + "\n")
+    return record
+
+
 def command_line(main: Callable[..., dict[str, Any]], description: str) -> dict[str, Any]:
-    """``python examples/NN_name.py [--size tiny] [--out DIR] [--data-dir DIR] [--threads N]``."""
+    """``python examples/NN_name.py [--size tiny] [--out DIR] [--data-dir DIR] [--threads N] [--rewrite]``."""
     parser = argparse.ArgumentParser(description=description)
     parser.add_argument("--size", choices=SIZES, default="full")
     parser.add_argument("--out", type=Path, default=None, help="folder for the figure and numbers (docs/gallery)")
     parser.add_argument("--data-dir", default=None, help="folder holding fashion-mnist/ (default $AEKIT_DATA_DIR)")
     parser.add_argument("--threads", type=int, default=1, help="torch CPU threads (recorded with the numbers)")
+    parser.add_argument("--rewrite", action="store_true", help="only re-render claims and answer of the recorded run")
     args, _ = parser.parse_known_args()  # Jupyter passes its own arguments
+    if args.rewrite:
+        return rewrite(sys.modules[main.__module__], args.out)
     torch.set_num_threads(args.threads)
     record = main(size=args.size, out_dir=args.out, data_dir=args.data_dir)
     print(json.dumps({key: record[key] for key in ("numbers", "claims", "seconds")}, indent=1))
