@@ -152,7 +152,7 @@ def answer(n: dict[str, float]) -> str:
 
 def main(size: str = "full", out_dir=None, data_dir=None) -> dict:
     run = Run(NAME, size, out_dir)
-    k, train, test, data, pca, linear, nonlinear = train_models(size, data_dir)
+    k, _, test, data, pca, linear, nonlinear = train_models(size, data_dir)
     numbers, angles, images = measure(k, test, pca, linear, nonlinear)
     return run.finish(draw(numbers, angles, images), numbers, LABELS, claims, answer, data)
 

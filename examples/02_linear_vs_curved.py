@@ -117,7 +117,11 @@ def draw(numbers, x_test, recon):
         ax_spiral.set_title("spiral: reconstructions")
         ax_spiral.legend(markerscale=3, fontsize=7, loc="lower left")
         groups = ["plane", "spiral"]
-        methods = [("pca", "PCA", "tab:orange"), ("linear", "linear AE", "tab:green"), ("nonlinear", "non-linear AE", "tab:blue")]
+        methods = [
+            ("pca", "PCA", "tab:orange"),
+            ("linear", "linear AE", "tab:green"),
+            ("nonlinear", "non-linear AE", "tab:blue"),
+        ]
         for i, (key, label, colour) in enumerate(methods):
             ratios = [numbers[f"{group}_{key}"] / numbers[f"{group}_floor"] for group in groups]
             ax_bars.bar(np.arange(2) + (i - 1) * 0.27, ratios, width=0.27, label=label, color=colour)

@@ -67,7 +67,8 @@ def claims(n: dict[str, float]) -> dict[str, bool]:
         "a code of size 1 keeps mostly the overall brightness (|rho| > 0.7)": n["brightness_rho"] > 0.7,
         "the overcomplete code keeps over three times as much of the added noise as code 32": n["noise_kept_large"]
         > 3 * n["noise_kept_32"],
-        "the overcomplete code has the lowest test error of the three": n["test_large"] < min(n["test_1"], n["test_32"]),
+        "the overcomplete code has the lowest test error of the three": n["test_large"]
+        < min(n["test_1"], n["test_32"]),
     }
 
 
@@ -111,7 +112,9 @@ def measure(train, test, tiny: bool):
         knn = KNeighborsClassifier(5).fit(codes_train, train.labels)
         numbers[f"train_{key}"] = squared_error(reconstruct(model, train.x), train.x)
         numbers[f"test_{key}"] = squared_error(reconstruct(model, test.x), test.x)
-        numbers[f"noise_kept_{key}"] = squared_error(reconstruct(model, noisy), reconstruct(model, test.x)) / noise_energy
+        numbers[f"noise_kept_{key}"] = (
+            squared_error(reconstruct(model, noisy), reconstruct(model, test.x)) / noise_energy
+        )
         numbers[f"knn_{key}"] = float(knn.score(codes_test, test.labels))
         shown[key] = (reconstruct(model, test.x[:6]), reconstruct(model, noisy[:4]))
         if key == "1":

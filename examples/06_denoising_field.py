@@ -101,7 +101,9 @@ def draw(numbers, x_train, points, fields):
         axes = fig.subplots(1, len(NOISE_LEVELS))
         for ax, noise in zip(axes, NOISE_LEVELS, strict=True):
             ax.scatter(*x_train[:500].T, s=2, color="0.7")
-            ax.quiver(*points.T, *fields[noise].T, angles="xy", scale_units="xy", scale=1, width=0.004, color="tab:blue")
+            ax.quiver(
+                *points.T, *fields[noise].T, angles="xy", scale_units="xy", scale=1, width=0.004, color="tab:blue"
+            )
             ax.set_aspect("equal")
             ax.set_xlim(-1.65, 1.65)
             ax.set_ylim(-1.65, 1.65)

@@ -19,6 +19,7 @@ architecture.
 # %%
 from __future__ import annotations
 
+import itertools
 import numpy as np
 import torch
 from _gallery import Run, build, command_line, encode, fashion_mnist, fit, new_figure, reconstruct, squared_error, style
@@ -51,7 +52,7 @@ def claims(n: dict[str, float]) -> dict[str, bool]:
     norms = [n[f"jf_{lam:g}"] for lam in sweep]
     return {
         "the Jacobian norm falls as lambda grows (each step at most 5 % up)": all(
-            b <= 1.05 * a for a, b in zip(norms, norms[1:], strict=False)
+            b <= 1.05 * a for a, b in itertools.pairwise(norms)
         ),
         "at the largest lambda the encoder is nearly constant (code spread falls at least five-fold)": n[
             f"spread_{sweep[-1]:g}"
@@ -126,7 +127,9 @@ def draw(numbers, codes, tiny: bool):
         ax_j.plot(shown, [numbers[f"jf_{lam:g}"] for lam in sweep], marker="o", label="||d code / d x||")
         ax_j.plot(shown, [numbers[f"jr_{lam:g}"] for lam in sweep], marker="s", label="||d r / d x||")
         for key, marker, name in (("ae", "x", "plain AE"), ("dae", "^", f"DAE {DAE_NOISE}")):
-            ax_j.scatter([1e-3], [numbers[f"{key}_jr"]], marker=marker, color="k", zorder=3, label=f"{name}: ||d r / d x||")
+            ax_j.scatter(
+                [1e-3], [numbers[f"{key}_jr"]], marker=marker, color="k", zorder=3, label=f"{name}: ||d r / d x||"
+            )
         ax_j.set_yscale("log")
         ax_j.set_title("Jacobian norms (lambda 0 at the left)")
         ax_e.plot(shown, [numbers[f"error_{lam:g}"] for lam in sweep], marker="o", color="tab:red")

@@ -62,7 +62,9 @@ def claims(n: dict[str, float]) -> dict[str, bool]:
 # %%
 def shifted(images: np.ndarray, seed: int) -> np.ndarray:
     shifts = np.random.default_rng(seed).uniform(-2, 2, len(images))
-    return np.concatenate([manifold.vertical_translations(image[0], [s]) for image, s in zip(images, shifts, strict=True)])
+    return np.concatenate(
+        [manifold.vertical_translations(image[0], [s]) for image, s in zip(images, shifts, strict=True)]
+    )
 
 
 def translation_tangent(image: np.ndarray) -> np.ndarray:

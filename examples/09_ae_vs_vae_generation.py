@@ -24,8 +24,8 @@ from __future__ import annotations
 
 import numpy as np
 import scipy.linalg
-from matplotlib.patches import Circle
 from _gallery import Run, build, command_line, encode, fashion_mnist, fit, new_figure, style
+from matplotlib.patches import Circle
 from sklearn.decomposition import PCA
 from sklearn.neighbors import NearestNeighbors
 

@@ -26,8 +26,6 @@ import numpy as np
 import torch
 from _gallery import Run, build, command_line, fashion_mnist, fit, new_figure, style
 
-import aekit
-
 NAME = "10_vae_loss"
 SAMPLES = (1, 10, 100, 1000)
 
@@ -49,9 +47,10 @@ LABELS = {
 def claims(n: dict[str, float]) -> dict[str, bool]:
     return {
         "the closed form equals torch's KL (within 1e-4 nats)": n["kl_closed_vs_torch"] < 1e-4,
-        "the Monte Carlo error falls with the number of samples": n["mc_error_1000"] < n["mc_error_10"] < n["mc_error_1"],
-        "the reparameterisation gradient has over 10x less variance than the score function": 10
-        * n["grad_var_reparam"]
+        "the Monte Carlo error falls with the number of samples": n["mc_error_1000"]
+        < n["mc_error_10"]
+        < n["mc_error_1"],
+        "the reparameterisation gradient has over 10x less variance than the score function": 10 * n["grad_var_reparam"]
         < n["grad_var_score"],
         "the posterior variances span over a decade": n["variance_decades"] > 1,
         "optimising v directly leaves the valid range; log v converges (within 1 %)": n["direct_first_invalid_step"]
@@ -201,7 +200,11 @@ def answer(n: dict[str, float]) -> str:
         f"trained encoder's variances range from {n['variance_min']:.2g} to {n['variance_max']:.2g} "
         f"({n['variance_decades']:.1f} decades): steps of a fixed size on sigma^2 are far too large at one "
         f"end and too small at the other. Fitting v* = 1e-3 from v = 1 with Adam, with v as the parameter "
-        + (f"step {invalid} takes v below zero, where the Gaussian is undefined; " if invalid >= 0 else "v stays valid; ")
+        + (
+            f"step {invalid} takes v below zero, where the Gaussian is undefined; "
+            if invalid >= 0
+            else "v stays valid; "
+        )
         + f"with log v as the parameter every value is a valid variance and the fit ends "
         f"{100 * n['log_final_relative_error']:.2g} % from v*."
     )

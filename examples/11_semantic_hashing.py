@@ -48,9 +48,7 @@ LABELS = {
 def claims(n: dict[str, float]) -> dict[str, bool]:
     return {
         "the autoencoder's codes rank better than random hyperplanes (LSH)": n["map_autoencoder"] > n["map_lsh"],
-        "the autoencoder's 100 nearest are more often of the query's class than PCA's or LSH's": n[
-            "p100_autoencoder"
-        ]
+        "the autoencoder's 100 nearest are more often of the query's class than PCA's or LSH's": n["p100_autoencoder"]
         > max(n["p100_pca"], n["p100_lsh"]),
         "the hash-table ball is exactly the brute-force ball": n["ball_matches_scan"] == 1,
     }

@@ -200,7 +200,8 @@ def main(size: str = "full", out_dir=None, data_dir=None) -> dict:
     run = Run(NAME, size, out_dir)
     root = photo_dir(data_dir)
     numbers, shown = measure(root, run.tiny)
-    data = f"{'shipped models' if numbers['shipped_models'] else 'trained on CBSD68 and Train400 crops'}; tested on Kodak24 and BSD68"
+    trained = "shipped models" if numbers["shipped_models"] else "trained on CBSD68 and Train400 crops"
+    data = f"{trained}; tested on Kodak24 and BSD68"
     return run.finish(draw(numbers, shown), numbers, LABELS, claims, answer, data)
 
 

@@ -30,7 +30,8 @@ frame.addEventListener("load", async () => {{
   const images = Array.from(frame.contentDocument.querySelectorAll("img"));
   await Promise.all(images.map(img => img.complete ? null : new Promise(done => {{
     img.addEventListener("load", done); img.addEventListener("error", done); }})));
-  const found = images.map(img => ({{src: img.getAttribute("src"), width: img.naturalWidth, height: img.naturalHeight}}));
+  const found = images.map(img => ({{
+    src: img.getAttribute("src"), width: img.naturalWidth, height: img.naturalHeight}}));
   const out = document.createElement("pre");
   out.id = "result";
   out.textContent = JSON.stringify(found);

@@ -72,7 +72,7 @@ def on_files(files: Files, config: MkDocsConfig) -> Files:
     for name in names:
         record, docstring = _gallery_record(name, Path(config.docs_dir))
         title = _title(docstring)
-        rows.append(f"| [{title}]({name}.md) | ![{title}]({name}.png){{ width=\"260\" }} |")
+        rows.append(f'| [{title}]({name}.md) | ![{title}]({name}.png){{ width="260" }} |')
         files.append(File.generated(config, f"gallery/{name}.md", content=gallery_page(name, record, docstring)))
     index = [
         "# Lecture gallery",
@@ -240,7 +240,7 @@ def _gallery_record(name: str, docs_dir: Path) -> tuple[dict[str, Any], str]:
 
 
 def _number(value: Any) -> str:
-    if isinstance(value, bool) or isinstance(value, int):
+    if isinstance(value, int):  # bools too
         return str(value)
     if value == 0 or 1e-3 <= abs(value) < 1e5:
         return f"{value:.4g}"
@@ -258,7 +258,7 @@ def gallery_page(name: str, record: dict[str, Any], docstring: str) -> str:
         [
             docstring,
             "",
-            f'![{_title(docstring)}]({name}.png){{ .gallery-figure }}',
+            f"![{_title(docstring)}]({name}.png){{ .gallery-figure }}",
             "",
             "## What the run measured",
             "",
