@@ -20,6 +20,7 @@ architecture.
 from __future__ import annotations
 
 import itertools
+
 import numpy as np
 import torch
 from _gallery import Run, build, command_line, encode, fashion_mnist, fit, new_figure, reconstruct, squared_error, style
