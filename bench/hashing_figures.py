@@ -51,7 +51,8 @@ def retrieval_figure(results: dict, curve_bits: int):
         if euclidean:
             top.axhline(euclidean[0], ls="--", color="grey", label="Euclidean, raw pixels")
         top.set_xscale("log", base=2)
-        top.set_xticks(sorted({r["bits"] for r in rows if r["bits"]}), [str(b) for b in sorted({r["bits"] for r in rows if r["bits"]})])
+        bits = sorted({r["bits"] for r in rows if r["bits"]})
+        top.set_xticks(bits, [str(b) for b in bits])
         top.set_xlabel("bits")
         top.set_ylabel("mAP (whole Hamming ranking)")
         top.set_title(f"{name}: {table['queries']} queries, {table['database']} items", fontsize=9)
