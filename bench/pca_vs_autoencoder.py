@@ -78,16 +78,29 @@ def fit_autoencoder(kind: str, x: np.ndarray, code: int, epochs: int, args: argp
     torch.manual_seed(args.seed)
     if kind == "linear":
         model = aekit.make_model("linear", (x.shape[1],), code)
-        lr = args.linear_lr
+        lr = args.linear_lr[int(x.shape[1] > LIFTED)]  # the synthetic sets are 128-D, Fashion-MNIST 784-D
     else:
         hidden = [512, 256] if x.shape[1] > LIFTED else [256, 128]
         model = aekit.make_model("undercomplete", (x.shape[1],), code, hidden=hidden, activation="elu")
         lr = args.deep_lr
     config = aekit.TrainConfig(
-        epochs=epochs, batch_size=128, lr=lr, lr_schedule="cosine", val_fraction=0.0, seed=args.seed, device="cpu"
+        epochs=epochs,
+        batch_size=args.batch_size,
+        lr=lr,
+        lr_schedule="cosine",
+        val_fraction=0.0,
+        seed=args.seed,
+        device="cpu",
     )
     result = aekit.Trainer(model, config, progress=False).fit(x)
     return model, result.seconds
+
+
+def well_defined_subspace(name: str, code: int) -> bool:
+    """Whether PCA's k-dimensional subspace is a fair target for the linear AE: not where ``linear``
+    has only isotropic noise left (k > 32), nor on the synthetic manifolds, whose spectra have
+    near-equal eigenvalues at many k (the subspace is then not unique)."""
+    return (name == "linear" and code <= 32) or name == "fashion-mnist"
 
 
 def squared_error(reconstruction: np.ndarray, x: np.ndarray) -> float:
@@ -106,7 +119,8 @@ def main() -> None:
     parser.add_argument("--fashion-train", type=int, default=10_000)
     parser.add_argument("--linear-epochs", type=int, nargs=2, default=[100, 60], metavar=("SYNTHETIC", "FASHION"))
     parser.add_argument("--deep-epochs", type=int, nargs=2, default=[200, 40], metavar=("SYNTHETIC", "FASHION"))
-    parser.add_argument("--linear-lr", type=float, default=1e-2)
+    parser.add_argument("--batch-size", type=int, default=128, help="both autoencoders, Adam with cosine decay")
+    parser.add_argument("--linear-lr", type=float, nargs=2, default=[3e-2, 1e-2], metavar=("SYNTHETIC", "FASHION"))
     parser.add_argument("--deep-lr", type=float, default=1e-3)
     parser.add_argument("--convergence-epochs", type=int, nargs="+", default=[1, 2, 5, 10, 20, 50, 100])
     parser.add_argument("--out", type=Path, default=Path(__file__).parent / "results" / "pca_vs_autoencoder.json")
@@ -140,7 +154,7 @@ def main() -> None:
                     recon = model.reconstruct(torch.as_tensor(x_test)).numpy()
                 row[f"{kind}_error"] = squared_error(recon, x_test)
                 row[f"{kind}_seconds"] = seconds
-                if kind == "linear":
+                if kind == "linear" and well_defined_subspace(name, code):
                     decoder = model.decoder.linear_layers[0].weight.detach().double().numpy()  # (D, k)
                     row["linear_max_angle_deg"] = float(aekit.principal_angles(decoder, pca.components_.T).max())
             for key in ("pca", "linear", "deep"):
@@ -223,8 +237,12 @@ def print_table(rows: list[dict]) -> None:
         print(
             f"| {r['dataset']} | {r['code_size']} | {r['pca_error']:.4g} | {r['linear_error']:.4g} | "
             f"{r['deep_error']:.4g} | {r['pca_seconds']:.3f} | {r['linear_seconds']:.1f} | {r['deep_seconds']:.1f} | "
-            f"{r['linear_max_angle_deg']:.2f} |"
+            f"{angle(r)} |"
         )
+
+
+def angle(row: dict) -> str:
+    return f"{row['linear_max_angle_deg']:.2f}" if "linear_max_angle_deg" in row else "-"
 
 
 if __name__ == "__main__":
