@@ -125,7 +125,19 @@ def main() -> None:
     parser.add_argument("--convergence-epochs", type=int, nargs="+", default=[1, 2, 5, 10, 20, 50, 100])
     parser.add_argument("--out", type=Path, default=Path(__file__).parent / "results" / "pca_vs_autoencoder.json")
     parser.add_argument("--figure", type=Path, default=Path(__file__).parents[1] / "docs" / "figures")
+    parser.add_argument(
+        "--redraw",
+        type=Path,
+        nargs="+",
+        metavar="JSON",
+        help="only draw the figure and table from saved results; a later file's datasets replace an earlier one's",
+    )
     args = parser.parse_args()
+    if args.redraw:
+        rows, convergence = merge_records(args.redraw)
+        save_figure(plot(rows, convergence), args.figure)
+        print_table(rows)
+        return
     os.environ.setdefault("OMP_NUM_THREADS", str(args.threads))
 
     import torch
@@ -184,10 +196,25 @@ def main() -> None:
             print(json.dumps(convergence[-1]), flush=True)
 
     write_record(args, "pca_vs_autoencoder", time.perf_counter() - started, rows=rows, convergence=convergence)
-    figure = plot(rows, convergence)
-    args.figure.mkdir(parents=True, exist_ok=True)
-    figure.savefig(args.figure / "pca_vs_autoencoder.png", dpi=110)
+    save_figure(plot(rows, convergence), args.figure)
     print_table(rows)
+
+
+def merge_records(paths: list[Path]) -> tuple[list[dict], list[dict]]:
+    """Rows and convergence points of saved records; a later record's datasets replace earlier ones."""
+    rows: dict[str, list[dict]] = {}
+    convergence: list[dict] = []
+    for path in paths:
+        record = json.loads(path.read_text())
+        for dataset in dict.fromkeys(row["dataset"] for row in record["rows"]):
+            rows[dataset] = [row for row in record["rows"] if row["dataset"] == dataset]
+        convergence = record["convergence"] or convergence
+    return [row for dataset_rows in rows.values() for row in dataset_rows], convergence
+
+
+def save_figure(figure, folder: Path) -> None:
+    folder.mkdir(parents=True, exist_ok=True)
+    figure.savefig(folder / "pca_vs_autoencoder.png", dpi=110)
 
 
 def plot(rows: list[dict], convergence: list[dict]):
