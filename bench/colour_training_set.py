@@ -4,7 +4,8 @@ No colour training set is available offline, and Kodak24 and CBSD68 are the colo
 sets, so they are never used. What is used: the colour images of Set5 and Set14 (super-resolution
 test sets, which the colorizer is not evaluated on; the super-resolution models train on
 Train400 only), the natural photographs that scikit-image ships (astronaut, chelsea, coffee,
-motorcycle left/right, rocket) and matplotlib's grace_hopper.jpg. 25 images in all.
+motorcycle left/right, rocket) and matplotlib's grace_hopper.jpg: 24 images (Set14's man.bmp is
+stored as RGB but holds no colour, so it is skipped).
 
     python bench/colour_training_set.py --data-dir /work/shared/data --out runs/colour-train
 """

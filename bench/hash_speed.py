@@ -5,9 +5,14 @@ The codes are clustered like real hashing codes (many items share or nearly shar
 ``--flip`` (about 2 bits of 64). Queries are the codes of seeded random items. Per backend:
 
 * build: seconds to add every item; memory: bytes per item of the codes and of the ids (numpy
-  table), and the process' resident-memory growth (faiss' own structures included).
+  table) and of faiss' own structures (its serialized size; a faiss backend keeps the numpy
+  table as well).
 * lookup of one exact code, Hamming-ball search of radius 2 and the top-100 Hamming ranking:
   median and 90th percentile per query, one query at a time, and the mean number of results.
+* brute force: the radius-2 ball found by scanning every code (XOR + popcount of the whole
+  table) instead of flipping bits, on the numpy table.
+
+The load averages before and after are recorded: on a shared machine timings drift with them.
 
 Every backend's results are checked against the numpy path. One query is timed at a time, so
 ``--threads`` only matters to faiss (its OpenMP pool) and is recorded with the figures.
@@ -47,6 +52,16 @@ def timed(function, queries):
     return np.array(seconds), results
 
 
+def brute_force_ball(index, code, radius: int):
+    """Ids within ``radius`` of ``code`` by scanning every stored code (XOR + popcount), no table."""
+    import numpy as np
+
+    from aekit.applications.hashing import _popcount, to_words
+
+    distances = _popcount(index._words ^ to_words(code[None])[0])  # (N,)
+    return index._ids[np.flatnonzero(distances <= radius)]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--items", type=int, default=1_000_000)
@@ -83,6 +98,7 @@ def main() -> None:
     queries = codes[rng.choice(args.items, args.queries, replace=False)]
     process = psutil.Process()
 
+    load_before = os.getloadavg()
     rows, reference = [], None
     for backend in args.backends.split(","):
         if backend.startswith("faiss") and faiss is None:
@@ -96,6 +112,10 @@ def main() -> None:
             index._faiss._ensure(index)
         build_seconds = time.perf_counter() - started
         rss_growth = process.memory_info().rss - rss_before
+
+        faiss_bytes = 0
+        if index._faiss is not None:
+            faiss_bytes = int(faiss.serialize_index_binary(index._faiss.index).nbytes)
 
         lookup_s, lookups = timed(index.lookup, queries)
         radius_s, balls = timed(lambda q, index=index: index.radius_search(q, args.radius), queries)
@@ -114,6 +134,7 @@ def main() -> None:
             "build_seconds": round(build_seconds, 3),
             "code_bytes_per_item": index._words.nbytes / len(index),
             "id_bytes_per_item": index._ids.nbytes / len(index),
+            "faiss_bytes_per_item": round(faiss_bytes / len(index), 1),
             "rss_growth_bytes_per_item": round(rss_growth / len(index), 1),
             "lookup_ms_median": round(1e3 * float(np.median(lookup_s)), 4),
             "radius_ms_median": round(1e3 * float(np.median(radius_s)), 4),
@@ -123,8 +144,15 @@ def main() -> None:
             "top_k_ms_p90": round(1e3 * float(np.percentile(top_s, 90)), 3),
             "agrees_with_numpy": bool(agree),
         }
+        if backend == "numpy":
+            scan_s, scans = timed(lambda q, index=index: brute_force_ball(index, q, args.radius), queries)
+            row["scan_radius_ms_median"] = round(1e3 * float(np.median(scan_s)), 3)
+            row["scan_radius_ms_p90"] = round(1e3 * float(np.percentile(scan_s, 90)), 3)
+            row["scan_agrees"] = all(
+                np.array_equal(np.sort(a), np.sort(b[0])) for a, b in zip(scans, balls, strict=True)
+            )
         rows.append(row)
-        print(json.dumps(row))
+        print(json.dumps(row), flush=True)
         del index
 
     result = {
@@ -132,6 +160,8 @@ def main() -> None:
         "machine": machine(),
         "cores": os.cpu_count(),
         "threads": args.threads,
+        "load_average_before": [round(v, 2) for v in load_before],
+        "load_average_after": [round(v, 2) for v in os.getloadavg()],
         "numpy": np.__version__,
         "faiss": getattr(faiss, "__version__", None),
         "settings": {key: value for key, value in vars(args).items() if key != "out"},

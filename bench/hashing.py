@@ -161,7 +161,9 @@ def main() -> None:
                     hasher, fit = AutoencoderHasher(model), False
                 else:
                     hasher, fit = make_hasher(method, n_bits, seed=args.seed), True
-                row = evaluate_hasher(hasher, database.x, database.labels, queries.x, queries.labels, fit=fit)
+                row = evaluate_hasher(
+                    hasher, database.x, database.labels, queries.x, queries.labels, fit=fit, curve=True
+                )
                 row.update(extra)
                 rows.append(row)
                 print(

@@ -448,7 +448,8 @@ def main() -> None:
     }
     for section in args.sections:
         print(f"{section}:", flush=True)
-        record[section] = runners[section]()
+        # sections may be run separately with different --limit: each records its own
+        record[section] = {"limit": args.limit, "threads": args.threads, **runners[section]()}
         args.out.parent.mkdir(parents=True, exist_ok=True)
         args.out.write_text(json.dumps(record, indent=2) + "\n")
     print_tables({k: record[k] for k in args.sections if k != "speed"})

@@ -8,9 +8,11 @@ For the 784-1000-500-250-30 autoencoder (decoder mirrored) this script
    step's shapes, forward and backward, in the precision used);
 3. trains with aekit's Trainer and reports training FLOP/s as a fraction of that rate,
 
-for each precision (fp32, bf16 autocast), batch size and optionally torch.compile.
+for each precision (fp32, bf16 autocast), batch size and optionally torch.compile. Both rates are
+also taken by this process's CPU clock, which other jobs time-sharing the cores do not inflate.
+``--profile STEPS`` adds the top ops of STEPS training steps (torch.profiler) per precision.
 
-    python bench/throughput.py --threads 1 --batch-sizes 128 256 512 --precisions fp32 bf16
+    python bench/throughput.py --threads 1 --batch-sizes 128 256 512 --precisions fp32 bf16 --profile 30
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ import itertools
 import json
 import os
 import platform
+import subprocess
 import time
 from datetime import date
 from pathlib import Path
@@ -35,8 +38,10 @@ def step_flops_per_example(widths: list[int]) -> int:
     return forward + weight_grads + input_grads
 
 
-def matmul_rate(widths: list[int], batch: int, dtype, seconds: float = 3.0) -> float:
-    """Sustained FLOP/s of the step's matrix products at this batch size (torch.mm only)."""
+def matmul_rate(widths: list[int], batch: int, dtype, seconds: float = 3.0) -> tuple[float, float]:
+    """Sustained FLOP/s of the step's matrix products at this batch size (torch.mm only), by the
+    wall clock and by this process's CPU clock (the latter is robust to other jobs time-sharing
+    the cores)."""
     import torch
 
     shapes = []
@@ -49,24 +54,26 @@ def matmul_rate(widths: list[int], batch: int, dtype, seconds: float = 3.0) -> f
     flops = sum(2 * a[0] * a[1] * b[1] for a, b in shapes)
     for a, b in operands:  # warm up
         torch.mm(a, b)
-    rounds, started = 0, time.perf_counter()
+    rounds, started, cpu_started = 0, time.perf_counter(), time.process_time()
     while time.perf_counter() - started < seconds:
         for a, b in operands:
             torch.mm(a, b)
         rounds += 1
-    return flops * rounds / (time.perf_counter() - started)
+    wall, cpu = time.perf_counter() - started, time.process_time() - cpu_started
+    return flops * rounds / wall, flops * rounds / cpu
 
 
-def train_rate(batch: int, precision: str, compile_: bool, samples: int, seed: int) -> dict:
+def _fit(batch: int, precision: str, compile_: bool, samples: int, seed: int, epochs: int, activation: str):
+    """A fresh 784-1000-500-250-30 AE trained ``epochs`` epochs on uniform noise; (result, CPU seconds)."""
     import torch
 
     import aekit
 
     torch.manual_seed(seed)
     x = torch.rand(samples, 784)
-    model = aekit.make_model("undercomplete", (784,), 30, hidden=WIDTHS[1:4], activation="elu")
+    model = aekit.make_model("undercomplete", (784,), 30, hidden=WIDTHS[1:4], activation=activation)
     config = aekit.TrainConfig(
-        epochs=2,
+        epochs=epochs,
         batch_size=batch,
         lr=1e-3,
         val_fraction=0.0,
@@ -75,9 +82,50 @@ def train_rate(batch: int, precision: str, compile_: bool, samples: int, seed: i
         log_every=10_000,
         seed=seed,
     )
+    cpu_started = time.process_time()
     result = aekit.Trainer(model, config, progress=False).fit(x)
-    second_epoch = result.history[-1]["seconds"]  # the first epoch pays warm-up and compilation
-    return {"samples_per_second": samples / second_epoch, "first_step_seconds": result.first_step_seconds}
+    return result, time.process_time() - cpu_started
+
+
+def train_rate(batch: int, precision: str, compile_: bool, samples: int, seed: int, activation: str) -> dict:
+    """Steady-state training speed: the second epoch's wall time; its CPU time as the difference
+    between a 2-epoch and a 1-epoch run (the first epoch pays warm-up and compilation)."""
+    one, one_cpu = _fit(batch, precision, compile_, samples, seed, 1, activation)
+    two, two_cpu = _fit(batch, precision, compile_, samples, seed, 2, activation)
+    second_epoch = two.history[-1]["seconds"]
+    return {
+        "samples_per_second": samples / second_epoch,
+        "samples_per_cpu_second": samples / max(two_cpu - one_cpu, 1e-9),
+        "first_step_seconds": one.first_step_seconds,  # the first compilation of this configuration
+    }
+
+
+def profile_steps(batch: int, precision: str, steps: int, seed: int, activation: str, rows: int = 15) -> list[dict]:
+    """The ops that take the time in ``steps`` training steps of aekit's Trainer (torch.profiler),
+    after a warm-up epoch; self CPU time per op, largest first."""
+    from torch.profiler import ProfilerActivity, profile
+
+    _fit(batch, precision, False, batch * steps, seed, 1, activation)  # warm-up: allocator, kernels
+    with profile(activities=[ProfilerActivity.CPU]) as prof:
+        _fit(batch, precision, False, batch * steps, seed, 1, activation)
+    events = sorted(prof.key_averages(), key=lambda e: e.self_cpu_time_total, reverse=True)
+    total = sum(e.self_cpu_time_total for e in events)
+    return [
+        {
+            "op": e.key,
+            "self_cpu_ms_per_step": round(e.self_cpu_time_total / 1000 / steps, 3),
+            "share": round(e.self_cpu_time_total / total, 3),
+            "calls_per_step": round(e.count / steps, 1),
+        }
+        for e in events[:rows]
+    ]
+
+
+def cpu_model() -> str:
+    for line in subprocess.run(["lscpu"], capture_output=True, text=True).stdout.splitlines():
+        if line.startswith("Model name:"):
+            return line.split(":", 1)[1].strip()
+    return platform.machine()
 
 
 def main() -> None:
@@ -87,6 +135,8 @@ def main() -> None:
     parser.add_argument("--precisions", nargs="+", default=["fp32", "bf16"], choices=["fp32", "bf16"])
     parser.add_argument("--compile", action="store_true", help="also measure with torch.compile")
     parser.add_argument("--samples", type=int, default=30_000, help="examples per timed epoch")
+    parser.add_argument("--activation", default="relu", help="hidden activation (relu, elu, gelu, ...)")
+    parser.add_argument("--profile", type=int, default=0, metavar="STEPS", help="also profile STEPS training steps")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", type=Path, default=Path(__file__).parent / "results" / "throughput.json")
     args = parser.parse_args()
@@ -97,13 +147,15 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     flops = step_flops_per_example(WIDTHS)
     rows = []
+    load_start = os.getloadavg()
     for precision in args.precisions:
         dtype = torch.float32 if precision == "fp32" else torch.bfloat16
         for batch in args.batch_sizes:
-            limit = matmul_rate(WIDTHS, batch, dtype)
+            limit, cpu_limit = matmul_rate(WIDTHS, batch, dtype)
             for compile_ in [False, True] if args.compile else [False]:
-                measured = train_rate(batch, precision, compile_, args.samples, args.seed)
+                measured = train_rate(batch, precision, compile_, args.samples, args.seed, args.activation)
                 achieved = measured["samples_per_second"] * flops
+                cpu_achieved = measured["samples_per_cpu_second"] * flops
                 row = {
                     "precision": precision,
                     "batch": batch,
@@ -111,29 +163,48 @@ def main() -> None:
                     "matmul_gflops": round(limit / 1e9, 1),
                     "train_gflops": round(achieved / 1e9, 1),
                     "fraction": round(achieved / limit, 3),
+                    "matmul_gflops_cpu_clock": round(cpu_limit / 1e9, 1),
+                    "train_gflops_cpu_clock": round(cpu_achieved / 1e9, 1),
+                    "fraction_cpu_clock": round(cpu_achieved / cpu_limit, 3),
                     "samples_per_second": round(measured["samples_per_second"]),
                     "first_step_seconds": round(measured["first_step_seconds"], 2),
                 }
                 rows.append(row)
                 print(json.dumps(row), flush=True)
+    profiles = {}
+    if args.profile:
+        for precision in args.precisions:
+            batch = max(args.batch_sizes)
+            profiles[f"{precision}, batch {batch}"] = profile_steps(
+                batch, precision, args.profile, args.seed, args.activation
+            )
+            print(f"profile {precision}, batch {batch}:", json.dumps(profiles[f"{precision}, batch {batch}"][:8]))
     record = {
         "benchmark": "throughput",
         "date": date.today().isoformat(),
-        "machine": f"{platform.machine()}, {os.cpu_count()} cores",
+        "machine": f"{cpu_model()}, {os.cpu_count()} cores",
         "threads": args.threads,
         "torch": torch.__version__,
         "model": "-".join(map(str, WIDTHS)),
+        "activation": args.activation,
         "train_flops_per_example": flops,
+        "load_average_start": [round(v, 2) for v in load_start],
+        "load_average_end": [round(v, 2) for v in os.getloadavg()],
         "rows": rows,
+        "profiles": profiles,
     }
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(record, indent=2) + "\n")
-    print("| precision | batch | compile | matmul GFLOP/s | training GFLOP/s | fraction | samples/s |")
-    print("|---|---|---|---|---|---|---|")
+    print(
+        "| precision | batch | compile | matmul GFLOP/s | training GFLOP/s | fraction | CPU-clock fraction "
+        "| samples/s | first step s |"
+    )
+    print("|---|---|---|---|---|---|---|---|---|")
     for r in rows:
         print(
             f"| {r['precision']} | {r['batch']} | {r['compile']} | {r['matmul_gflops']} | {r['train_gflops']} | "
-            f"{r['fraction']:.0%} | {r['samples_per_second']} |"
+            f"{r['fraction']:.0%} | {r['fraction_cpu_clock']:.0%} | {r['samples_per_second']} | "
+            f"{r['first_step_seconds']} |"
         )
 
 

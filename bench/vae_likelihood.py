@@ -77,17 +77,16 @@ def main() -> None:
     epochs = _per_dataset(args.epochs)
     eval_examples = _per_dataset(args.eval_examples)
     record = json.loads(args.out.read_text()) if args.resume and args.out.exists() else {}
-    record.update(
-        {
-            "benchmark": "vae_likelihood",
-            "date": date.today().isoformat(),
-            "machine": _machine(),
-            "threads": args.threads,
-            "torch": torch.__version__,
-            "settings": {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()},
-            "published": PUBLISHED,
-        }
-    )
+    header = {
+        "date": date.today().isoformat(),
+        "machine": _machine(),
+        "threads": args.threads,
+        "torch": torch.__version__,
+        "settings": {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()},
+    }
+    runs = _runs(record)  # one header per invocation, so a resumed record still says how each entry was made
+    runs.append({**header, "entries": []})
+    record.update({"benchmark": "vae_likelihood", **header, "published": PUBLISHED, "runs": runs})
     results = record.setdefault("results", {})
     for dataset in args.datasets.split(","):
         train_x, test_x, note = _data(dataset, args.data_dir, eval_examples[dataset], args.seed)
@@ -98,6 +97,7 @@ def main() -> None:
                 continue
             print(f"\n=== {dataset}: {name}, {epochs[dataset]} epochs ===", flush=True)
             results[dataset][name] = run_model(name, train_x, test_x, epochs[dataset], args)
+            runs[-1]["entries"].append(f"{dataset}/{name}")
             _write(args.out, record)
             print(json.dumps(results[dataset][name], indent=1), flush=True)
     print(table(record))
@@ -311,6 +311,15 @@ def _data(dataset: str, data_dir, n_eval: int, seed: int):
     index = np.sort(rng.choice(len(test), min(n_eval, len(test)), replace=False))
     test_x = (rng.random(test.x[index].shape, dtype=np.float32) < test.x[index]).astype(np.float32)
     return train.x, test_x, note.replace("{n}", str(len(test_x))) + "; test images binarised once (seeded)"
+
+
+def _runs(record: dict) -> list[dict]:
+    """The record's list of invocations; a record written before the list existed becomes its first."""
+    if "runs" in record or "settings" not in record:
+        return record.get("runs", [])
+    entries = [f"{d}/{m}" for d, models in record.get("results", {}).items() for m in models if m != "data"]
+    keys = ("date", "machine", "threads", "torch", "settings")
+    return [{**{key: record[key] for key in keys if key in record}, "entries": entries}]
 
 
 def _per_dataset(text: str) -> dict[str, int]:

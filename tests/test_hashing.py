@@ -304,6 +304,23 @@ def test_hamming_retrieval_report_against_brute_force(rng):
     assert report["empty_radius"] == pytest.approx(np.mean(empty))
 
 
+def test_precision_recall_curve_over_radii_against_brute_force(rng):
+    database = clustered_codes(200, 10, seed=3, clusters=5, flip=0.1)
+    queries = clustered_codes(15, 10, seed=4, clusters=5, flip=0.1)
+    database_labels, query_labels = rng.integers(0, 3, 200), rng.integers(0, 3, 15)
+    report = hamming_retrieval_report(queries, database, query_labels, database_labels, chunk=4, curve=True)
+    distances = brute_distances(queries, database)
+    relevant = query_labels[:, None] == database_labels[None, :]  # (Q, N)
+    for r in range(11):
+        inside = distances <= r
+        found = inside.sum()
+        expected_precision = (inside & relevant).sum() / found if found else 0.0
+        assert report["precision_curve"][r] == pytest.approx(expected_precision)
+        assert report["recall_curve"][r] == pytest.approx((inside & relevant).sum() / relevant.sum())
+    assert report["recall_curve"][-1] == pytest.approx(1.0)
+    assert "precision_curve" not in hamming_retrieval_report(queries, database, query_labels, database_labels)
+
+
 def test_codes_equal_to_the_labels_retrieve_perfectly():
     labels = np.repeat(np.arange(4), 25)
     codes = np.eye(4, dtype=bool)[labels]

@@ -196,12 +196,17 @@ def crop(folder: str, name: str, size: int = 96) -> np.ndarray:
     return image[100 : 100 + size, 100 : 100 + size]
 
 
-def test_shipped_denoisers_beat_the_noisy_input():
-    clean = crop("BSD68", "test003.png")
+def test_shipped_denoisers_beat_the_best_gaussian_blur():
+    from scipy.ndimage import gaussian_filter
+
+    clean = crop("BSD68", "test003.png")  # a textured crop: BM3D gains 3.2 / 4.5 / 6.9 dB at sigma 15 / 25 / 50
     for name, sigma in [("denoise-sigma25", 25), ("denoise-blind", 15), ("denoise-blind", 50)]:
         restorer = ImageRestorer.pretrained(name, degradation=GaussianNoise(sigma / 255))
         noisy = restorer.degrade(clean, seed=1)
-        assert psnr(clean, np.clip(restorer(noisy), 0, 1)) > psnr(clean, noisy) + 4
+        # the baseline: a Gaussian blur whose width is chosen on the clean image (an oracle)
+        blurred = max(psnr(clean, np.clip(gaussian_filter(noisy, width), 0, 1)) for width in np.arange(0.3, 3, 0.1))
+        assert blurred > psnr(clean, noisy)
+        assert psnr(clean, np.clip(restorer(noisy), 0, 1)) > blurred + 0.5
 
 
 def test_shipped_super_resolution_beats_bicubic():

@@ -1,5 +1,7 @@
 """The estimators the way scikit-learn users work: pipelines, grid search, clone, pandas, errors."""
 
+import warnings
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -13,7 +15,7 @@ from sklearn.model_selection import GridSearchCV
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
-from aekit.applications.pretraining import EncoderClassifier, fine_tune
+from aekit.applications.pretraining import EncoderClassifier, error_rate, fine_tune, predict_logits
 from aekit.config import TrainConfig
 from aekit.sklearn import AutoencoderClassifier, AutoencoderOutlierDetector, AutoencoderTransformer
 
@@ -161,6 +163,22 @@ def test_pretrained_classifier_starts_from_the_encoder_and_frozen_stays_frozen()
         assert not any(moved) if freeze else all(moved)
     for key, value in model.encoder.state_dict().items():  # the autoencoder itself is untouched
         torch.testing.assert_close(value, before[key], rtol=0, atol=0)
+
+
+def test_read_only_labels_are_accepted_without_warnings():
+    """Labels of a memory-mapped dataset are read-only arrays: training on them and measuring the
+    error rate must neither warn nor share memory, and the rate is the brute-force count."""
+    x, y = blobs()
+    y = y.astype(np.int64)
+    y.flags.writeable = False
+    model = small(family="contractive", code_size=8, hidden=()).fit(x).model_
+    network = EncoderClassifier.from_autoencoder(model, 3)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        fine_tune(network, x, y, TrainConfig(epochs=2, batch_size=32, val_fraction=0.2))
+        rate = error_rate(network, x, y)
+    predicted = predict_logits(network, x).argmax(1).numpy()
+    assert rate == pytest.approx(np.mean(predicted != y))
 
 
 def test_classifier_estimator_pretrains_on_unlabelled_data_or_uses_a_fitted_autoencoder():

@@ -182,3 +182,18 @@ def test_bf16_autocast_trains_as_well_as_fp32():
     first = Trainer(model_for("undercomplete"), aekit.TrainConfig(epochs=1), progress=False).evaluate(x)["loss"]
     assert losses["bf16"] < first
     assert abs(losses["bf16"] - losses["fp32"]) < 0.02 * abs(losses["fp32"])
+
+
+@pytest.mark.parametrize("bad", [math.nan, math.inf])
+def test_non_finite_training_data_is_refused_in_any_row_block(bad):
+    from aekit.tensors import as_tensor
+
+    x = torch.rand(50, 7, 3)
+    assert as_tensor(x).data_ptr() == x.data_ptr()  # float32 input: checked, not copied
+    for row in (0, 29, 49):  # first, middle and last block of 10 rows (elements_per_chunk=210 / 21)
+        y = x.clone()
+        y[row, 6, 2] = bad
+        with pytest.raises(aekit.AekitError, match="NaN or infinite"):
+            as_tensor(y)
+        assert not aekit.tensors._all_finite(y, elements_per_chunk=210)
+    assert aekit.tensors._all_finite(x, elements_per_chunk=210)

@@ -167,7 +167,8 @@ def hamming_retrieval_report(
     k: int = 100,
     radius: int = 2,
     chunk: int = 100,
-) -> dict[str, float]:
+    curve: bool = False,
+) -> dict[str, Any]:
     """Retrieval quality of binary codes, relevance = same label, averaged over the queries.
 
     Codes are (Q, K) and (N, K) 0/1 arrays. Every query ranks the whole database by Hamming
@@ -178,6 +179,10 @@ def hamming_retrieval_report(
     * ``precision_radius`` / ``recall_radius``: precision and recall of the items within Hamming
       distance ``radius`` (inclusive; 2 by default); a query that finds nothing has precision 0.
     * ``empty_radius``: the fraction of queries that find nothing within the radius.
+    * with ``curve=True``, ``precision_curve`` and ``recall_curve``: lists of K + 1 floats, entry r
+      for the Hamming ball of radius r (the precision-recall curve of hash lookup), pooled over
+      the queries: relevant items found / items found, and / relevant items (precision is 0 where
+      no query finds anything).
     """
     from .applications.hashing import hamming_distances
 
@@ -186,6 +191,7 @@ def hamming_retrieval_report(
     levels = n_bits + 1
     sums = {"map": 0.0, "precision_at_k": 0.0, "precision_radius": 0.0, "recall_radius": 0.0, "empty_radius": 0.0}
     n_queries = len(query_labels)
+    found_by_radius, relevant_by_radius, n_relevant = np.zeros(levels), np.zeros(levels), 0.0
     for start in range(0, n_queries, chunk):
         distances = hamming_distances(query_codes[start : start + chunk], database_codes)  # (c, N)
         same = query_labels[start : start + chunk, None] == database_labels[None, :]  # (c, N)
@@ -203,7 +209,15 @@ def hamming_retrieval_report(
             found_relevant, all_relevant, out=np.zeros(len(found)), where=all_relevant > 0
         ).sum()
         sums["empty_radius"] += (found == 0).sum()
-    return {key: float(value / n_queries) for key, value in sums.items()}
+        found_by_radius += counts.cumsum(1).sum(0)  # (levels,) items within each radius, all queries
+        relevant_by_radius += hits.cumsum(1).sum(0)
+        n_relevant += all_relevant.sum()
+    report: dict[str, Any] = {key: float(value / n_queries) for key, value in sums.items()}
+    if curve:
+        precision = np.divide(relevant_by_radius, found_by_radius, out=np.zeros(levels), where=found_by_radius > 0)
+        report["precision_curve"] = precision.tolist()
+        report["recall_curve"] = (relevant_by_radius / max(n_relevant, 1.0)).tolist()
+    return report
 
 
 # image quality: arrays (H, W) or (H, W, C), values in [0, data_range]

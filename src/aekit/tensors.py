@@ -90,9 +90,16 @@ def as_tensor(x: Any, what: str = "data", dtype: torch.dtype = torch.float32) ->
     tensor = torch.as_tensor(x if isinstance(x, torch.Tensor) else np.asarray(x), dtype=dtype)
     if tensor.ndim < 2 or len(tensor) == 0:
         raise AekitError(f"{what} has shape {tuple(tensor.shape)}", "it needs at least one example", "check it")
-    if not torch.isfinite(tensor).all():
+    if not _all_finite(tensor):
         raise AekitError(f"{what} contains NaN or infinite values", "they cannot be used", "clean them")
     return tensor
+
+
+def _all_finite(tensor: torch.Tensor, elements_per_chunk: int = 1 << 22) -> bool:
+    """No NaN/inf in ``tensor``, checked a block of rows at a time: ``torch.isfinite`` of the whole
+    tensor would allocate temporaries larger than the data (|x| as float, then a mask)."""
+    rows = max(1, elements_per_chunk // max(1, tensor[0].numel()))
+    return all(bool(torch.isfinite(tensor[i : i + rows]).all()) for i in range(0, len(tensor), rows))
 
 
 @torch.no_grad()

@@ -321,11 +321,13 @@ def evaluate_hasher(
     fit: bool = True,
     k: int = 100,
     radius: int = 2,
+    curve: bool = False,
 ) -> dict[str, Any]:
     """Fit ``hasher`` on the database (unsupervised), encode both sides, and score the ranking.
 
-    Returns :func:`aekit.metrics.hamming_retrieval_report`'s figures plus ``method``, ``bits``,
-    ``fit_seconds`` and ``encode_seconds`` (the database and the queries).
+    Returns :func:`aekit.metrics.hamming_retrieval_report`'s figures (with the precision-recall
+    curve over Hamming radii when ``curve``) plus ``method``, ``bits``, ``fit_seconds`` and
+    ``encode_seconds`` (the database and the queries).
     """
     import time
 
@@ -340,7 +342,9 @@ def evaluate_hasher(
     database_codes = hasher.encode(database_x)
     query_codes = hasher.encode(query_x)
     encoded = time.perf_counter()
-    report = hamming_retrieval_report(query_codes, database_codes, query_labels, database_labels, k=k, radius=radius)
+    report = hamming_retrieval_report(
+        query_codes, database_codes, query_labels, database_labels, k=k, radius=radius, curve=curve
+    )
     return {
         "method": hasher.method,
         "bits": hasher.n_bits,

@@ -118,7 +118,7 @@ def fine_tune(
     cfg = (config or TrainConfig()).validate()
     device = resolve_device(cfg.device)
     x = as_tensor(x, "training data")
-    y = torch.as_tensor(np.asarray(y), dtype=torch.long)
+    y = as_labels(y)
     if len(y) != len(x):
         raise AekitError(f"{len(x)} examples but {len(y)} labels", "each example needs one label", "fix the data")
     if x_val is None and cfg.val_fraction > 0:
@@ -128,7 +128,7 @@ def fine_tune(
             x, x_val, y, y_val = x[order[n_val:]], x[order[:n_val]], y[order[n_val:]], y[order[:n_val]]
     if x_val is not None:
         x_val = as_tensor(x_val, "validation data")
-        y_val = torch.as_tensor(np.asarray(y_val), dtype=torch.long)
+        y_val = as_labels(y_val)
 
     classifier.to(device)
     x, y = x.to(device), y.to(device)
@@ -197,6 +197,12 @@ def fine_tune(
     return result
 
 
+def as_labels(y: Any) -> torch.Tensor:
+    """Integer labels (N,) as a new int64 CPU tensor; a copy, so read-only arrays (memory-mapped
+    datasets) are fine and the caller's array is never shared."""
+    return torch.tensor(np.asarray(y), dtype=torch.long)
+
+
 def predict_logits(classifier: nn.Module, x: Any, batch_size: int = 1024) -> torch.Tensor:
     """Logits (N, n_classes) on the CPU, computed in eval mode on the classifier's device."""
     parameter = next(classifier.parameters())
@@ -207,4 +213,4 @@ def predict_logits(classifier: nn.Module, x: Any, batch_size: int = 1024) -> tor
 def error_rate(classifier: nn.Module, x: Any, y: Any, batch_size: int = 1024) -> float:
     """Fraction of examples whose most probable class is not their label."""
     predicted = predict_logits(classifier, x, batch_size).argmax(1)
-    return float((predicted != torch.as_tensor(np.asarray(y)).cpu()).float().mean())
+    return float((predicted != as_labels(y)).float().mean())
