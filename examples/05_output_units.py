@@ -38,7 +38,7 @@ LABELS = {
     },
     "grey_gaussian_sigma": "grey data, gaussian model: learned sigma",
     "grey_entropy_floor": "grey data: entropy of the grey levels, the floor of the Bernoulli cross-entropy (nats)",
-    "binary_gaussian_scored": "binary data, gaussian model: its means as Bernoulli probabilities in [0.001, 0.999] (nats)",
+    "binary_gaussian_scored": "binary data, gaussian model: its means as probabilities in [0.001, 0.999] (nats)",
     "binary_bernoulli_scored": "binary data, bernoulli model: its probabilities in [0.001, 0.999] (nats)",
     "binary_gaussian_wrong": "binary data, gaussian model: share of pixels predicted wrong",
     "binary_bernoulli_wrong": "binary data, bernoulli model: share of pixels predicted wrong",

@@ -17,6 +17,7 @@ seeded random holes (inpainting). Scores are PSNR in dB against the original (hi
 next to the input itself (the grey photo; the photo with its holes set to 0) and, for inpainting, a
 classical method: biharmonic inpainting from scikit-image. Photos are read from
 `$AEKIT_DATA_DIR` (or `--data-dir`), folders `CBSD68/`, `Kodak24/`, `Train400/`, `BSD68/`.
+
 """
 
 # %%
