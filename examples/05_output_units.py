@@ -5,14 +5,14 @@ read as the mean of a Gaussian (the loss is the squared error), or sigmoid units
 probabilities of Bernoullis (the loss is the cross-entropy). Which fits which data?
 
 **How it is measured.** The same MLP (code 32) trained with each likelihood on two versions of
-Fashion-MNIST: the grey levels in [0, 1] (real-valued), and the images thresholded at 0.5
-(binary). The Gaussian model learns one shared sigma (from 0.1), so its NLL is a proper density. On the test
-images we report each model's own NLL in nats, the squared error and, on binary data, both
-models' predictions scored as Bernoulli probabilities (both clipped to [0.001, 0.999], so that
-one confident mistake costs the same 6.9 nats at most to either) and the share of pixels predicted wrong at the 0.5 threshold. On grey levels we
-also report the floor of the Bernoulli cross-entropy: the entropy of the grey levels themselves,
-what even a perfect reconstruction still pays, because for non-binary targets the cross-entropy is
-not a likelihood.
+Fashion-MNIST: the grey levels in [0, 1] (real-valued), and the images thresholded at 0.5 (binary).
+The Gaussian model learns one shared sigma (from 0.1), so its NLL is a proper density. On the test
+images we report each model's own NLL in nats, the squared error and, on binary data, both models'
+predictions scored as Bernoulli probabilities (both clipped to [0.001, 0.999], so that one
+confident mistake costs the same 6.9 nats at most to either) and the share of pixels predicted
+wrong at the 0.5 threshold. On grey levels we also report the floor of the Bernoulli cross-entropy:
+the entropy of the grey levels themselves, what even a perfect reconstruction still pays, because
+for non-binary targets the cross-entropy is not a likelihood.
 
 The Bernoulli model's lead on binary data needs training: at the test suite's tiny size (14 x 14
 images, a few hundred steps) the Gaussian model is still ahead, so that claim is checked on the

@@ -7,17 +7,17 @@ network the mask), and it learns to inpaint. Nothing else changes: the same loss
 network, a different corruption.
 
 **How it is measured.** The restoration families of aekit are exactly this: a convolutional
-encoder-decoder with skip connections (RED-Net) trained as a denoising autoencoder whose
-corruption is the task. We use the models shipped with aekit when they are installed
+encoder-decoder with skip connections (RED-Net) trained as a denoising autoencoder whose corruption
+is the task. We use the models shipped with aekit when they are installed
 (`ImageRestorer.pretrained("colorize")`, `("inpaint")`); otherwise (and always at the test suite's
-tiny size) the example trains small ones itself, the `colorize` family on random crops of the CBSD68 colour photos and the `inpaint`
-family on crops of the Train400 grey photos (which it says in the numbers below). Both are
-evaluated on real photos they never saw: centre crops of Kodak24 (colorization) and of BSD68 with
-seeded random holes (inpainting). Scores are PSNR in dB against the original (higher is better),
-next to the input itself (the grey photo; the photo with its holes set to 0) and, for inpainting, a
-classical method: biharmonic inpainting from scikit-image. Photos are read from
-`$AEKIT_DATA_DIR` (or `--data-dir`), folders `CBSD68/`, `Kodak24/`, `Train400/`, `BSD68/`.
-
+tiny size) the example trains small ones itself, the `colorize` family on random crops of the
+CBSD68 colour photos and the `inpaint` family on crops of the Train400 grey photos (which it says
+in the numbers below). Both are evaluated on real photos they never saw: centre crops of Kodak24
+(colorization) and of BSD68 with seeded random holes (inpainting). Scores are PSNR in dB against
+the original (higher is better), next to the input itself (the grey photo; the photo with its holes
+set to 0) and, for inpainting, a classical method: biharmonic inpainting from scikit-image. Photos
+are read from `$AEKIT_DATA_DIR` (or `--data-dir`), folders `CBSD68/`, `Kodak24/`, `Train400/`,
+`BSD68/`.
 """
 
 # %%
