@@ -77,7 +77,7 @@ def measure(tiny: bool):
     points = grid(25)
     radius = np.linalg.norm(points, axis=1)
     scored = (np.abs(radius - 1) > 0.1) & (np.abs(radius - 1) < 0.6)
-    towards = points / radius[:, None] - points  # (P, 2): to the nearest point of the circle
+    towards = points / np.maximum(radius, 1e-9)[:, None] - points  # (P, 2): to the nearest point of the circle
     numbers, fields = {"grid_points": int(scored.sum())}, {}
     for noise in NOISE_LEVELS:
         model = fit(denoiser(noise, tiny), x_train, epochs=30 if tiny else 60, lr=3e-3, batch_size=64)
