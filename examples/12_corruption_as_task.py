@@ -119,7 +119,7 @@ def psnr(a: np.ndarray, b: np.ndarray) -> float:
 def restorer(task: str, root: Path, tiny: bool) -> tuple[ImageRestorer, bool]:
     if not tiny and task in pretrained_names():
         return ImageRestorer.pretrained(task), True
-    side, count, epochs = (16, 1024, 4) if tiny else (32, 6000, 4)
+    side, count, epochs = (16, 1024, 4) if tiny else (32, 4000, 3)
     mode, folder = ("rgb", "CBSD68") if task == "colorize" else ("grey", "Train400")
     images = first_images(root / folder, mode, 8 if tiny else None)
     patches = extract_patches(images, side, count, seed=0)  # (count, C, side, side)
