@@ -89,7 +89,7 @@ def measure(train, test, tiny: bool):
     for data, (x_train, x_test) in {"grey": (train.x, test.x), "binary": (binary["train"], binary["test"])}.items():
         for key, likelihood in LIKELIHOODS.items():
             model = build("undercomplete", train.data_shape, 32, hidden=[128] if tiny else [512], likelihood=likelihood)
-            fit(model, x_train, epochs=25 if tiny else 20, batch_size=64 if tiny else 128)
+            fit(model, x_train, epochs=25 if tiny else 30, batch_size=64 if tiny else 128)
             recon = reconstruct(model, x_test)
             numbers[f"{data}_{key}_nll"] = own_nll(model, x_test)
             numbers[f"{data}_{key}_se"] = squared_error(recon, x_test)
