@@ -119,11 +119,11 @@ def psnr(a: np.ndarray, b: np.ndarray) -> float:
 def restorer(task: str, root: Path, tiny: bool) -> tuple[ImageRestorer, bool]:
     if not tiny and task in pretrained_names():
         return ImageRestorer.pretrained(task), True
-    side, count, epochs = (16, 1024, 4) if tiny else (32, 4000, 3)
+    side, count, epochs = (16, 1024, 4) if tiny else (40, 16000, 5)
     mode, folder = ("rgb", "CBSD68") if task == "colorize" else ("grey", "Train400")
     images = first_images(root / folder, mode, 8 if tiny else None)
     patches = extract_patches(images, side, count, seed=0)  # (count, C, side, side)
-    size = {"depth": 2, "width": 16} if tiny else {"depth": 4, "width": 32}
+    size = {"depth": 2, "width": 16} if tiny else {"depth": 5, "width": 32}
     model = build(task, patches.shape[1:], 1, **size)
     fit(model, patches, epochs, batch_size=32 if tiny else 16, lr=5e-3 if tiny else 2e-3)
     return ImageRestorer(model), False
