@@ -219,6 +219,18 @@ def test_console_script_exit_code(tmp_path):
     assert done.stderr.strip().count("\n") == 0 and "does not exist" in done.stderr
 
 
+def test_output_into_a_closed_pipe_is_not_an_error():
+    # `aekit hash query ... | head`: the reader leaves early; no traceback, exit status 0
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    process = subprocess.Popen(
+        [sys.executable, "-m", "aekit.cli", "list"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env
+    )
+    process.stdout.close()  # before the command writes anything
+    stderr = process.stderr.read().decode()
+    assert process.wait(timeout=120) == 0
+    assert "Traceback" not in stderr and "BrokenPipeError" not in stderr, stderr
+
+
 @pytest.mark.parametrize(
     "argv,message",
     [

@@ -58,7 +58,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         torch.set_num_threads(args.threads)
     os.environ.setdefault("MPLBACKEND", "Agg")
     try:
-        return _COMMANDS[args.command][0](args)
+        status = _COMMANDS[args.command][0](args)
+        sys.stdout.flush()  # inside the try: a reader that left early surfaces here, not at exit
+        return status
+    except BrokenPipeError:
+        # the reader of stdout stopped early (`aekit hash query ... | head`): what it read is complete
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # nothing left to flush at exit
+        return 0
     except AekitError as error:
         print(f"aekit {args.command}: error: {error}", file=sys.stderr)
         return EXIT_BAD_INPUT
