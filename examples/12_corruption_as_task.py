@@ -202,7 +202,7 @@ def measure(root: Path, tiny: bool):
 # %%
 def draw(numbers, shown):
     with style():
-        fig = new_figure(10, 7.6)
+        fig = new_figure(8, 6)
         axes = fig.subplots(3, 4)
         photo, grey, coloured = shown["colorize"]
         rows = [[(photo, "original"), (grey, "input: grey"), (coloured, "autoencoder"), (None, "")]]
@@ -218,12 +218,13 @@ def draw(numbers, shown):
                 if image is None:
                     ax.axis("off")
                     continue
-                ax.imshow(np.clip(image, 0, 1), cmap="gray", vmin=0, vmax=1)
+                middle = slice(image.shape[0] // 4, 3 * image.shape[0] // 4)  # the centre, at full resolution
+                ax.imshow(np.clip(image[middle, middle], 0, 1), cmap="gray", vmin=0, vmax=1)
                 ax.set_title(title, fontsize=8)
         axes[0, 0].set_ylabel("colorize", rotation=0, ha="right", va="center")
         axes[1, 0].set_ylabel("inpaint:\nrandom pixels", rotation=0, ha="right", va="center")
         axes[2, 0].set_ylabel("inpaint:\nboxes", rotation=0, ha="right", va="center")
-        fig.suptitle("one kind of network, two corruptions: unseen photos")
+        fig.suptitle("one kind of network, two corruptions: the centres of unseen photos")
     return fig
 
 
