@@ -82,7 +82,8 @@ def measure(tiny: bool):
     for noise in NOISE_LEVELS:
         model = fit(denoiser(noise, tiny), x_train, epochs=30 if tiny else 60, lr=3e-3, batch_size=64)
         field = reconstruct(model, points) - points  # (P, 2)
-        cosine = (field * towards).sum(1) / (np.linalg.norm(field, axis=1) * np.linalg.norm(towards, axis=1))
+        norms = np.linalg.norm(field, axis=1) * np.linalg.norm(towards, axis=1)
+        cosine = (field * towards).sum(1) / np.maximum(norms, 1e-12)
         share = (field * towards).sum(1) / np.maximum((towards**2).sum(1), 1e-12)  # the step's share of the way back
         numbers[f"cosine_{noise}"] = float(cosine[scored].mean())
         numbers[f"share_{noise}"] = float(share[scored].mean())
