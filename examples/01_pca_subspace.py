@@ -65,7 +65,9 @@ def rank_share(reconstructions: np.ndarray, k: int) -> float:
 def train_models(size: str, data_dir=None):
     tiny = size == "tiny"
     k = 4 if tiny else 16
-    train, test, data = fashion_mnist(2000 if tiny else 60000, 500 if tiny else 10000, data_dir, tiny)
+    train, test, data = fashion_mnist(
+        2000 if tiny else 60000, 500 if tiny else 10000, data_dir, tiny, pool=2 if tiny else 1
+    )
     x_train = train.x.reshape(len(train), -1)
     pca = PCA(k + 1).fit(x_train)  # one more component: its eigenvalue tells how well k is separated
 
@@ -82,8 +84,8 @@ def train_models(size: str, data_dir=None):
 
 # %%
 def measure(k, test, pca, linear, nonlinear):
-    top_k = pca.components_[:k].T  # (784, k)
-    decoder_columns = linear.decoder.linear_layers[0].weight.detach().numpy()  # (784, k)
+    top_k = pca.components_[:k].T  # (D, k)
+    decoder_columns = linear.decoder.linear_layers[0].weight.detach().numpy()  # (D, k)
     angles = aekit.principal_angles(decoder_columns, top_k)
     x_test = test.x.reshape(len(test), -1)
     pca_recon = pca.mean_ + (x_test - pca.mean_) @ top_k @ top_k.T
@@ -111,6 +113,7 @@ def measure(k, test, pca, linear, nonlinear):
 
 # %%
 def draw(numbers, angles, images):
+    side = int(np.sqrt(images[0].shape[1]))
     with style():
         fig = new_figure(9.5, 3.4)
         left, right = fig.subfigures(1, 2, width_ratios=[1, 1.6])
@@ -125,7 +128,7 @@ def draw(numbers, angles, images):
         names = ["original", "PCA", "linear AE", "non-linear AE"]
         for row, (name, batch) in enumerate(zip(names, images, strict=True)):
             for col in range(8):
-                axes[row, col].imshow(np.clip(batch[col].reshape(28, 28), 0, 1), cmap="gray", vmin=0, vmax=1)
+                axes[row, col].imshow(np.clip(batch[col].reshape(side, side), 0, 1), cmap="gray", vmin=0, vmax=1)
                 axes[row, col].set_xticks([])
                 axes[row, col].set_yticks([])
             axes[row, 0].set_ylabel(name, rotation=0, ha="right", va="center")

@@ -77,13 +77,14 @@ def measure(tiny: bool):
     points = grid(25)
     radius = np.linalg.norm(points, axis=1)
     scored = (np.abs(radius - 1) > 0.1) & (np.abs(radius - 1) < 0.6)
-    towards = points / radius[:, None] - points  # (P, 2): to the nearest point of the circle
+    towards = points / np.maximum(radius, 1e-9)[:, None] - points  # (P, 2): to the nearest point of the circle
     numbers, fields = {"grid_points": int(scored.sum())}, {}
     for noise in NOISE_LEVELS:
         model = fit(denoiser(noise, tiny), x_train, epochs=30 if tiny else 60, lr=3e-3, batch_size=64)
         field = reconstruct(model, points) - points  # (P, 2)
-        cosine = (field * towards).sum(1) / (np.linalg.norm(field, axis=1) * np.linalg.norm(towards, axis=1))
-        share = (field * towards).sum(1) / (towards**2).sum(1)  # projection of the step on the way back
+        norms = np.linalg.norm(field, axis=1) * np.linalg.norm(towards, axis=1)
+        cosine = (field * towards).sum(1) / np.maximum(norms, 1e-12)
+        share = (field * towards).sum(1) / np.maximum((towards**2).sum(1), 1e-12)  # the step's share of the way back
         numbers[f"cosine_{noise}"] = float(cosine[scored].mean())
         numbers[f"share_{noise}"] = float(share[scored].mean())
         fields[noise] = field

@@ -50,8 +50,7 @@ def claims(n: dict[str, float]) -> dict[str, bool]:
             "cae_sensitivity"
         ]
         > 1.3,
-        "the CAE concentrates its sensitivity in fewer directions than the plain AE": n["cae_sv_ratio"]
-        > n["ae_sv_ratio"],
+        "the CAE's top plane holds more of the tangent than the plain AE's": n["cae_in_plane"] > n["ae_in_plane"],
     }
 
 

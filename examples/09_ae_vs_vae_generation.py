@@ -16,7 +16,7 @@ with the same MLP, for codes of size 50 and 3. For each model:
   to its training codes (`aekit.applications.generation.CodeMixture`);
 * *holes*: for each prior sample, the distance to the nearest training code, divided by the median
   distance between a training code and its nearest neighbour among the others (about 1 when the
-  samples fall among the codes, large when they fall outside).
+  samples fall among the codes, large when they fall outside; telling in few dimensions only).
 """
 
 # %%
@@ -56,9 +56,8 @@ def claims(n: dict[str, float]) -> dict[str, bool]:
         "VAE prior samples are closer to the data than plain-AE prior samples, at every code size": all(
             n[f"fd_vae_{s}"] < n[f"fd_ae_{s}"] for s in sizes
         ),
-        "prior samples fall farther from the codes of a plain AE than of a VAE": all(
-            n[f"holes_ae_{s}"] > n[f"holes_vae_{s}"] for s in sizes
-        ),
+        "in the 3-D code space, prior samples fall farther from a plain AE's codes than from a VAE's": n["holes_ae_3"]
+        > n["holes_vae_3"],
         "a density fitted to the plain AE's codes after training generates better than N(0, I)": all(
             n[f"fd_ae_mixture_{s}"] < n[f"fd_ae_{s}"] for s in sizes
         ),
@@ -169,11 +168,13 @@ def answer(n: dict[str, float]) -> str:
     return (
         f"Fréchet distance to test images (floor {n['fd_floor']:.2f}): code {big}: plain AE "
         f"{n[f'fd_ae_{big}']:.1f}, VAE {n[f'fd_vae_{big}']:.1f}; code {small}: plain AE "
-        f"{n[f'fd_ae_{small}']:.1f}, VAE {n[f'fd_vae_{small}']:.1f}. Prior samples fall "
-        f"{n[f'holes_ae_{big}']:.1f} (code {big}) and {n[f'holes_ae_{small}']:.1f} (code {small}) typical "
-        f"code spacings away from the plain AE's nearest training code, against "
-        f"{n[f'holes_vae_{big}']:.1f} and {n[f'holes_vae_{small}']:.1f} for the VAE: N(0, I) is simply not "
-        f"where the plain AE put its codes. Fitting a mixture to those codes after training "
+        f"{n[f'fd_ae_{small}']:.1f}, VAE {n[f'fd_vae_{small}']:.1f}. In the 3-D code space, prior samples "
+        f"fall {n[f'holes_ae_{small}']:.1f} typical code spacings from the plain AE's nearest training code "
+        f"and {n[f'holes_vae_{small}']:.1f} from the VAE's: N(0, I) is not where the plain AE put its codes. "
+        f"With {big} dimensions this nearest-code measure is no guide (it even reverses: "
+        f"{n[f'holes_ae_{big}']:.1f} against {n[f'holes_vae_{big}']:.1f}): in high dimension every random "
+        f"sample is far from all of a finite set of codes, and the Fréchet distances are what show the "
+        f"VAE far ahead. Fitting a mixture to the plain AE's codes after training "
         f"(an ex-post density) brings the plain AE to {n[f'fd_ae_mixture_{big}']:.1f} (code {big}) and "
         f"{n[f'fd_ae_mixture_{small}']:.1f} (code {small}): the decoder was fine, the sampling distribution "
         f"was the problem, and the VAE's KL term is what makes its prior the right one."

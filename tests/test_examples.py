@@ -38,9 +38,10 @@ def test_example_claims_hold_at_tiny_size(name, tmp_path):
         if data_dir is None or not all((data_dir / folder).is_dir() for folder in module.FOLDERS):
             pytest.skip(f"{name} needs the photo folders {module.FOLDERS} under AEKIT_DATA_DIR")
     record = module.main(size="tiny", out_dir=tmp_path, data_dir=data_dir)
-    failed = [claim for claim, holds in record["claims"].items() if not holds]
+    exempt = getattr(module, "TINY_EXEMPT", set())  # claims that need the full size, said in the docstring
+    failed = [claim for claim, holds in record["claims"].items() if not holds and claim not in exempt]
     assert not failed, f"{name} at tiny size: {failed}; numbers {record['numbers']}"
-    assert record["claims"], "an example must state at least one claim"
+    assert set(record["claims"]) - set(exempt), "an example must check at least one claim at tiny size"
     assert (tmp_path / f"{name}.png").stat().st_size > 0
     written = json.loads((tmp_path / f"{name}.json").read_text())
     assert written["numbers"] == record["numbers"] and written["size"] == "tiny"
