@@ -32,6 +32,8 @@ import os
 from datetime import date
 from pathlib import Path
 
+from common import machine
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -254,14 +256,6 @@ def save(figure, args, name: str) -> None:
     args.figures.mkdir(parents=True, exist_ok=True)
     figure.savefig(args.figures / name, dpi=90)
     print(f"wrote {args.figures / name} ({(args.figures / name).stat().st_size // 1024} KB)")
-
-
-def machine() -> str:
-    import subprocess
-
-    lines = subprocess.run(["lscpu"], capture_output=True, text=True).stdout.splitlines()
-    name = next((line.split(":", 1)[1].strip() for line in lines if line.startswith("Model name")), "unknown CPU")
-    return f"{name}, {os.cpu_count()} cores"
 
 
 if __name__ == "__main__":

@@ -58,7 +58,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import shutil
 import subprocess
 import sys
@@ -67,6 +66,8 @@ import time
 from collections.abc import Callable
 from datetime import date
 from pathlib import Path
+
+from common import machine
 
 HIDDEN = [512, 256]
 CODE = 32
@@ -380,16 +381,6 @@ def versions() -> dict[str, str]:
     return {name: version(name) for name in ("torch", "aekit", "pythae", "autoencoders", "numpy")}
 
 
-def cpu_model() -> str:
-    try:
-        for line in subprocess.run(["lscpu"], capture_output=True, text=True, check=True).stdout.splitlines():
-            if line.startswith("Model name:"):
-                return line.split(":", 1)[1].strip()
-    except (OSError, subprocess.CalledProcessError):
-        pass
-    return platform.processor() or platform.machine()
-
-
 def summarise(rows: list[dict]) -> list[dict]:
     """Median over repeats per (model, batch, toolkit, precision), with ratios to pythae."""
     import statistics
@@ -481,7 +472,7 @@ def main() -> None:
         "benchmark": "peers",
         "command": "python " + " ".join([Path(sys.argv[0]).as_posix(), *sys.argv[1:]]),
         "date": date.today().isoformat(),
-        "machine": f"{cpu_model()}, {os.cpu_count()} cores",
+        "machine": machine(),
         "threads": args.threads,
         "epochs": args.epochs,
         "load_average_start": [round(v, 2) for v in load_start],

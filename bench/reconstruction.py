@@ -13,11 +13,12 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import resource
 import time
 from datetime import date
 from pathlib import Path
+
+from common import machine
 
 
 def main() -> None:
@@ -73,7 +74,7 @@ def main() -> None:
     record = {
         "benchmark": "reconstruction",
         "date": date.today().isoformat(),
-        "machine": f"{platform.machine()} {platform.processor() or platform.platform()}, {os.cpu_count()} cores",
+        "machine": machine(),
         "threads": args.threads,
         "torch": torch.__version__,
         "settings": vars(args) | {"out": str(args.out)},

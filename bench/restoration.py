@@ -27,7 +27,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import subprocess
 import sys
 import tempfile
@@ -37,6 +36,7 @@ from datetime import date
 from pathlib import Path
 
 import numpy as np
+from common import machine
 
 SIGMAS = (15, 25, 50)
 SR_SCALES = (2, 3, 4)
@@ -432,7 +432,7 @@ def main() -> None:
         {
             "benchmark": "restoration",
             "date": date.today().isoformat(),
-            "machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores",
+            "machine": machine(),
             "threads": args.threads,
             "torch": torch.__version__,
             "models": models or "shipped",

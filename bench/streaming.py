@@ -14,7 +14,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import subprocess
 import sys
 import time
@@ -22,6 +21,7 @@ from datetime import date
 from pathlib import Path
 
 import numpy as np
+from common import machine
 
 ROW = 784
 
@@ -112,7 +112,7 @@ def main() -> None:
     record = {
         "benchmark": "streaming",
         "date": date.today().isoformat(),
-        "machine": f"{platform.machine()}, {os.cpu_count()} cores",
+        "machine": machine(),
         "threads": args.threads,
         "file_gb": round(size_gb, 2),
         "rows": rows,

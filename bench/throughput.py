@@ -21,11 +21,11 @@ import argparse
 import itertools
 import json
 import os
-import platform
-import subprocess
 import time
 from datetime import date
 from pathlib import Path
+
+from common import machine
 
 WIDTHS = [784, 1000, 500, 250, 30, 250, 500, 1000, 784]
 
@@ -122,13 +122,6 @@ def profile_steps(batch: int, precision: str, steps: int, seed: int, activation:
     ]
 
 
-def cpu_model() -> str:
-    for line in subprocess.run(["lscpu"], capture_output=True, text=True).stdout.splitlines():
-        if line.startswith("Model name:"):
-            return line.split(":", 1)[1].strip()
-    return platform.machine()
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--threads", type=int, default=1)
@@ -183,7 +176,7 @@ def main() -> None:
     record = {
         "benchmark": "throughput",
         "date": date.today().isoformat(),
-        "machine": f"{cpu_model()}, {os.cpu_count()} cores",
+        "machine": machine(),
         "threads": args.threads,
         "torch": torch.__version__,
         "model": "-".join(map(str, WIDTHS)),

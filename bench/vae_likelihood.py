@@ -37,12 +37,12 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
-import subprocess
 import tempfile
 import time
 from datetime import date
 from pathlib import Path
+
+from common import machine
 
 RESULTS = Path(__file__).parent / "results" / "vae_likelihood.json"
 PUBLISHED = {"mnist": {"vae": 86.76, "iwae_k50": 84.78, "pythae_binary_mnist_vae": 89.78}}
@@ -79,7 +79,7 @@ def main() -> None:
     record = json.loads(args.out.read_text()) if args.resume and args.out.exists() else {}
     header = {
         "date": date.today().isoformat(),
-        "machine": _machine(),
+        "machine": machine(),
         "threads": args.threads,
         "torch": torch.__version__,
         "settings": {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()},
@@ -324,18 +324,6 @@ def _runs(record: dict) -> list[dict]:
 
 def _per_dataset(text: str) -> dict[str, int]:
     return {key: int(value) for key, value in (item.split("=") for item in text.split(","))}
-
-
-def _machine() -> str:
-    try:
-        model = next(
-            line.split(":", 1)[1].strip()
-            for line in subprocess.run(["lscpu"], capture_output=True, text=True).stdout.splitlines()
-            if line.startswith("Model name")
-        )
-    except (StopIteration, OSError):
-        model = platform.processor()
-    return f"{model}, {os.cpu_count()} cores"
 
 
 def _write(path: Path, record: dict) -> None:

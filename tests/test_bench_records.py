@@ -1,12 +1,15 @@
 """The likelihood benchmark's record keeps how every entry was made when a run is resumed."""
 
 import importlib.util
+import sys
 from pathlib import Path
 
 BENCH = Path(__file__).resolve().parents[1] / "bench"
 
 
 def _load(name: str):
+    if str(BENCH) not in sys.path:  # bench scripts import their shared helpers from bench/common.py
+        sys.path.insert(0, str(BENCH))
     spec = importlib.util.spec_from_file_location(name, BENCH / f"{name}.py")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
