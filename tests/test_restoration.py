@@ -12,7 +12,15 @@ from aekit import colour
 from aekit.applications.restoration import ImageRestorer, pretrained_names, tiled
 from aekit.cli import main
 from aekit.corruptions import GaussianNoise
-from aekit.degradations import Bicubic, Grayscale, Inpainting, bicubic_resize, check_scale, with_mask
+from aekit.degradations import (
+    Bicubic,
+    Grayscale,
+    Inpainting,
+    bicubic_resize,
+    check_scale,
+    smooth_fill,
+    with_mask,
+)
 from aekit.metrics import colourfulness, psnr, ssim
 from aekit.nets.conv import RedNet
 
@@ -95,6 +103,27 @@ def test_inpainting_input_zeroes_holes_and_appends_the_mask():
     assert torch.equal(observed[:, :2], x * keep)
     with pytest.raises(aekit.AekitError, match="give a mask of the image's size"):
         with_mask(x, torch.ones(3, 1, 10, 11))
+
+
+def test_smooth_fill_keeps_known_pixels_and_interpolates_holes():
+    # a plane a + b r + c c is reproduced inside random holes (the tent weights are symmetric, so
+    # a hole whose 8 neighbours are all known gets the plane's value exactly)
+    rows, cols = torch.meshgrid(torch.arange(33.0), torch.arange(47.0), indexing="ij")
+    plane = (0.2 + 0.01 * rows + 0.005 * cols)[None, None]
+    keep = Inpainting("pixels", rate=0.1).mask((1, 33, 47), generator())
+    filled = smooth_fill(plane * keep, keep)
+    assert torch.equal(filled[keep.bool()], plane[keep.bool()])
+    assert (filled - plane).abs().max() < 0.02
+    # a constant image is filled with the constant, even in boxes far from any known pixel
+    boxes = Inpainting("boxes", boxes=3, box_size=20).mask((2, 50, 41), generator())
+    assert torch.allclose(smooth_fill(torch.full((2, 3, 50, 41), 0.7) * boxes, boxes), torch.tensor(0.7))
+    # nothing known: mid-grey; the smooth fill is what the network sees with fill="smooth"
+    assert torch.equal(smooth_fill(torch.zeros(1, 1, 5, 6), torch.zeros(1, 1, 5, 6)), torch.full((1, 1, 5, 6), 0.5))
+    x = torch.rand(2, 1, 9, 10, generator=generator())
+    observed = Inpainting("pixels", rate=0.5, fill="smooth").observe(x, generator())
+    assert torch.equal(observed[:, :1], smooth_fill(x, observed[:, 1:]))
+    with pytest.raises(aekit.AekitError, match="unknown hole fill"):
+        Inpainting(fill="nearest")
 
 
 def test_grayscale_keeps_the_luma_and_colour_spaces_invert():

@@ -27,6 +27,7 @@ from .errors import AekitError
 
 SCALES = (2, 3, 4)
 MASK_KINDS = ("pixels", "boxes", "strokes", "mixed")
+FILLS = ("zero", "smooth")
 
 
 def _range(value: float | Sequence[float], what: str, low: float, high: float) -> tuple[float, float]:
@@ -109,13 +110,17 @@ class Bicubic(Corruption):
 
 
 class Inpainting(Corruption):
-    """Holes: missing pixels are set to 0 and a mask channel (1 = known, 0 = missing) is appended.
+    """Holes: missing pixels are filled and a mask channel (1 = known, 0 = missing) is appended.
 
     ``kind``: ``pixels`` (each pixel missing with probability ``rate``, a value or [min, max] drawn
     per image), ``boxes`` (``boxes`` rectangles per image with sides in ``box_size``), ``strokes``
     (``strokes`` random polylines, like scribbled text, ``stroke_width`` pixels wide rounded to an odd
     number), or ``mixed``
     (each image draws one of the three). All pixels of a location go missing together.
+
+    ``fill``: what the network sees in a hole, ``zero`` or ``smooth`` (see :func:`smooth_fill`:
+    the known pixels' mask-weighted local mean, from coarser scales where no pixel is near). A
+    residual network given a smooth fill starts from a fair interpolation and learns the correction.
 
     Shapes: ``observe`` (B, C, H, W) -> (B, C + 1, H, W).
     """
@@ -130,11 +135,14 @@ class Inpainting(Corruption):
         box_size: int | Sequence[int] = 32,
         strokes: int | Sequence[int] = 8,
         stroke_width: float | Sequence[float] = 3.0,
+        fill: str = "zero",
     ) -> None:
         super().__init__()
         if kind not in MASK_KINDS:
             raise AekitError(f"unknown mask kind {kind!r}", f"the choices are {', '.join(MASK_KINDS)}", "pick one")
-        self.kind = kind
+        if fill not in FILLS:
+            raise AekitError(f"unknown hole fill {fill!r}", f"the choices are {', '.join(FILLS)}", "pick one")
+        self.kind, self.fill = kind, fill
         self.rate = _range(rate, "rate", 0.0, 1.0)
         self.boxes = tuple(int(v) for v in _range(boxes, "boxes", 0, 1e6))
         self.box_size = _range(box_size, "box_size", 1, 1e6)
@@ -145,7 +153,7 @@ class Inpainting(Corruption):
         return (data_shape[0] + 1, *data_shape[1:])
 
     def observe(self, x, generator=None):
-        return with_mask(x, self.mask((len(x), *x.shape[-2:]), generator, x.device))
+        return with_mask(x, self.mask((len(x), *x.shape[-2:]), generator, x.device), self.fill)
 
     def mask(
         self, shape: Sequence[int], generator: torch.Generator | None = None, device: torch.device | str = "cpu"
@@ -215,16 +223,44 @@ class Inpainting(Corruption):
         return missing
 
 
-def with_mask(x: torch.Tensor, keep: torch.Tensor) -> torch.Tensor:
-    """The inpainting network's input: x (B, C, H, W) with holes zeroed, and the mask (B, 1, H, W)."""
+def with_mask(x: torch.Tensor, keep: torch.Tensor, fill: str = "zero") -> torch.Tensor:
+    """The inpainting network's input: x (B, C, H, W) with its holes zeroed (``fill`` = ``zero``)
+    or filled by :func:`smooth_fill` (``smooth``), and the mask (B, 1, H, W), 1 where known."""
     if keep.shape[-2:] != x.shape[-2:]:
         raise AekitError(
             f"the mask is {tuple(keep.shape[-2:])} pixels and the image {tuple(x.shape[-2:])}",
             "a mask marks the missing pixels of its image",
             "give a mask of the image's size",
         )
-    keep = keep.to(x.dtype)
-    return torch.cat([x * keep, keep.expand(len(x), 1, *x.shape[-2:])], 1)
+    keep = keep.to(x.dtype).expand(len(x), 1, *x.shape[-2:])
+    filled = smooth_fill(x, keep) if fill == "smooth" else x * keep
+    return torch.cat([filled, keep], 1)
+
+
+def smooth_fill(x: torch.Tensor, keep: torch.Tensor) -> torch.Tensor:
+    """x (B, C, H, W) with its holes (``keep`` (B, 1, H, W) = 0) filled, known pixels unchanged.
+
+    A hole with a known pixel among its 8 neighbours gets their mean weighted by a 3 x 3 tent
+    (a normalised convolution); the others get the same fill computed at half the resolution and
+    enlarged bilinearly, recursively (a pull-push pyramid), so boxes of any size are filled
+    smoothly from their borders. Cost: about 4/3 of one 3 x 3 convolution of the image. An image
+    with no known pixel is filled with 0.5.
+    """
+    keep = (keep > 0).to(x.dtype)
+    tent = torch.tensor([1.0, 2.0, 1.0], dtype=x.dtype, device=x.device)
+    kernel = (tent[:, None] * tent[None, :]).expand(x.shape[1] + 1, 1, 3, 3)
+    both = F.conv2d(F.pad(torch.cat([x * keep, keep], 1), (1, 1, 1, 1)), kernel, groups=x.shape[1] + 1)
+    total, weight = both[:, :-1], both[:, -1:]  # weighted sums of the known neighbours and of their weights
+    near = weight > 0
+    local = total / weight.clamp_min(1e-12)
+    if not bool(near.all()):
+        if min(x.shape[-2:]) <= 1:
+            coarse = torch.full_like(x, 0.5)
+        else:  # the holes with no known neighbour: the same fill at half the resolution
+            coarse = smooth_fill(local[..., ::2, ::2], near[..., ::2, ::2])
+            coarse = F.interpolate(coarse, size=x.shape[-2:], mode="bilinear", align_corners=False)
+        local = torch.where(near, local, coarse)
+    return torch.where(keep > 0, x, local)
 
 
 class Grayscale(Corruption):

@@ -393,14 +393,17 @@ def inpaint(
     rate: float | list[float] = (0.2, 0.8),  # type: ignore[assignment]
     boxes: int | list[int] = (1, 3),  # type: ignore[assignment]
     box_size: int | list[int] = (8, 32),  # type: ignore[assignment]
+    fill: str = "smooth",
     depth: int = 5,
     width: int = 64,
     downscale: int = 2,
 ) -> ModelConfig:
-    """RED-Net filling holes (``mask``: pixels, boxes, strokes or mixed); the mask is an extra input."""
+    """RED-Net filling holes (``mask``: pixels, boxes, strokes or mixed); the mask is an extra input
+    and the holes are pre-filled (``fill``: ``smooth`` interpolation from their borders, or ``zero``)."""
     holes = {
         "name": "inpainting",
         "kind": mask,
+        "fill": fill,
         **{k: _plain(v) for k, v in [("rate", rate), ("boxes", boxes), ("box_size", box_size)]},
     }
     return _restorer(

@@ -202,7 +202,8 @@ class ImageRestorer:
     def restore(self, observed: Any, mask: Any = None) -> np.ndarray:
         """The restored image, float32 in [0, 1]: (H, W) or (H, W, C) like ``observed``, s times
         larger for super-resolution, (H, W, 3) for colorization. ``mask`` (inpainting, (H, W), True
-        or nonzero where a pixel is missing) is required for inpainting."""
+        or nonzero where a pixel is missing) is required for inpainting; the known pixels come back
+        unchanged."""
         x = as_unit_image(observed, "observed image")
         if (mask is None) == (self.task == "inpaint"):
             raise AekitError(
@@ -221,7 +222,9 @@ class ImageRestorer:
             result = self._super_resolve(tensor)
         elif self.task == "inpaint":
             keep = torch.from_numpy(~self._mask(mask, x.shape[:2])).float()[None, None]
-            result = self._per_channel(tensor, lambda channels: with_mask(channels * keep, keep))
+            fill = getattr(self.model.corruption, "fill", "zero")  # as the model was trained
+            result = self._per_channel(tensor, lambda channels: with_mask(channels * keep, keep, fill))
+            result = torch.where(keep > 0, tensor, result)  # the known pixels stay exactly as given
         else:
             result = self._per_channel(tensor, lambda channels: channels)
         restored = _to_image(result.clamp(0, 1), 3 if self.task == "colorize" else x.ndim)
