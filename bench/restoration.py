@@ -153,7 +153,7 @@ def run_denoise(args, cache: Cache, models: dict[str, str]) -> dict:
 
     train = [im.astype(np.float64) / 255 for _, im in load_folder(args.data_dir / "Train400")[::100][:4]]
     params = {}
-    for sigma in SIGMAS:
+    for sigma in args.sigmas:
         params[sigma] = {
             "nlm_h_factor": tune(nlm, sigma, [0.4, 0.5, 0.6, 0.7, 0.8, 1.0], train),
             "tv_weight_factor": tune(tv, sigma, [0.5, 0.75, 1.0, 1.5, 2.0], train),
@@ -163,7 +163,7 @@ def run_denoise(args, cache: Cache, models: dict[str, str]) -> dict:
     results: dict = {"tuned": params, "tables": {}}
     for dataset in ("BSD68", "Set12"):
         images = load_folder(args.data_dir / dataset)[: args.limit]
-        for sigma in SIGMAS:
+        for sigma in args.sigmas:
             methods = {
                 "noisy input": None,
                 "BM3D": lambda x, s=sigma: bm3d_denoise(x, s),
@@ -412,6 +412,9 @@ def main() -> None:
     parser.add_argument("--sections", nargs="+", default=list(SECTIONS), choices=SECTIONS)
     parser.add_argument("--model", action="append", default=[], metavar="NAME=DIR", help="use DIR for a shipped name")
     parser.add_argument("--limit", type=int, help="only the first N images of each set (a quick look)")
+    parser.add_argument(
+        "--sigmas", type=int, nargs="+", default=list(SIGMAS), help="denoising noise levels (default 15 25 50)"
+    )
     parser.add_argument("--no-bm3d", action="store_true", help="skip BM3D (slow; non-commercial licence)")
     parser.add_argument("--skip-memory", action="store_true", help="skip the 4000 x 3000 memory check")
     parser.add_argument("--cache", type=Path, default=RESULTS / "restoration-cache.json")
@@ -446,13 +449,19 @@ def main() -> None:
         "colorize": lambda: run_colorize(args, cache, models),
         "speed": lambda: run_speed(args, models),
     }
+    keys = []
     for section in args.sections:
         print(f"{section}:", flush=True)
-        # sections may be run separately with different --limit: each records its own
-        record[section] = {"limit": args.limit, "threads": args.threads, **runners[section]()}
+        # sections may be run separately with different --limit: each records its own, and a
+        # denoising run at other noise levels than the default ones records beside the full one
+        key = section
+        if section == "denoise" and list(args.sigmas) != list(SIGMAS):
+            key = f"denoise sigma {'/'.join(map(str, args.sigmas))}"
+        record[key] = {"limit": args.limit, "threads": args.threads, **runners[section]()}
+        keys.append(key)
         args.out.parent.mkdir(parents=True, exist_ok=True)
         args.out.write_text(json.dumps(record, indent=2) + "\n")
-    print_tables({k: record[k] for k in args.sections if k != "speed"})
+    print_tables({k: record[k] for k in keys if k != "speed"})
     if "speed" in args.sections:
         print(json.dumps(record["speed"], indent=2))
 
