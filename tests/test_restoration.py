@@ -26,7 +26,15 @@ from aekit.nets.conv import RedNet
 
 from .conftest import shared_data_dir
 
-REQUIRED_WEIGHTS = ["denoise-sigma25", "denoise-blind", "super-resolve-x2", "inpaint", "colorize"]
+REQUIRED_WEIGHTS = [
+    "denoise-sigma25",
+    "denoise-blind",
+    "super-resolve-x2",
+    "super-resolve-x3",
+    "super-resolve-x4",
+    "inpaint",
+    "colorize",
+]
 
 
 def generator(seed=0):
@@ -238,11 +246,12 @@ def test_shipped_denoisers_beat_the_best_gaussian_blur():
         assert psnr(clean, np.clip(restorer(noisy), 0, 1)) > blurred + 0.5
 
 
-def test_shipped_super_resolution_beats_bicubic():
+@pytest.mark.parametrize("scale", [2, 3, 4])
+def test_shipped_super_resolution_beats_bicubic(scale):
     clean = crop("BSD68", "test003.png")
-    restorer = ImageRestorer.pretrained("super-resolve-x2")
+    restorer = ImageRestorer.pretrained(f"super-resolve-x{scale}")
     small = restorer.degrade(clean)
-    assert small.shape == (48, 48)
+    assert small.shape == (96 // scale, 96 // scale)
     bicubic = bicubic_resize(torch.from_numpy(small)[None, None], (96, 96))[0, 0].numpy()
     restored = restorer(small)
     assert restored.shape == (96, 96)
