@@ -42,3 +42,11 @@ def write_record(args: argparse.Namespace, name: str, seconds: float, **results:
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(record, indent=2) + "\n")
     return record
+
+
+def print_markdown_table(header: list[str], rows: list[list[Any]]) -> None:
+    """Print a Markdown table: one ``header`` row, then ``rows`` of already formatted cells."""
+    print("| " + " | ".join(header) + " |")
+    print("|---" * len(header) + "|")
+    for row in rows:
+        print("| " + " | ".join(str(cell) for cell in row) + " |")

@@ -67,7 +67,7 @@ from collections.abc import Callable
 from datetime import date
 from pathlib import Path
 
-from common import machine
+from common import machine, print_markdown_table
 
 HIDDEN = [512, 256]
 CODE = 32
@@ -483,17 +483,19 @@ def main() -> None:
     }
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(record, indent=2) + "\n")
-    print(
-        "| model | batch | toolkit | precision | samples/s | x pythae | samples/CPU-s | x pythae (CPU) | s/epoch "
-        "| peak RSS MiB | test loss nats |"
-    )
-    print("|---|---|---|---|---|---|---|---|---|---|---|")
-    for r in table:
-        print(
-            f"| {r['model']} | {r['batch']} | {r['toolkit']} | {r['precision']} | {r['samples_per_second']:.0f} | "
-            f"{r['speed_vs_pythae']:.2f} | {r['samples_per_cpu_second']:.0f} | {r['cpu_speed_vs_pythae']:.2f} | "
-            f"{r['seconds_per_epoch']:.2f} | {r['peak_rss_mb']:.0f} | {r['test_loss']:.2f} |"
-        )
+    header = ["model", "batch", "toolkit", "precision", "samples/s", "x pythae", "samples/CPU-s"]
+    header += ["x pythae (CPU)", "s/epoch", "peak RSS MiB", "test loss nats"]
+    formats = {
+        "samples_per_second": ".0f",
+        "speed_vs_pythae": ".2f",
+        "samples_per_cpu_second": ".0f",
+        "cpu_speed_vs_pythae": ".2f",
+        "seconds_per_epoch": ".2f",
+        "peak_rss_mb": ".0f",
+        "test_loss": ".2f",
+    }
+    keys = ["model", "batch", "toolkit", "precision", *formats]
+    print_markdown_table(header, [[format(r[k], formats.get(k, "")) for k in keys] for r in table])
 
 
 if __name__ == "__main__":

@@ -25,7 +25,7 @@ import time
 from datetime import date
 from pathlib import Path
 
-from common import machine
+from common import machine, print_markdown_table
 
 WIDTHS = [784, 1000, 500, 250, 30, 250, 500, 1000, 784]
 
@@ -189,17 +189,12 @@ def main() -> None:
     }
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(record, indent=2) + "\n")
-    print(
-        "| precision | batch | compile | matmul GFLOP/s | training GFLOP/s | fraction | CPU-clock fraction "
-        "| samples/s | first step s |"
-    )
-    print("|---|---|---|---|---|---|---|---|---|")
-    for r in rows:
-        print(
-            f"| {r['precision']} | {r['batch']} | {r['compile']} | {r['matmul_gflops']} | {r['train_gflops']} | "
-            f"{r['fraction']:.0%} | {r['fraction_cpu_clock']:.0%} | {r['samples_per_second']} | "
-            f"{r['first_step_seconds']} |"
-        )
+    header = ["precision", "batch", "compile", "matmul GFLOP/s", "training GFLOP/s", "fraction"]
+    header += ["CPU-clock fraction", "samples/s", "first step s"]
+    keys = ["precision", "batch", "compile", "matmul_gflops", "train_gflops", "fraction"]
+    keys += ["fraction_cpu_clock", "samples_per_second", "first_step_seconds"]
+    formats = {"fraction": ".0%", "fraction_cpu_clock": ".0%"}
+    print_markdown_table(header, [[format(r[k], formats.get(k, "")) for k in keys] for r in rows])
 
 
 if __name__ == "__main__":

@@ -222,7 +222,7 @@ class ImageRestorer:
             result = self._super_resolve(tensor)
         elif self.task == "inpaint":
             keep = torch.from_numpy(~self._mask(mask, x.shape[:2])).float()[None, None]
-            fill = getattr(self.model.corruption, "fill", "zero")  # as the model was trained
+            fill = self.model.corruption.fill  # pre-fill the holes as in training
             result = self._per_channel(tensor, lambda channels: with_mask(channels * keep, keep, fill))
             result = torch.where(keep > 0, tensor, result)  # the known pixels stay exactly as given
         else:
