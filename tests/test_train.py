@@ -6,7 +6,7 @@ import pytest
 import torch
 
 import aekit
-from aekit.train import CHECKPOINT_FILE, Trainer
+from aekit.train import CHECKPOINT_FILE, Trainer, optimizer_step, zero_grad
 
 
 def data(n=96, seed=0):
@@ -197,3 +197,45 @@ def test_non_finite_training_data_is_refused_in_any_row_block(bad):
             as_tensor(y)
         assert not aekit.tensors._all_finite(y, elements_per_chunk=210)
     assert aekit.tensors._all_finite(x, elements_per_chunk=210)
+
+
+@pytest.mark.parametrize(("cls", "weight_decay"), [(torch.optim.Adam, 0.0), (torch.optim.Adam, 0.01), (torch.optim.AdamW, 0.1)])
+def test_direct_fused_step_matches_torch_optimizer(cls, weight_decay):
+    torch.manual_seed(0)
+    shapes = [(5, 3), (5,), (2, 5)]
+    start = [torch.randn(s) for s in shapes]
+    grads = [[torch.randn(s) for s in shapes] for _ in range(6)]
+
+    def train(step_fn):
+        params = [torch.nn.Parameter(t.clone()) for t in start]
+        optimizer = cls(params, lr=1e-2, weight_decay=weight_decay, fused=True)
+        for i, step_grads in enumerate(grads):
+            optimizer.param_groups[0]["lr"] = 1e-2 / (i + 1)  # the trainer's schedule changes lr in place
+            zero_grad(optimizer)
+            for p, g in zip(params, step_grads, strict=True):
+                p.grad = g.clone()
+            step_fn(optimizer)
+        return params, optimizer
+
+    expected, reference = train(lambda o: o.step())
+    got, optimizer = train(optimizer_step)
+    for a, b in zip(got, expected, strict=True):
+        torch.testing.assert_close(a, b, rtol=0, atol=0)
+    # the state is the optimizer's own: a torch step continues from it exactly
+    state, ref_state = optimizer.state_dict()["state"], reference.state_dict()["state"]
+    for index in ref_state:
+        for key in ("step", "exp_avg", "exp_avg_sq"):
+            torch.testing.assert_close(state[index][key], ref_state[index][key], rtol=0, atol=0)
+
+
+def test_direct_step_takes_the_ordinary_path_for_a_missing_gradient():
+    a, b = torch.nn.Parameter(torch.ones(3)), torch.nn.Parameter(torch.ones(2))
+    optimizer = torch.optim.Adam([a, b], lr=0.1, fused=True)
+    a.grad, b.grad = torch.ones(3), torch.ones(2)
+    optimizer_step(optimizer)
+    zero_grad(optimizer)
+    a.grad = torch.ones(3)  # b has no gradient this step: torch skips it, so must we
+    before = b.detach().clone()
+    optimizer_step(optimizer)
+    assert torch.equal(b.detach(), before) and optimizer.state[a]["step"].item() == 2
+    assert optimizer.state[b]["step"].item() == 1

@@ -52,6 +52,60 @@ def make_optimizer(model: nn.Module, config: TrainConfig, device: torch.device) 
     return cls(params, lr=config.lr, weight_decay=config.weight_decay)
 
 
+def optimizer_step(optimizer: torch.optim.Optimizer) -> None:
+    """``optimizer.step()``; for a fused Adam or AdamW, one direct call of torch's fused kernel.
+
+    torch.optim's step spends about 0.4 ms of Python per call on a CPU (step hooks, profiler
+    records, grouping tensors by device and dtype): 5 % of a batch-128 MLP step in bfloat16. The
+    direct call updates the very state the optimizer's own step keeps (``step``, ``exp_avg``,
+    ``exp_avg_sq``), so ``state_dict``, checkpoints and resume are unchanged. Everything else takes
+    the ordinary path: the first step (which creates the state), several parameter groups, AMSGrad,
+    ``maximize``, parameters without a gradient, mixed devices or dtypes.
+    """
+    groups = optimizer.param_groups
+    group = groups[0]
+    lean = (
+        type(optimizer) in (torch.optim.Adam, torch.optim.AdamW)
+        and len(groups) == 1
+        and group.get("fused")
+        and not (group["amsgrad"] or group["maximize"] or group["capturable"] or group["differentiable"])
+    )
+    if lean:
+        params = group["params"]
+        states = [optimizer.state.get(p) for p in params]
+        grads = [p.grad for p in params]
+        kinds = {(p.device, p.dtype) for p in params}
+        lean = all(states) and all(g is not None for g in grads) and len(kinds) == 1
+    if not lean:
+        optimizer.step()
+        return
+    steps = [state["step"] for state in states]
+    torch._foreach_add_(steps, 1)
+    kernel = torch._fused_adamw_ if group.get("decoupled_weight_decay") else torch._fused_adam_
+    kernel(
+        params,
+        grads,
+        [state["exp_avg"] for state in states],
+        [state["exp_avg_sq"] for state in states],
+        [],
+        steps,
+        amsgrad=False,
+        lr=group["lr"],
+        beta1=group["betas"][0],
+        beta2=group["betas"][1],
+        weight_decay=group["weight_decay"],
+        eps=group["eps"],
+        maximize=False,
+    )
+
+
+def zero_grad(optimizer: torch.optim.Optimizer) -> None:
+    """``optimizer.zero_grad(set_to_none=True)`` without its hooks' per-call cost."""
+    for group in optimizer.param_groups:
+        for p in group["params"]:
+            p.grad = None
+
+
 def epoch_seed(seed: int, epoch: int, stream: int, rank: int = 0) -> int:
     """An independent seed for one (run seed, epoch, random stream, process) combination."""
     return int(np.random.SeedSequence([seed, epoch, stream, rank]).generate_state(1)[0])
@@ -260,11 +314,11 @@ class Trainer:
                     # DDP averages gradients over processes; weighting by the local share makes that
                     # average the gradient of the whole global batch even when shares differ by one
                     share = len(x) * topology.world / len(x_global)
-                    optimizer.zero_grad(set_to_none=True)
+                    zero_grad(optimizer)
                     (out.total * share).backward()
                     if cfg.clip_grad_norm > 0:
                         nn.utils.clip_grad_norm_(model.parameters(), cfg.clip_grad_norm)
-                    optimizer.step()
+                    optimizer_step(optimizer)
                     if step == start_epoch * steps_per_epoch:
                         result.first_step_seconds = time.perf_counter() - epoch_started
                     window.add(out, len(x))

@@ -28,7 +28,7 @@ from ..errors import AekitError
 from ..model import Autoencoder
 from ..nets.mlp import MLP
 from ..tensors import apply_batched, as_tensor, resolve_device
-from ..train import make_optimizer, scheduled_learning_rate
+from ..train import make_optimizer, optimizer_step, scheduled_learning_rate, zero_grad
 
 
 class EncoderClassifier(nn.Module):
@@ -158,11 +158,11 @@ def fine_tune(
             with autocast:
                 logits = classifier(x[index])  # (B, n_classes)
             loss = F.cross_entropy(logits.float(), y[index])  # nats per example
-            optimizer.zero_grad(set_to_none=True)
+            zero_grad(optimizer)
             loss.backward()
             if cfg.clip_grad_norm > 0:
                 torch.nn.utils.clip_grad_norm_(classifier.parameters(), cfg.clip_grad_norm)
-            optimizer.step()
+            optimizer_step(optimizer)
             loss_sum += loss.detach() * len(index)
         train_loss = float(loss_sum) / len(x)  # the one host-device sync per epoch
         if not math.isfinite(train_loss):
