@@ -199,7 +199,9 @@ def test_non_finite_training_data_is_refused_in_any_row_block(bad):
     assert aekit.tensors._all_finite(x, elements_per_chunk=210)
 
 
-@pytest.mark.parametrize(("cls", "weight_decay"), [(torch.optim.Adam, 0.0), (torch.optim.Adam, 0.01), (torch.optim.AdamW, 0.1)])
+@pytest.mark.parametrize(
+    ("cls", "weight_decay"), [(torch.optim.Adam, 0.0), (torch.optim.Adam, 0.01), (torch.optim.AdamW, 0.1)]
+)
 def test_direct_fused_step_matches_torch_optimizer(cls, weight_decay):
     torch.manual_seed(0)
     shapes = [(5, 3), (5,), (2, 5)]
