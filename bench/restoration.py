@@ -10,6 +10,8 @@
   shaved from each border.
 * inpaint: BSD68 (grey) and Kodak24 (colour), 50 % random pixels and eight 32 x 32 boxes (seeded
   masks); PSNR over the whole image and over the missing pixels, against biharmonic inpainting.
+  Both shipped inpainters run on both kinds of holes (``aekit restore`` gives scattered pixels
+  to ``inpaint-pixels`` and regions to ``inpaint``).
 * colorize: Kodak24 and CBSD68 from their BT.601 luma: PSNR/SSIM of the RGB result and the
   Hasler-Suesstrunk colourfulness, against the grey image replicated to RGB.
 * speed: a 512 x 512 grey image denoised (1 and 2 threads, fp32 and bf16); peak memory of
@@ -269,20 +271,19 @@ def inpaint_one(image: np.ndarray, degradation, seed: int, method: str, net) -> 
 def run_inpaint(args, cache: Cache, models: dict[str, str]) -> dict:
     from aekit.degradations import Inpainting
 
-    net = restorer("inpaint", models)
+    nets = {name: restorer(name, models) for name in ("inpaint", "inpaint-pixels")}
+    nets = {f"aekit {name} {net.fingerprint}": net for name, net in nets.items() if net is not None}
     holes = {"50% pixels": Inpainting("pixels", rate=0.5), "8 boxes 32x32": Inpainting("boxes", boxes=8, box_size=32)}
     results: dict = {}
     for dataset in ("BSD68", "Kodak24"):
         for hole_name, degradation in holes.items():
             table: dict = {}
-            for method in ["holes (0)", "biharmonic"] + (
-                [f"aekit inpaint {net.fingerprint}"] if net is not None else []
-            ):
+            for method in ["holes (0)", "biharmonic", *nets]:
                 rows = []
                 for image_name, image in load_folder(args.data_dir / dataset)[: args.limit]:
                     key = f"inpaint/{dataset}/{hole_name}/{method}/{image_name}"
                     seed = seed_of(dataset, image_name, hole_name)
-                    rows.append(cache.get(key, inpaint_one, image, degradation, seed, method, net))
+                    rows.append(cache.get(key, inpaint_one, image, degradation, seed, method, nets.get(method)))
                 table[method] = summarise(rows)
                 print(f"  inpaint {dataset} {hole_name} {method}: {table[method]}", flush=True)
             results[f"{dataset} {hole_name}"] = table

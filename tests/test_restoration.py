@@ -9,7 +9,7 @@ from PIL import Image
 
 import aekit
 from aekit import colour
-from aekit.applications.restoration import ImageRestorer, pretrained_names, tiled
+from aekit.applications.restoration import ImageRestorer, inpainting_model_for, pretrained_names, tiled
 from aekit.cli import main
 from aekit.corruptions import GaussianNoise
 from aekit.degradations import (
@@ -33,6 +33,7 @@ REQUIRED_WEIGHTS = [
     "super-resolve-x3",
     "super-resolve-x4",
     "inpaint",
+    "inpaint-pixels",
     "colorize",
 ]
 
@@ -258,9 +259,10 @@ def test_shipped_super_resolution_beats_bicubic(scale):
     assert psnr(clean, np.clip(restored, 0, 1)) > psnr(clean, np.clip(bicubic, 0, 1)) + 0.3
 
 
-def test_shipped_inpainter_beats_filling_with_the_mean():
+@pytest.mark.parametrize("name", ["inpaint", "inpaint-pixels"])
+def test_shipped_inpainter_beats_filling_with_the_mean(name):
     clean = crop("BSD68", "test003.png")
-    restorer = ImageRestorer.pretrained("inpaint")
+    restorer = ImageRestorer.pretrained(name)
     missing = restorer.random_mask(96, 96, seed=0)
     holed = restorer.degrade(clean, mask=missing)
     assert (holed[missing] == 0).all()
@@ -272,6 +274,23 @@ def test_shipped_inpainter_beats_filling_with_the_mean():
     keep = torch.from_numpy(~missing).float()[None, None]
     interpolated = smooth_fill(torch.from_numpy(holed)[None, None], keep)[0, 0].numpy()
     assert psnr(clean, restored) > psnr(clean, np.clip(interpolated, 0, 1)) + 0.5
+
+
+@pytest.mark.parametrize(
+    ("holes", "expected"),
+    [
+        (Inpainting("pixels", rate=0.5), "inpaint-pixels"),
+        (Inpainting("pixels", rate=0.8), "inpaint-pixels"),
+        (Inpainting("boxes", boxes=8, box_size=32), "inpaint"),
+        (Inpainting("strokes", strokes=6), "inpaint"),
+    ],
+)
+def test_the_inpainter_is_chosen_by_the_shape_of_the_holes(holes, expected):
+    missing = holes.mask((1, 160, 200), generator(3))[0, 0].numpy() == 0
+    assert inpainting_model_for(missing) == expected
+    assert inpainting_model_for(np.zeros((4, 4), bool)) == "inpaint"
+    with pytest.raises(aekit.AekitError, match="masks are"):
+        inpainting_model_for(np.zeros((4, 4, 3), bool))
 
 
 def test_shipped_colorizer_adds_colour_and_keeps_the_lightness():

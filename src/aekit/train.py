@@ -291,7 +291,7 @@ class Trainer:
         trained = 0
         try:
             for epoch in range(start_epoch, cfg.epochs):
-                epoch_started = time.perf_counter()
+                epoch_started, epoch_cpu = time.perf_counter(), time.process_time()
                 model.train()
                 bar.set_description(f"epoch {epoch + 1}/{cfg.epochs}")
                 noise = torch.Generator(device=device).manual_seed(epoch_seed(cfg.seed, epoch, 1, topology.rank))
@@ -335,6 +335,7 @@ class Trainer:
                         "val": val_terms,
                         "lr": optimizer.param_groups[0]["lr"],
                         "seconds": time.perf_counter() - epoch_started,
+                        "cpu_seconds": time.process_time() - epoch_cpu,  # all of this process's threads
                     }
                 )
                 if val_terms is not None:

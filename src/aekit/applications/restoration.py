@@ -41,6 +41,7 @@ PRETRAINED = {
     "super-resolve-x3": "grey / luminance, bicubic shrink by 3",
     "super-resolve-x4": "grey / luminance, bicubic shrink by 4",
     "inpaint": "grey, holes of any kind (pixels, boxes, strokes) with the mask as input",
+    "inpaint-pixels": "grey, scattered missing pixels (30-70 %) with the mask as input",
     "colorize": "RGB from the luminance (YCbCr chroma)",
 }
 
@@ -48,6 +49,25 @@ PRETRAINED = {
 def pretrained_names() -> list[str]:
     """The names of the weights shipped with aekit that are installed."""
     return [name for name in PRETRAINED if _weights_dir(name).is_dir()]
+
+
+def inpainting_model_for(missing: Any) -> str:
+    """The shipped inpainter suited to a mask (H, W), True where pixels are missing.
+
+    ``inpaint-pixels`` when the holes are scattered pixels, ``inpaint`` when they are regions
+    (boxes, strokes, scratches). The test: the share of missing pixels whose eight neighbours are
+    all missing too. It is 0.4 % for 50 % random pixels and 17 % at 80 %; 88 % for a 32 x 32 box,
+    about a third for 3-pixel strokes. Below 25 % the holes count as scattered.
+    """
+    missing = np.asarray(missing, dtype=bool)
+    if missing.ndim != 2:
+        raise AekitError(f"a mask of shape {missing.shape}", "masks are (H, W)", "pass one channel")
+    if not missing.any():
+        return "inpaint"
+    from scipy import ndimage
+
+    inner = ndimage.binary_erosion(missing, structure=np.ones((3, 3), bool))  # all eight neighbours missing
+    return "inpaint-pixels" if inner.sum() < 0.25 * missing.sum() else "inpaint"
 
 
 def _weights_dir(name: str) -> Path:
@@ -287,7 +307,7 @@ def _default_degradation(corruption: Corruption | None) -> Corruption:
     """The model's own corruption, with a fixed level where it was trained on a range."""
     if isinstance(corruption, GaussianNoise) and corruption.max_std is not None:
         return GaussianNoise(std=25 / 255)
-    if isinstance(corruption, Inpainting) and corruption.kind != "pixels":
+    if isinstance(corruption, Inpainting) and (corruption.kind != "pixels" or corruption.rate[0] != corruption.rate[1]):
         return Inpainting("pixels", rate=0.5)
     if isinstance(corruption, Bicubic) and len(corruption.scales) > 1:
         return Bicubic(corruption.scales[0])

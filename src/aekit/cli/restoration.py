@@ -69,11 +69,13 @@ def _add_restore(parser: argparse.ArgumentParser) -> None:
 
 Grey models restore each channel of a colour image (super-resolution: the luminance; the chroma
 is enlarged bicubically). An alpha channel is passed through; 16-bit images give 16-bit output.
-Large images are restored in tiles (--tile), so memory stays bounded. Shipped models: aekit list.""",
+Large images are restored in tiles (--tile), so memory stays bounded. Shipped models: aekit list.
+Inpainting picks the shipped model from the mask: scattered missing pixels go to inpaint-pixels,
+regions (boxes, strokes, scratches) to inpaint.""",
 )
 @arguments(_add_restore)
 def cmd_restore(args: argparse.Namespace) -> int:
-    from ..applications.restoration import ImageRestorer, as_unit_image
+    from ..applications.restoration import PRETRAINED, ImageRestorer, as_unit_image
     from ..corruptions import GaussianNoise
     from ..data.files import read_image
     from ..degradations import Bicubic, Inpainting, check_scale
@@ -98,18 +100,21 @@ def cmd_restore(args: argparse.Namespace) -> int:
         else Inpainting(args.mask_kind, rate=0.5),
         "colorize": None,
     }[args.task]
-    if args.weights is not None:
-        restorer = ImageRestorer.load(args.weights, degradation=degradation, **options)
-    else:
-        restorer = ImageRestorer.pretrained(_shipped_name(args), degradation=degradation, **options)
-    if restorer.task != args.task:
-        raise AekitError(f"the model in {args.weights} is a {restorer.task} model", f"not {args.task}", "fix --task")
     mask = None
     if args.mask is not None:
         if args.task != "inpaint":
             raise AekitError("--mask is for inpainting", f"a {args.task} model takes no mask", "drop --mask")
         mask = as_unit_image(read_image(args.mask), str(args.mask))
         mask = mask.max(-1) > 0 if mask.ndim == 3 else mask > 0
+    if args.weights is not None:
+        restorer = ImageRestorer.load(args.weights, degradation=degradation, **options)
+    else:
+        name = _shipped_name(args, mask)
+        if args.task == "inpaint":
+            print(f"inpainting with the shipped model {name!r} ({PRETRAINED[name]})")
+        restorer = ImageRestorer.pretrained(name, degradation=degradation, **options)
+    if restorer.task != args.task:
+        raise AekitError(f"the model in {args.weights} is a {restorer.task} model", f"not {args.task}", "fix --task")
     original = None
     if args.simulate:
         original = image
@@ -146,7 +151,13 @@ def _without_alpha(image: np.ndarray) -> np.ndarray:
     return image[..., :-1] if image.ndim == 3 and image.shape[-1] in (2, 4) else image
 
 
-def _shipped_name(args: argparse.Namespace) -> str:
+def _shipped_name(args: argparse.Namespace, mask: np.ndarray | None) -> str:
+    from ..applications.restoration import inpainting_model_for
+
+    if args.task == "inpaint":  # the model for scattered pixels, or the one for regions
+        if mask is not None:
+            return inpainting_model_for(mask)
+        return "inpaint-pixels" if args.mask_kind == "pixels" else "inpaint"
     if args.task == "denoise":
         return "denoise-sigma25" if args.sigma in (None, 25) else "denoise-blind"
     if args.task == "super-resolve":
