@@ -379,3 +379,17 @@ def test_bad_inputs_give_one_line_errors(tiny_model, tmp_path, capsys):
         assert main(["restore", *arguments, str(tmp_path / "out.png")]) == 2
         error = capsys.readouterr().err
         assert message in error and error.count("\n") == 1, error
+
+
+@pytest.mark.parametrize(("kind", "expected"), [("pixels", "inpaint-pixels"), ("boxes", "inpaint")])
+def test_the_command_line_inpaints_with_the_model_for_the_mask(kind, expected, tmp_path, capsys):
+    clean = (crop("BSD68", "test003.png") * 255).astype(np.uint8)
+    missing = Inpainting(kind, rate=0.5, boxes=3, box_size=16).mask((1, 96, 96), generator(1))[0, 0].numpy() == 0
+    Image.fromarray(np.where(missing, 0, clean).astype(np.uint8)).save(tmp_path / "holes.png")
+    Image.fromarray(missing.astype(np.uint8) * 255).save(tmp_path / "mask.png")
+    arguments = ["--task", "inpaint", "--mask", str(tmp_path / "mask.png"), str(tmp_path / "holes.png")]
+    assert main(["restore", *arguments, str(tmp_path / "filled.png")]) == 0
+    assert f"shipped model {expected!r}" in capsys.readouterr().out
+    filled = np.asarray(Image.open(tmp_path / "filled.png"))
+    assert np.array_equal(filled[~missing], clean[~missing])
+    assert psnr(clean / 255, filled / 255) > psnr(clean / 255, np.where(missing, 0, clean) / 255) + 10
