@@ -61,7 +61,7 @@ def inpainting_model_for(missing: Any) -> str:
     """
     missing = np.asarray(missing, dtype=bool)
     if missing.ndim != 2:
-        raise AekitError(f"a mask of shape {missing.shape}", "masks are (H, W)", "pass one channel")
+        raise AekitError(f"a mask of shape {missing.shape} is not (H, W)", "masks are (H, W)", "pass one channel")
     if not missing.any():
         return "inpaint"
     from scipy import ndimage
