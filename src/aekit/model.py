@@ -11,6 +11,8 @@ One class serves every family; a family is only a choice of parts (see :mod:`aek
 from __future__ import annotations
 
 import contextlib
+import functools
+import operator
 from dataclasses import dataclass, field
 
 import torch
@@ -184,7 +186,7 @@ class Autoencoder(nn.Module):
             ctx = StepContext(self, target, x_input, h, z, posterior, params, generator)
             for penalty in self.penalties:
                 terms[penalty.name] = penalty_scale * penalty.weight * penalty(ctx)
-            total = torch.stack(list(terms.values())).sum()
+            total = functools.reduce(operator.add, terms.values())  # no kernel for a lone term
         return LossOutput(total=total, terms=terms, nll=nll)
 
     def log_importance_weights(
