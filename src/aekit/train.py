@@ -120,7 +120,11 @@ def scheduled_learning_rate(config: TrainConfig, step: int, total_steps: int) ->
 
 @dataclass
 class TrainResult:
-    """What a run produced: per-epoch history, the best validation epoch, why it stopped, speed."""
+    """What a run produced: per-epoch history, the best validation epoch, why it stopped, speed.
+
+    Each history entry holds ``epoch``, the ``train`` and ``val`` loss terms (nats per example),
+    ``lr``, ``seconds`` (wall) and ``cpu_seconds`` (this process's CPU time, all threads).
+    """
 
     history: list[dict[str, Any]] = field(default_factory=list)
     best_epoch: int | None = None
