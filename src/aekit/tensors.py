@@ -63,6 +63,12 @@ class SparseRows:
             index = index.cpu().numpy()
         return SparseRows(self.matrix[index], self.device)
 
+    def index_select(self, dim: int, index: torch.Tensor) -> SparseRows:
+        """Rows ``index`` (``dim`` 0 only), as ``torch.Tensor.index_select`` gathers them."""
+        if dim != 0:
+            raise AekitError(f"sparse rows select along dim 0, not {dim}", "they are rows", "use dim=0")
+        return self[index]
+
     def to(self, device: torch.device | str) -> SparseRows:
         return SparseRows(self.matrix, device)
 

@@ -52,6 +52,9 @@ def make_optimizer(model: nn.Module, config: TrainConfig, device: torch.device) 
     return cls(params, lr=config.lr, weight_decay=config.weight_decay)
 
 
+_HAS_FUSED_ADAM = hasattr(torch, "_fused_adam_") and hasattr(torch, "_fused_adamw_")  # torch's own kernels
+
+
 def optimizer_step(optimizer: torch.optim.Optimizer) -> None:
     """``optimizer.step()``; for a fused Adam or AdamW, one direct call of torch's fused kernel.
 
@@ -65,7 +68,8 @@ def optimizer_step(optimizer: torch.optim.Optimizer) -> None:
     groups = optimizer.param_groups
     group = groups[0]
     lean = (
-        type(optimizer) in (torch.optim.Adam, torch.optim.AdamW)
+        _HAS_FUSED_ADAM
+        and type(optimizer) in (torch.optim.Adam, torch.optim.AdamW)
         and len(groups) == 1
         and group.get("fused")
         and not (group["amsgrad"] or group["maximize"] or group["capturable"] or group["differentiable"])
@@ -146,12 +150,9 @@ class _InMemoryBatches:
 
     def batches(self, batch_size: int, seed: int) -> Iterator[torch.Tensor]:
         order = torch.randperm(len(self.x), generator=torch.Generator().manual_seed(seed)).to(self.x.device)
-        # for a tensor, index_select gathers rows 2x faster than x[index] (49 against 115 us for
-        # 128 x 784); sparse rows index themselves
-        gather = self.x.index_select if isinstance(self.x, torch.Tensor) else None
         for start in range(0, len(self.x), batch_size):
-            index = order[start : start + batch_size]
-            yield gather(0, index) if gather is not None else self.x[index]  # (B, *data_shape)
+            # index_select gathers rows 2x faster than x[index] (49 against 115 us for 128 x 784)
+            yield self.x.index_select(0, order[start : start + batch_size])  # (B, *data_shape)
 
 
 class _StreamedBatches:
