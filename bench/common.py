@@ -50,3 +50,24 @@ def print_markdown_table(header: list[str], rows: list[list[Any]]) -> None:
     print("|---" * len(header) + "|")
     for row in rows:
         print("| " + " | ".join(str(cell) for cell in row) + " |")
+
+
+def run_in_child(script: str, spec: dict[str, Any], env: dict[str, str]) -> dict[str, Any]:
+    """Run ``script --child JSON(spec)`` in a fresh Python process with ``env`` and return the
+    dict it printed on its ``RESULT`` line; a failed run stops the benchmark with its output."""
+    import subprocess
+    import sys
+
+    done = subprocess.run(
+        [sys.executable, script, "--child", json.dumps(spec)], env=env, capture_output=True, text=True
+    )
+    lines = [x for x in done.stdout.splitlines() if x.startswith("RESULT ")]
+    if done.returncode != 0 or not lines:
+        sys.stderr.write(done.stdout[-4000:] + done.stderr[-4000:])
+        raise SystemExit(f"run {spec} failed with exit status {done.returncode}")
+    return json.loads(lines[-1][len("RESULT ") :])
+
+
+def report_from_child(result: dict[str, Any]) -> None:
+    """The child's side of :func:`run_in_child`: print ``result`` on the ``RESULT`` line."""
+    print("RESULT " + json.dumps(result), flush=True)

@@ -62,7 +62,6 @@ import argparse
 import json
 import os
 import shutil
-import subprocess
 import sys
 import tempfile
 import time
@@ -70,7 +69,7 @@ from collections.abc import Callable
 from datetime import date
 from pathlib import Path
 
-from common import machine, print_markdown_table
+from common import machine, print_markdown_table, report_from_child, run_in_child
 
 HIDDEN = [512, 256]
 CODE = 32
@@ -436,7 +435,7 @@ def main() -> None:
     parser.add_argument("--child", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
-        print("RESULT " + json.dumps(child(json.loads(args.child))), flush=True)
+        report_from_child(child(json.loads(args.child)))
         return
     if args.data_dir is None:
         parser.error("pass --data-dir or set AEKIT_DATA_DIR (the folder that holds fashion-mnist/)")
@@ -459,14 +458,7 @@ def main() -> None:
             "toolkit": toolkit, "precision": precision, "model": model, "batch": batch, "repeat": repeat,
             "epochs": args.epochs, "threads": args.threads, "seed": args.seed + repeat, "data_dir": args.data_dir,
         }  # fmt: skip
-        done = subprocess.run(
-            [sys.executable, __file__, "--child", json.dumps(spec)], env=env, capture_output=True, text=True
-        )
-        lines = [x for x in done.stdout.splitlines() if x.startswith("RESULT ")]
-        if done.returncode != 0 or not lines:
-            sys.stderr.write(done.stdout[-4000:] + done.stderr[-4000:])
-            raise SystemExit(f"run {spec} failed with exit status {done.returncode}")
-        rows.append(json.loads(lines[-1][len("RESULT ") :]))
+        rows.append(run_in_child(__file__, spec, env))
         r = rows[-1]
         print(
             f"[{index + 1}/{len(order)}] {model} b{batch} {toolkit}/{precision}: "
