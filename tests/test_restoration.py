@@ -192,6 +192,18 @@ def test_tiles_with_enough_overlap_equal_whole_image_inference():
     assert 0 < difference.max() < 0.5 * whole.abs().max()
 
 
+def test_the_restorer_runs_channels_last_and_matches_contiguous_inference():
+    restorer = ImageRestorer.pretrained("denoise-sigma25")
+    assert restorer.channels_last
+    assert restorer.model.encoder.encoder_layers[1].weight.is_contiguous(memory_format=torch.channels_last)
+    noisy = restorer.degrade(np.random.default_rng(0).random((37, 50)).astype(np.float32), seed=0)
+    reference = ImageRestorer.pretrained("denoise-sigma25").model.to(memory_format=torch.contiguous_format)
+    assert reference.encoder.encoder_layers[1].weight.is_contiguous()
+    with torch.no_grad():
+        expected = reference.reconstruct(torch.from_numpy(noisy)[None, None])[0, 0].clamp(0, 1).numpy()
+    np.testing.assert_allclose(restorer(noisy), expected, atol=1e-5)
+
+
 # ------------------------------------------------------------------------------------------------ #
 # metrics against scikit-image
 

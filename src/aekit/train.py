@@ -30,7 +30,7 @@ from .data.streaming import ArrayFile
 from .errors import AekitError
 from .io import load_state, read_safetensors, write_safetensors
 from .model import Autoencoder, LossOutput, shape_fits
-from .tensors import as_tensor, dense_batch, resolve_device
+from .tensors import as_tensor, dense_batch, resolve_device, to_channels_last
 
 CHECKPOINT_FILE = "checkpoint.safetensors"
 STREAM_VALIDATION_LIMIT = 10_000  # held-out rows read into memory from a streamed dataset
@@ -272,8 +272,7 @@ class Trainer:
                 f"use --batch-size >= {topology.world}",
             )
         model.to(device)
-        if cfg.channels_last:
-            model.to(memory_format=torch.channels_last)
+        channels_last = cfg.channels_last and to_channels_last(model)  # conv networks only
         optimizer = make_optimizer(model, cfg, device)
         result = TrainResult()
         best_state: dict[str, torch.Tensor] | None = None
@@ -316,7 +315,7 @@ class Trainer:
                         group["lr"] = self.learning_rate(step, total_steps)
                     if cfg.dynamic_binarization:
                         x = torch.bernoulli(x, generator=noise)
-                    if cfg.channels_last and x.ndim == 4:
+                    if channels_last and x.ndim == 4:
                         x = x.contiguous(memory_format=torch.channels_last)
                     with autocast:
                         out = objective(x, generator=noise, penalty_scale=self.penalty_scale(step, steps_per_epoch))

@@ -31,6 +31,7 @@ from ..degradations import Bicubic, Grayscale, Inpainting, with_mask
 from ..errors import AekitError
 from ..io import load_model
 from ..model import Autoencoder
+from ..tensors import to_channels_last
 
 TASKS = {"gaussian": "denoise", "bicubic": "super-resolve", "inpainting": "inpaint", "grayscale": "colorize"}
 
@@ -165,6 +166,7 @@ class ImageRestorer:
         if tile < 16 or overlap < 0:
             raise AekitError(f"tile {tile} / overlap {overlap}", "tiles need >= 16 pixels, overlap >= 0", "fix them")
         self.model = model.to(device).eval()
+        self.channels_last = to_channels_last(self.model)  # NHWC: oneDNN's faster convolutions (bench/RESULTS.md)
         self.device = torch.device(device)
         self.degradation = degradation if degradation is not None else _default_degradation(model.corruption)
         self.tile, self.overlap, self.precision = int(tile), int(overlap), precision
@@ -275,9 +277,12 @@ class ImageRestorer:
         multiple = getattr(self.model.encoder, "downscale", 1)
         autocast = torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.precision == "bf16")
 
+        layout = torch.channels_last if self.channels_last else torch.contiguous_format
+
         def network(block: torch.Tensor) -> torch.Tensor:
             with autocast:
-                return self.model.reconstruct(block.to(self.device)).float().cpu()
+                block = block.to(self.device).contiguous(memory_format=layout)
+                return self.model.reconstruct(block).float().cpu()
 
         return tiled(network, network_input, self.tile, self.overlap, multiple)
 
