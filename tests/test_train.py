@@ -6,6 +6,7 @@ import pytest
 import torch
 
 import aekit
+from aekit.tensors import denormals_flushed, flushing_denormals
 from aekit.train import CHECKPOINT_FILE, Trainer, optimizer_step, zero_grad
 
 
@@ -241,3 +242,36 @@ def test_direct_step_takes_the_ordinary_path_for_a_missing_gradient():
     optimizer_step(optimizer)
     assert torch.equal(b.detach(), before) and optimizer.state[a]["step"].item() == 2
     assert optimizer.state[b]["step"].item() == 1
+
+
+# x86 with SSE3 (DAZ); elsewhere torch cannot flush denormals and these tests do not apply
+flushable = pytest.mark.skipif(not torch.set_flush_denormal(False), reason="this CPU cannot flush denormals")
+
+
+@flushable
+@pytest.mark.parametrize("flush", [True, False])
+def test_training_flushes_denormals_only_while_it_runs(flush):
+    model, seen = model_for("undercomplete"), []
+    model.encoder.register_forward_hook(lambda *_: seen.append(flushing_denormals()))
+    assert not flushing_denormals()
+    Trainer(model, aekit.TrainConfig(epochs=1, batch_size=32, flush_denormal=flush), progress=False).fit(data())
+    assert seen and all(s == flush for s in seen)  # every training and validation pass
+    assert not flushing_denormals()  # the caller's mode is back
+
+
+@flushable
+def test_denormals_flushed_sets_every_thread_and_restores_the_mode():
+    tiny = torch.full((1 << 20,), 1e-39)  # float32 denormals; 1 M elements are split over the threads
+    threads = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        assert int((tiny * 2.0).count_nonzero()) == len(tiny)
+        with denormals_flushed() as on:
+            assert on and flushing_denormals()
+            assert int((tiny * 2.0).count_nonzero()) == 0  # the worker thread's half is flushed too
+        assert not flushing_denormals()
+        assert int((tiny * 2.0).count_nonzero()) == len(tiny)
+        with denormals_flushed(enabled=False) as on:
+            assert not on and int((tiny * 2.0).count_nonzero()) == len(tiny)
+    finally:
+        torch.set_num_threads(threads)

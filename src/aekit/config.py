@@ -58,6 +58,7 @@ class TrainConfig:
     precision: str = "fp32"  # fp32 | bf16: autocast the training step's matmuls to bfloat16
     compile: bool = False  # torch.compile the encoder and decoder (first step pays the compilation)
     channels_last: bool = True  # NHWC memory layout for convolutional networks (MLPs are unaffected)
+    flush_denormal: bool = True  # CPU: denormal floats become 0 while training (x86 is far slower on them)
     seed: int = 0  # seeds initialisation, splits, shuffling, corruption and latent noise
     device: str = "auto"  # auto | cpu | cuda | cuda:N | mps
     checkpoint_every: int = 0  # epochs between checkpoints when a run directory is given; 0 = never

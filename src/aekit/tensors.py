@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import contextlib
+import ctypes
+import os
+from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -129,3 +133,71 @@ def to_channels_last(module: torch.nn.Module) -> bool:
         return False
     module.to(memory_format=torch.channels_last)
     return True
+
+
+# ------------------------------------------------------------------------------------------------ #
+# denormal floats: x86 CPUs take a microcode assist on every operation with a denormal operand
+
+
+def flushing_denormals() -> bool:
+    """True if this thread's CPU flushes denormal floats (|x| < 1.18e-38 in float32) to zero."""
+    return float(torch.tensor([1e-39]) * 2.0) == 0.0  # one element: computed on this thread
+
+
+@contextlib.contextmanager
+def denormals_flushed(enabled: bool = True) -> Iterator[bool]:
+    """Within the block, denormal floats are flushed to zero (FTZ and DAZ) on the calling thread and
+    on the OpenMP threads torch computes with; the previous mode comes back afterwards. Yields
+    whether flushing is on.
+
+    Why training needs it: Adam's first moment of a weight whose gradient stops (an input pixel
+    that is always 0 in the rest of the data) shrinks by beta1 = 0.9 per step into the denormal
+    range and then stays at the smallest denormal, 1.4e-45, for good. On an Intel Xeon one fused
+    Adam step over 1.08 M weights takes 5.5 ms with a third of them there, 0.71 ms with flushing,
+    and a Fashion-MNIST MLP epoch 2.7x longer by its third epoch. The values flushed are below
+    1.2e-38, far under what a float32 weight of order 1e-2 can register, so the trained weights do
+    not change. Where torch cannot flush (no SSE3 DAZ, or no OpenMP runtime reachable for the
+    worker threads) the block does what it can and runs anyway.
+    """
+    before = flushing_denormals()
+    if not enabled or before:
+        yield before
+        return
+    _set_flush_denormal_on_all_threads(True)
+    try:
+        yield flushing_denormals()
+    finally:
+        _set_flush_denormal_on_all_threads(False)
+
+
+def _set_flush_denormal_on_all_threads(on: bool) -> None:
+    """``torch.set_flush_denormal`` sets the calling thread's MXCSR only; OpenMP's worker threads,
+    created by torch's first parallel region, keep theirs. ``GOMP_parallel`` runs a function once
+    on every thread of the team torch's parallel regions use, so each sets its own."""
+    torch.set_flush_denormal(on)
+    threads = torch.get_num_threads()
+    parallel = _openmp_parallel() if threads > 1 else None
+    if parallel is None:
+        return
+    callback = _TEAM_FUNCTION(lambda _data: torch.set_flush_denormal(on))
+    parallel(callback, None, threads, 0)
+
+
+_TEAM_FUNCTION = ctypes.CFUNCTYPE(None, ctypes.c_void_p)
+
+
+def _openmp_parallel() -> Any:
+    """``GOMP_parallel`` of the OpenMP runtime torch has loaded (its own copy first), or None."""
+    folder = Path(torch.__file__).parent / "lib"
+    candidates = [str(p) for pattern in ("libgomp*", "libiomp5*", "libomp*") for p in sorted(folder.glob(pattern))]
+    no_load = getattr(os, "RTLD_NOLOAD", 0) | getattr(os, "RTLD_LAZY", 0)
+    for path in [*candidates, None]:  # None: the process's global symbols
+        try:
+            library = ctypes.CDLL(path, mode=no_load) if path is not None else ctypes.CDLL(None)
+            parallel = library.GOMP_parallel
+        except (OSError, AttributeError):
+            continue
+        parallel.argtypes = [_TEAM_FUNCTION, ctypes.c_void_p, ctypes.c_uint, ctypes.c_uint]
+        parallel.restype = None
+        return parallel
+    return None

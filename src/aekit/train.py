@@ -30,7 +30,7 @@ from .data.streaming import ArrayFile
 from .errors import AekitError
 from .io import load_state, read_safetensors, write_safetensors
 from .model import Autoencoder, LossOutput, shape_fits
-from .tensors import as_tensor, dense_batch, resolve_device, to_channels_last
+from .tensors import as_tensor, denormals_flushed, dense_batch, resolve_device, to_channels_last
 
 CHECKPOINT_FILE = "checkpoint.safetensors"
 STREAM_VALIDATION_LIMIT = 10_000  # held-out rows read into memory from a streamed dataset
@@ -297,7 +297,7 @@ class Trainer:
         bar = _progress_bar(total_steps, start_epoch * steps_per_epoch, self.progress)
         started = time.perf_counter()
         trained = 0
-        try:
+        with bar, denormals_flushed(cfg.flush_denormal and device.type == "cpu"):
             for epoch in range(start_epoch, cfg.epochs):
                 epoch_started, epoch_cpu = time.perf_counter(), time.process_time()
                 model.train()
@@ -361,8 +361,6 @@ class Trainer:
                 if stop:
                     result.stopped_early = True
                     break
-        finally:
-            bar.close()
         result.seconds = time.perf_counter() - started
         result.samples_per_second = trained / max(result.seconds, 1e-9)
         if cfg.restore_best and best_state is not None:

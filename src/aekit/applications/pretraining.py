@@ -27,7 +27,7 @@ from ..config import TrainConfig
 from ..errors import AekitError
 from ..model import Autoencoder
 from ..nets.mlp import MLP
-from ..tensors import apply_batched, as_tensor, resolve_device
+from ..tensors import apply_batched, as_tensor, denormals_flushed, resolve_device
 from ..train import make_optimizer, optimizer_step, scheduled_learning_rate, zero_grad
 
 
@@ -113,7 +113,7 @@ def fine_tune(
     of x. The validation error rate (ties broken by the validation cross-entropy) drives early
     stopping (``config.patience``) and, with ``config.restore_best``, the weights kept at the end.
     Uses the batch size, learning rate, schedule, optimiser, weight decay, gradient clipping,
-    precision, seed and device of ``config``.
+    precision, denormal flushing, seed and device of ``config``.
     """
     cfg = (config or TrainConfig()).validate()
     device = resolve_device(cfg.device)
@@ -147,49 +147,50 @@ def fine_tune(
         from tqdm.auto import tqdm
 
         epochs = tqdm(epochs, unit="epoch", dynamic_ncols=True)
-    for epoch in epochs:
-        classifier.train()
-        order = torch.randperm(len(x), generator=shuffle_gen).to(device)
-        loss_sum = torch.zeros((), device=device)
-        for i in range(steps_per_epoch):
-            for group in optimizer.param_groups:
-                group["lr"] = scheduled_learning_rate(cfg, epoch * steps_per_epoch + i, total_steps)
-            index = order[i * cfg.batch_size : (i + 1) * cfg.batch_size]
-            with autocast:
-                logits = classifier(x[index])  # (B, n_classes)
-            loss = F.cross_entropy(logits.float(), y[index])  # nats per example
-            zero_grad(optimizer)
-            loss.backward()
-            if cfg.clip_grad_norm > 0:
-                torch.nn.utils.clip_grad_norm_(classifier.parameters(), cfg.clip_grad_norm)
-            optimizer_step(optimizer)
-            loss_sum += loss.detach() * len(index)
-        train_loss = float(loss_sum) / len(x)  # the one host-device sync per epoch
-        if not math.isfinite(train_loss):
-            raise AekitError(
-                f"the classification loss became {train_loss} in epoch {epoch + 1}",
-                "training diverged",
-                "lower the learning rate or set clip_grad_norm",
-            )
-        record: dict[str, Any] = {"epoch": epoch + 1, "train_loss": train_loss}
-        if x_val is not None:
-            logits = predict_logits(classifier, x_val)  # (N_val, n_classes)
-            record["val_error"] = float((logits.argmax(1) != y_val).float().mean())
-            record["val_loss"] = float(F.cross_entropy(logits.float(), y_val))
-            # the lowest error wins; among equal errors (a small validation set), the lowest loss
-            score = (record["val_error"], record["val_loss"])
-            if best_score is None or score < best_score:
-                best_score, since_best = score, 0
-                result.best_val_error, result.best_epoch = record["val_error"], epoch + 1
-                if cfg.restore_best:
-                    best_state = {k: v.detach().clone() for k, v in classifier.state_dict().items()}
-            else:
-                since_best += 1
-        result.history.append(record)
-        if progress:
-            epochs.set_postfix({k: f"{v:.4g}" for k, v in record.items() if k != "epoch"})
-        if cfg.patience > 0 and since_best >= cfg.patience:
-            break
+    with denormals_flushed(cfg.flush_denormal and device.type == "cpu"):  # see aekit.tensors
+        for epoch in epochs:
+            classifier.train()
+            order = torch.randperm(len(x), generator=shuffle_gen).to(device)
+            loss_sum = torch.zeros((), device=device)
+            for i in range(steps_per_epoch):
+                for group in optimizer.param_groups:
+                    group["lr"] = scheduled_learning_rate(cfg, epoch * steps_per_epoch + i, total_steps)
+                index = order[i * cfg.batch_size : (i + 1) * cfg.batch_size]
+                with autocast:
+                    logits = classifier(x[index])  # (B, n_classes)
+                loss = F.cross_entropy(logits.float(), y[index])  # nats per example
+                zero_grad(optimizer)
+                loss.backward()
+                if cfg.clip_grad_norm > 0:
+                    torch.nn.utils.clip_grad_norm_(classifier.parameters(), cfg.clip_grad_norm)
+                optimizer_step(optimizer)
+                loss_sum += loss.detach() * len(index)
+            train_loss = float(loss_sum) / len(x)  # the one host-device sync per epoch
+            if not math.isfinite(train_loss):
+                raise AekitError(
+                    f"the classification loss became {train_loss} in epoch {epoch + 1}",
+                    "training diverged",
+                    "lower the learning rate or set clip_grad_norm",
+                )
+            record: dict[str, Any] = {"epoch": epoch + 1, "train_loss": train_loss}
+            if x_val is not None:
+                logits = predict_logits(classifier, x_val)  # (N_val, n_classes)
+                record["val_error"] = float((logits.argmax(1) != y_val).float().mean())
+                record["val_loss"] = float(F.cross_entropy(logits.float(), y_val))
+                # the lowest error wins; among equal errors (a small validation set), the lowest loss
+                score = (record["val_error"], record["val_loss"])
+                if best_score is None or score < best_score:
+                    best_score, since_best = score, 0
+                    result.best_val_error, result.best_epoch = record["val_error"], epoch + 1
+                    if cfg.restore_best:
+                        best_state = {k: v.detach().clone() for k, v in classifier.state_dict().items()}
+                else:
+                    since_best += 1
+            result.history.append(record)
+            if progress:
+                epochs.set_postfix({k: f"{v:.4g}" for k, v in record.items() if k != "epoch"})
+            if cfg.patience > 0 and since_best >= cfg.patience:
+                break
     if best_state is not None:
         classifier.load_state_dict(best_state)
     classifier.eval()
