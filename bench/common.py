@@ -10,18 +10,24 @@ from datetime import date
 from pathlib import Path
 from typing import Any
 
+# CPU features that decide bfloat16 matmul speed: AMX tiles (several times AVX512's rate), AVX512-BF16
+MATMUL_FEATURES = {"amx_bf16": "AMX-BF16", "avx512_bf16": "AVX512-BF16"}
+
 
 def machine() -> str:
-    """The CPU model name (as lscpu gives it) and the number of cores."""
-    model = platform.processor() or platform.platform()
+    """The CPU model name (as lscpu gives it), the number of cores and its bf16 matmul features."""
+    model, flags = platform.processor() or platform.platform(), set()
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
+            if line.startswith("model name") and not flags:
                 model = line.split(":", 1)[1].strip()
+            if line.startswith("flags"):
+                flags = set(line.split(":", 1)[1].split())
                 break
     except OSError:
         pass
-    return f"{model}, {os.cpu_count()} cores"
+    features = [name for flag, name in MATMUL_FEATURES.items() if flag in flags]
+    return f"{model}, {os.cpu_count()} cores" + (f", {' + '.join(features)}" if features else "")
 
 
 def write_record(args: argparse.Namespace, name: str, seconds: float, **results: Any) -> dict[str, Any]:

@@ -339,7 +339,16 @@ def run_autoencoders(model: str, x_train, batch: int, epochs: int, precision: st
     return epoch_seconds, sum(epoch_cpu), fit_seconds, fit_cpu, nets
 
 
-TOOLKITS = {"aekit": run_aekit, "pythae": run_pythae, "autoencoders": run_autoencoders}
+def run_pythae_ftz(model: str, x_train, batch: int, epochs: int, precision: str, seed: int):
+    """pythae as above, with denormal floats flushed to zero on every thread while it trains (what
+    aekit's Trainer does by default): isolates what flushing alone is worth to a peer."""
+    from aekit.tensors import denormals_flushed
+
+    with denormals_flushed():
+        return run_pythae(model, x_train, batch, epochs, precision, seed)
+
+
+TOOLKITS = {"aekit": run_aekit, "pythae": run_pythae, "pythae-ftz": run_pythae_ftz, "autoencoders": run_autoencoders}
 
 
 def child(spec: dict) -> dict:
@@ -415,6 +424,10 @@ def summarise(rows: list[dict]) -> list[dict]:
         theirs = groups[(row["model"], row["batch"], "pythae", "fp32")]
         pairs = [a["samples_per_second"] / b["samples_per_second"] for a, b in zip(mine, theirs, strict=False)]
         row["paired_speed_vs_pythae"] = round(statistics.median(pairs), 2)
+        flushed = groups.get((row["model"], row["batch"], "pythae-ftz", "fp32"))
+        if flushed:  # the same, against pythae with denormals flushed
+            pairs = [a["samples_per_second"] / b["samples_per_second"] for a, b in zip(mine, flushed, strict=False)]
+            row["paired_speed_vs_pythae_ftz"] = round(statistics.median(pairs), 2)
     return table
 
 
@@ -426,7 +439,7 @@ def main() -> None:
     parser.add_argument("--batch-sizes", type=int, nargs="+", default=[128, 256])
     parser.add_argument("--precision", nargs="+", default=["fp32", "bf16"], choices=["fp32", "bf16"],
                         help="aekit's precisions (the peers train in float32)")  # fmt: skip
-    parser.add_argument("--toolkits", nargs="+", default=["pythae", "autoencoders"], choices=["pythae", "autoencoders"],
+    parser.add_argument("--toolkits", nargs="+", default=["pythae", "autoencoders"], choices=list(TOOLKITS)[1:],
                         help="peers to run besides aekit")  # fmt: skip
     parser.add_argument("--repeats", type=int, default=1)
     parser.add_argument("--threads", type=int, default=1)
@@ -494,8 +507,12 @@ def main() -> None:
         "peak_rss_mb": ".0f",
         "test_loss": ".2f",
     }
+    if any("paired_speed_vs_pythae_ftz" in r for r in table):
+        header.insert(7, "x pythae-ftz (paired)")
+        items = list(formats.items())
+        formats = {**dict(items[:3]), "paired_speed_vs_pythae_ftz": ".2f", **dict(items[3:])}
     keys = ["model", "batch", "toolkit", "precision", *formats]
-    print_markdown_table(header, [[format(r[k], formats.get(k, "")) for k in keys] for r in table])
+    print_markdown_table(header, [[format(r.get(k, float("nan")), formats.get(k, "")) for k in keys] for r in table])
 
 
 if __name__ == "__main__":

@@ -89,13 +89,14 @@ def summarise(rows: list[dict]) -> dict:
     return {k: round(float(np.mean([r[k] for r in rows])), 4) for k in keys} | {"images": len(rows)}
 
 
-def restorer(name: str, models: dict[str, str], precision: str = "fp32"):
+def restorer(name: str, models: dict[str, str], precision: str = "fp32", channels_last: bool = True):
     from aekit.applications.restoration import ImageRestorer, pretrained_names
 
+    options = {"precision": precision, "channels_last": channels_last}
     if name in models:
-        net = ImageRestorer.load(models[name], precision=precision)
+        net = ImageRestorer.load(models[name], **options)
     elif name in pretrained_names():
-        net = ImageRestorer.pretrained(name, precision=precision)
+        net = ImageRestorer.pretrained(name, **options)
     else:
         print(f"  (no model {name}: skipped)", flush=True)
         return None
@@ -342,18 +343,20 @@ def run_speed(args, models: dict[str, str]) -> dict:
     for threads in (1, 2):
         torch.set_num_threads(threads)
         for precision in ("fp32", "bf16"):
-            net = restorer("denoise-sigma25", models, precision)
-            if net is None:
-                return results
-            net.restore(noisy)  # warm-up
-            times = []
-            for _ in range(3):
-                started = time.perf_counter()
-                net.restore(noisy)
-                times.append(time.perf_counter() - started)
-            row = {"threads": threads, "precision": precision, "seconds_median": round(float(np.median(times)), 3)}
-            results["denoise 512x512 grey"].append(row)
-            print(f"  speed: {row}", flush=True)
+            for channels_last in (True, False):  # NHWC (the default) against the contiguous NCHW layout
+                net = restorer("denoise-sigma25", models, precision, channels_last)
+                if net is None:
+                    return results
+                net.restore(noisy)  # warm-up
+                times = []
+                for _ in range(3):
+                    started = time.perf_counter()
+                    net.restore(noisy)
+                    times.append(time.perf_counter() - started)
+                row = {"threads": threads, "precision": precision, "layout": "NHWC" if channels_last else "NCHW",
+                       "seconds_median": round(float(np.median(times)), 3)}  # fmt: skip
+                results["denoise 512x512 grey"].append(row)
+                print(f"  speed: {row}", flush=True)
     torch.set_num_threads(args.threads)
     if not args.skip_memory:
         results["memory"] = memory_check(args, models)

@@ -202,6 +202,9 @@ def test_the_restorer_runs_channels_last_and_matches_contiguous_inference():
     with torch.no_grad():
         expected = reference.reconstruct(torch.from_numpy(noisy)[None, None])[0, 0].clamp(0, 1).numpy()
     np.testing.assert_allclose(restorer(noisy), expected, atol=1e-5)
+    contiguous = ImageRestorer.pretrained("denoise-sigma25", channels_last=False)
+    assert not contiguous.channels_last and contiguous.model.encoder.encoder_layers[1].weight.is_contiguous()
+    np.testing.assert_allclose(contiguous(noisy), expected, atol=1e-5)
 
 
 # ------------------------------------------------------------------------------------------------ #

@@ -153,11 +153,12 @@ def denormals_flushed(enabled: bool = True) -> Iterator[bool]:
     Why training needs it: Adam's first moment of a weight whose gradient stops (an input pixel
     that is always 0 in the rest of the data) shrinks by beta1 = 0.9 per step into the denormal
     range and then stays at the smallest denormal, 1.4e-45, for good. On an Intel Xeon one fused
-    Adam step over 1.08 M weights takes 5.5 ms with a third of them there, 0.71 ms with flushing,
-    and a Fashion-MNIST MLP epoch 2.7x longer by its third epoch. The values flushed are below
-    1.2e-38, far under what a float32 weight of order 1e-2 can register, so the trained weights do
-    not change. Where torch cannot flush (no SSE3 DAZ, or no OpenMP runtime reachable for the
-    worker threads) the block does what it can and runs anyway.
+    Adam step over 1.08 M weights takes 3.9 ms with a third of them there, 0.70 ms with flushing,
+    and a Fashion-MNIST MLP epoch becomes up to 2.7x longer (``bench/denormals.py``). The values
+    flushed are below 1.2e-38, far under what a float32 weight of order 1e-2 can register: in
+    those runs the trained weights are the same bit for bit. Where torch cannot flush (no SSE3
+    DAZ, or no OpenMP runtime reachable for the worker threads) the block does what it can and
+    runs anyway.
     """
     before = flushing_denormals()
     if not enabled or before:
