@@ -1,5 +1,6 @@
 """Trainer: determinism, exact resume, early stopping with best-weights restore, NaN handling."""
 
+import dataclasses
 import math
 
 import pytest
@@ -275,3 +276,18 @@ def test_denormals_flushed_sets_every_thread_and_restores_the_mode():
             assert not on and int((tiny * 2.0).count_nonzero()) == len(tiny)
     finally:
         torch.set_num_threads(threads)
+
+
+def test_compiled_training_follows_eager_training():
+    # the whole objective, forward and backward, is one compiled graph; a penalty warm-up passes
+    # its changing scale as a tensor so that no step recompiles
+    config = aekit.TrainConfig(epochs=2, batch_size=32, seed=3, penalty_warmup_epochs=1.0, val_fraction=0.0)
+    eager, compiled = model_for("sparse"), model_for("sparse")
+    expected = Trainer(eager, config, progress=False).fit(data())
+    torch._dynamo.reset()
+    with torch._dynamo.config.patch(error_on_recompile=True):
+        got = Trainer(compiled, dataclasses.replace(config, compile=True), progress=False).fit(data())
+    for a, b in zip(got.history, expected.history, strict=True):
+        assert a["train"]["loss"] == pytest.approx(b["train"]["loss"], rel=1e-4)
+    for key, value in weights(eager).items():
+        torch.testing.assert_close(weights(compiled)[key], value, rtol=1e-4, atol=1e-5)

@@ -56,7 +56,7 @@ class TrainConfig:
     dynamic_binarization: bool = False  # resample x ~ Bernoulli(x) for every batch
     penalty_warmup_epochs: float = 0.0  # penalty weights ramp 0 -> full over these epochs (KL warm-up)
     precision: str = "fp32"  # fp32 | bf16: autocast the training step's matmuls to bfloat16
-    compile: bool = False  # torch.compile the encoder and decoder (first step pays the compilation)
+    compile: bool = False  # torch.compile the training loss, forward and backward (the first step compiles)
     channels_last: bool = True  # NHWC memory layout for convolutional networks (MLPs are unaffected)
     flush_denormal: bool = True  # CPU: denormal floats become 0 while training (x86 is far slower on them)
     seed: int = 0  # seeds initialisation, splits, shuffling, corruption and latent noise

@@ -157,7 +157,7 @@ class Autoencoder(nn.Module):
         target: torch.Tensor | None = None,
         generator: torch.Generator | None = None,
         noisy: bool | None = None,
-        penalty_scale: float = 1.0,
+        penalty_scale: float | torch.Tensor = 1.0,
     ) -> LossOutput:
         """The objective for a batch x (B, *data_shape): mean NLL plus weighted penalties, nats/example.
 

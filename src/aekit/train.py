@@ -281,14 +281,15 @@ class Trainer:
             start_epoch, since_best, best_state = self._restore(
                 resume, optimizer, result, len(train), 0 if x_val is None else len(x_val)
             )
-        if cfg.compile:
-            model.encoder.compile()
-            model.decoder.compile()
         objective: nn.Module = _Objective(model)
         if topology.distributed:
             objective = nn.parallel.DistributedDataParallel(
                 objective, device_ids=[device] if device.type == "cuda" else None
             )
+        if cfg.compile:
+            # the whole loss, forward and backward, as one graph: the likelihood's and the
+            # activations' elementwise passes and autocast's casts fuse around the matrix products
+            objective = torch.compile(objective)
 
         steps_per_epoch = math.ceil(len(train) / cfg.batch_size)
         total_steps = cfg.epochs * steps_per_epoch
@@ -317,8 +318,11 @@ class Trainer:
                         x = torch.bernoulli(x, generator=noise)
                     if channels_last and x.ndim == 4:
                         x = x.contiguous(memory_format=torch.channels_last)
+                    scale = self.penalty_scale(step, steps_per_epoch)
+                    if cfg.compile and cfg.penalty_warmup_epochs > 0:  # a tensor: a changing float would recompile
+                        scale = torch.tensor(scale, device=device)
                     with autocast:
-                        out = objective(x, generator=noise, penalty_scale=self.penalty_scale(step, steps_per_epoch))
+                        out = objective(x, generator=noise, penalty_scale=scale)
                     # DDP averages gradients over processes; weighting by the local share makes that
                     # average the gradient of the whole global batch even when shares differ by one
                     share = len(x) * topology.world / len(x_global)

@@ -82,7 +82,11 @@ def _add_train_arguments(parser: argparse.ArgumentParser) -> None:
         default=defaults.precision,
         help="bf16 autocasts the training step's matmuls (faster on CPUs with AVX512-BF16 and on GPUs)",
     )
-    group.add_argument("--compile", action="store_true", help="torch.compile encoder and decoder (opt-in)")
+    group.add_argument(
+        "--compile",
+        action="store_true",
+        help="torch.compile the training loss as one graph, forward and backward (opt-in; the first step compiles)",
+    )
     group.add_argument(
         "--channels-last",
         action=argparse.BooleanOptionalAction,
