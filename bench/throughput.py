@@ -101,14 +101,18 @@ def train_rate(batch: int, precision: str, compile_: bool, samples: int, seed: i
     }
 
 
-def profile_steps(batch: int, precision: str, steps: int, seed: int, activation: str, rows: int = 15) -> list[dict]:
+def profile_steps(
+    batch: int, precision: str, compile_: bool, steps: int, seed: int, activation: str, rows: int = 15
+) -> list[dict]:
     """The ops that take the time in ``steps`` training steps of aekit's Trainer (torch.profiler),
-    after a warm-up epoch; self CPU time per op, largest first."""
+    after a warm-up epoch; self CPU time per op, largest first. The training data's finiteness
+    check (``aten::eq``, ``ne``, ``abs``, ``all``) and the synthetic data (``aten::uniform_``) are
+    outside the steps: divide them by the steps they are shown per."""
     from torch.profiler import ProfilerActivity, profile
 
-    _fit(batch, precision, False, batch * steps, seed, 1, activation)  # warm-up: allocator, kernels
+    _fit(batch, precision, compile_, batch * steps, seed, 1, activation)  # warm-up: allocator, kernels
     with profile(activities=[ProfilerActivity.CPU]) as prof:
-        _fit(batch, precision, False, batch * steps, seed, 1, activation)
+        _fit(batch, precision, compile_, batch * steps, seed, 1, activation)
     events = sorted(prof.key_averages(), key=lambda e: e.self_cpu_time_total, reverse=True)
     total = sum(e.self_cpu_time_total for e in events)
     return [
@@ -167,12 +171,12 @@ def main() -> None:
                 print(json.dumps(row), flush=True)
     profiles = {}
     if args.profile:
+        batch = max(args.batch_sizes)
         for precision in args.precisions:
-            batch = max(args.batch_sizes)
-            profiles[f"{precision}, batch {batch}"] = profile_steps(
-                batch, precision, args.profile, args.seed, args.activation
-            )
-            print(f"profile {precision}, batch {batch}:", json.dumps(profiles[f"{precision}, batch {batch}"][:8]))
+            for compile_ in [False, True] if args.compile else [False]:
+                name = f"{precision}, batch {batch}" + (", compile" if compile_ else "")
+                profiles[name] = profile_steps(batch, precision, compile_, args.profile, args.seed, args.activation)
+                print(f"profile {name}:", json.dumps(profiles[name][:8]))
     record = {
         "benchmark": "throughput",
         "date": date.today().isoformat(),
