@@ -2,6 +2,7 @@
 
 import dataclasses
 import math
+import shutil
 
 import pytest
 import torch
@@ -278,6 +279,7 @@ def test_denormals_flushed_sets_every_thread_and_restores_the_mode():
         torch.set_num_threads(threads)
 
 
+@pytest.mark.skipif(not any(map(shutil.which, ("g++", "clang++"))), reason="torch.compile needs a C++ compiler on CPU")
 def test_compiled_training_follows_eager_training():
     # the whole objective, forward and backward, is one compiled graph; a penalty warm-up passes
     # its changing scale as a tensor so that no step recompiles
