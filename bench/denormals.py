@@ -37,6 +37,8 @@ ADAM_WEIGHTS = 1_083_696  # 784*512 + 512*256 + 256*32 and back, with biases
 def adam_child(spec: dict) -> dict:
     import torch
 
+    from aekit.tensors import denormals_flushed
+
     torch.manual_seed(spec["seed"])
     weights = torch.nn.Parameter(torch.randn(ADAM_WEIGHTS))
     weights.grad = torch.randn(ADAM_WEIGHTS) * 1e-3
@@ -46,12 +48,12 @@ def adam_child(spec: dict) -> dict:
     state = optimizer.state[weights]
     state["exp_avg"][: ADAM_WEIGHTS // 3] = 1.4e-45  # where such moments end up
     state["exp_avg_sq"].uniform_(1e-7, 1e-6)
-    torch.set_flush_denormal(spec["flush"])
     times = []
-    for _ in range(spec["adam_steps"]):
-        started = time.perf_counter()
-        optimizer.step()
-        times.append(time.perf_counter() - started)
+    with denormals_flushed(spec["flush"]):  # on every thread, as the trainer does
+        for _ in range(spec["adam_steps"]):
+            started = time.perf_counter()
+            optimizer.step()
+            times.append(time.perf_counter() - started)
     return {**spec, "ms_per_step": round(statistics.median(times) * 1e3, 3)}
 
 
