@@ -14,7 +14,8 @@
   to ``inpaint-pixels`` and regions to ``inpaint``).
 * colorize: Kodak24 and CBSD68 from their BT.601 luma: PSNR/SSIM of the RGB result and the
   Hasler-Suesstrunk colourfulness, against the grey image replicated to RGB.
-* speed: a 512 x 512 grey image denoised (1 and 2 threads, fp32 and bf16); peak memory of
+* speed: a 512 x 512 grey image denoised (1 and 2 threads, fp32 and bf16, NHWC and NCHW layout);
+  the bf16 denoiser's PSNR against fp32 on BSD68 at sigma 25; peak memory of
   ``aekit restore`` on a 4000 x 3000 colour image (denoise) in a child process.
 
 Per-image results are cached in ``--cache`` (BM3D takes seconds per image), so an interrupted run
@@ -358,9 +359,30 @@ def run_speed(args, models: dict[str, str]) -> dict:
                 results["denoise 512x512 grey"].append(row)
                 print(f"  speed: {row}", flush=True)
     torch.set_num_threads(args.threads)
+    results["bf16 quality"] = bf16_quality(args, models)
     if not args.skip_memory:
         results["memory"] = memory_check(args, models)
     return results
+
+
+def bf16_quality(args, models: dict[str, str]) -> dict:
+    """What bfloat16 costs in quality: the sigma-25 denoiser in fp32 and in bf16 on the BSD68
+    images with the denoise section's noise (mean PSNR/SSIM and the per-image PSNR difference)."""
+    nets = {precision: restorer("denoise-sigma25", models, precision) for precision in ("fp32", "bf16")}
+    if None in nets.values():
+        return {}
+    scores: dict = {precision: [] for precision in nets}
+    for image_name, image in load_folder(args.data_dir / "BSD68")[: args.limit]:
+        clean = image.astype(np.float64) / 255
+        for precision, net in nets.items():
+            seed = seed_of("BSD68", image_name, 25)
+            scores[precision].append(denoise_one(clean, seed, 25, lambda x, net=net: net.restore(x.astype(np.float32))))
+    gaps = [b["psnr"] - a["psnr"] for a, b in zip(scores["fp32"], scores["bf16"], strict=True)]
+    row = {precision: summarise(rows) for precision, rows in scores.items()}
+    row["bf16 - fp32 psnr"] = {"mean": round(float(np.mean(gaps)), 4), "min": round(float(np.min(gaps)), 4),
+                               "max": round(float(np.max(gaps)), 4)}  # fmt: skip
+    print(f"  bf16 quality: {row}", flush=True)
+    return row
 
 
 def memory_check(args, models: dict[str, str]) -> dict:
