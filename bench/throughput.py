@@ -11,6 +11,8 @@ For the 784-1000-500-250-30 autoencoder (decoder mirrored) this script
 for each precision (fp32, bf16 autocast), batch size and optionally torch.compile. Both rates are
 also taken by this process's CPU clock, which other jobs time-sharing the cores do not inflate.
 ``--profile STEPS`` adds the top ops of STEPS training steps (torch.profiler) per precision.
+``--max-autotune`` lets Inductor autotune the compiled runs' matrix products, offering its C++ GEMM
+templates (which fuse bias and activation into the product) next to ATen's kernels.
 
     python bench/throughput.py --threads 1 --batch-sizes 128 256 512 --precisions fp32 bf16 --profile 30
 """
@@ -132,6 +134,11 @@ def main() -> None:
     parser.add_argument("--batch-sizes", type=int, nargs="+", default=[128, 256, 512])
     parser.add_argument("--precisions", nargs="+", default=["fp32", "bf16"], choices=["fp32", "bf16"])
     parser.add_argument("--compile", action="store_true", help="also measure with torch.compile")
+    parser.add_argument(
+        "--max-autotune",
+        action="store_true",
+        help="compiled runs: autotune the matrix products (Inductor's C++ GEMM templates and ATen)",
+    )
     parser.add_argument("--samples", type=int, default=30_000, help="examples per timed epoch")
     parser.add_argument("--activation", default="relu", help="hidden activation (relu, elu, gelu, ...)")
     parser.add_argument("--profile", type=int, default=0, metavar="STEPS", help="also profile STEPS training steps")
@@ -143,6 +150,11 @@ def main() -> None:
     import torch
 
     torch.set_num_threads(args.threads)
+    if args.max_autotune:
+        import torch._inductor.config as inductor_config
+
+        inductor_config.max_autotune = True
+        inductor_config.max_autotune_gemm_backends = "CPP,ATEN"
     flops = step_flops_per_example(WIDTHS)
     rows = []
     load_start = os.getloadavg()
@@ -185,6 +197,7 @@ def main() -> None:
         "torch": torch.__version__,
         "model": "-".join(map(str, WIDTHS)),
         "activation": args.activation,
+        "max_autotune": args.max_autotune,
         "train_flops_per_example": flops,
         "load_average_start": [round(v, 2) for v in load_start],
         "load_average_end": [round(v, 2) for v in os.getloadavg()],
