@@ -11,8 +11,9 @@ For the 784-1000-500-250-30 autoencoder (decoder mirrored) this script
 for each precision (fp32, bf16 autocast), batch size and optionally torch.compile. Both rates are
 also taken by this process's CPU clock, which other jobs time-sharing the cores do not inflate.
 ``--profile STEPS`` adds the top ops of STEPS training steps (torch.profiler) per precision.
-``--max-autotune`` lets Inductor autotune the compiled runs' matrix products, offering its C++ GEMM
-templates (which fuse bias and activation into the product) next to ATen's kernels.
+``--max-autotune`` adds a compiled run whose matrix products Inductor autotunes among the backends
+of ``--gemm-backends`` (its C++ GEMM templates, which fuse bias and activation into the product,
+and ATen's kernels), measured in the same run as the default compile.
 
     python bench/throughput.py --threads 1 --batch-sizes 128 256 512 --precisions fp32 bf16 --profile 30
 """
@@ -65,9 +66,22 @@ def matmul_rate(widths: list[int], batch: int, dtype, seconds: float = 3.0) -> t
     return flops * rounds / wall, flops * rounds / cpu
 
 
-def _fit(batch: int, precision: str, compile_: bool, samples: int, seed: int, epochs: int, activation: str):
-    """A fresh 784-1000-500-250-30 AE trained ``epochs`` epochs on uniform noise; (result, CPU seconds)."""
+def _fit(
+    batch: int,
+    precision: str,
+    compile_: bool,
+    samples: int,
+    seed: int,
+    epochs: int,
+    activation: str,
+    autotune_backends: str | None = None,
+):
+    """A fresh 784-1000-500-250-30 AE trained ``epochs`` epochs on uniform noise; (result, CPU seconds).
+    ``autotune_backends`` (e.g. ``"CPP,ATEN"``): compile with Inductor's max-autotune over these."""
+    import contextlib
+
     import torch
+    import torch._inductor.config as inductor_config
 
     import aekit
 
@@ -84,18 +98,33 @@ def _fit(batch: int, precision: str, compile_: bool, samples: int, seed: int, ep
         log_every=10_000,
         seed=seed,
     )
+    autotune = (
+        inductor_config.patch(max_autotune=True, max_autotune_gemm_backends=autotune_backends)
+        if autotune_backends
+        else contextlib.nullcontext()
+    )
     cpu_started = time.process_time()
-    result = aekit.Trainer(model, config, progress=False).fit(x)
+    with autotune:  # compilation happens at the first step, inside fit
+        result = aekit.Trainer(model, config, progress=False).fit(x)
     return result, time.process_time() - cpu_started
 
 
-def train_rate(batch: int, precision: str, compile_: bool, samples: int, seed: int, activation: str) -> dict:
+def train_rate(
+    batch: int,
+    precision: str,
+    compile_: bool,
+    samples: int,
+    seed: int,
+    activation: str,
+    autotune_backends: str | None = None,
+) -> dict:
     """Steady-state training speed after a warm-up run (which pays allocation and compilation;
     its first step is the reported compile time): the wall time of the second epoch of a 2-epoch
     run, and the CPU time of an epoch as the difference between a 2-epoch and a 1-epoch run."""
-    warm, _ = _fit(batch, precision, compile_, samples, seed, 1, activation)
-    _, one_cpu = _fit(batch, precision, compile_, samples, seed, 1, activation)
-    two, two_cpu = _fit(batch, precision, compile_, samples, seed, 2, activation)
+    run = (batch, precision, compile_, samples, seed)
+    warm, _ = _fit(*run, 1, activation, autotune_backends)
+    _, one_cpu = _fit(*run, 1, activation, autotune_backends)
+    two, two_cpu = _fit(*run, 2, activation, autotune_backends)
     return {
         "samples_per_second": samples / two.history[-1]["seconds"],
         "samples_per_cpu_second": samples / max(two_cpu - one_cpu, 1e-9),
@@ -137,7 +166,12 @@ def main() -> None:
     parser.add_argument(
         "--max-autotune",
         action="store_true",
-        help="compiled runs: autotune the matrix products (Inductor's C++ GEMM templates and ATen)",
+        help="also measure a compiled run whose matrix products Inductor autotunes",
+    )
+    parser.add_argument(
+        "--gemm-backends",
+        default="CPP,ATEN",
+        help="--max-autotune's candidates: CPP (Inductor's C++ GEMM templates), ATEN, or both (default)",
     )
     parser.add_argument("--samples", type=int, default=30_000, help="examples per timed epoch")
     parser.add_argument("--activation", default="relu", help="hidden activation (relu, elu, gelu, ...)")
@@ -145,16 +179,15 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", type=Path, default=Path(__file__).parent / "results" / "throughput.json")
     args = parser.parse_args()
+    if not set(args.gemm_backends.upper().split(",")) <= {"CPP", "ATEN"}:
+        parser.error(f"--gemm-backends {args.gemm_backends!r}: give CPP, ATEN or CPP,ATEN")
     os.environ.setdefault("OMP_NUM_THREADS", str(args.threads))
 
     import torch
 
     torch.set_num_threads(args.threads)
-    if args.max_autotune:
-        import torch._inductor.config as inductor_config
-
-        inductor_config.max_autotune = True
-        inductor_config.max_autotune_gemm_backends = "CPP,ATEN"
+    # (compile, autotune backends) of each measured run
+    runs = [(False, None)] + [(True, None)] * args.compile + [(True, args.gemm_backends)] * args.max_autotune
     flops = step_flops_per_example(WIDTHS)
     rows = []
     load_start = os.getloadavg()
@@ -162,14 +195,17 @@ def main() -> None:
         dtype = torch.float32 if precision == "fp32" else torch.bfloat16
         for batch in args.batch_sizes:
             limit, cpu_limit = matmul_rate(WIDTHS, batch, dtype)
-            for compile_ in [False, True] if args.compile else [False]:
-                measured = train_rate(batch, precision, compile_, args.samples, args.seed, args.activation)
+            for compile_, autotune_backends in runs:
+                measured = train_rate(
+                    batch, precision, compile_, args.samples, args.seed, args.activation, autotune_backends
+                )
                 achieved = measured["samples_per_second"] * flops
                 cpu_achieved = measured["samples_per_cpu_second"] * flops
                 row = {
                     "precision": precision,
                     "batch": batch,
                     "compile": compile_,
+                    "max_autotune": autotune_backends is not None,
                     "matmul_gflops": round(limit / 1e9, 1),
                     "train_gflops": round(achieved / 1e9, 1),
                     "fraction": round(achieved / limit, 3),
@@ -197,7 +233,7 @@ def main() -> None:
         "torch": torch.__version__,
         "model": "-".join(map(str, WIDTHS)),
         "activation": args.activation,
-        "max_autotune": args.max_autotune,
+        "gemm_backends": args.gemm_backends if args.max_autotune else None,
         "train_flops_per_example": flops,
         "load_average_start": [round(v, 2) for v in load_start],
         "load_average_end": [round(v, 2) for v in os.getloadavg()],
@@ -206,9 +242,9 @@ def main() -> None:
     }
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(record, indent=2) + "\n")
-    header = ["precision", "batch", "compile", "matmul GFLOP/s", "training GFLOP/s", "fraction"]
+    header = ["precision", "batch", "compile", "max-autotune", "matmul GFLOP/s", "training GFLOP/s", "fraction"]
     header += ["CPU-clock fraction", "samples/s", "first step s"]
-    keys = ["precision", "batch", "compile", "matmul_gflops", "train_gflops", "fraction"]
+    keys = ["precision", "batch", "compile", "max_autotune", "matmul_gflops", "train_gflops", "fraction"]
     keys += ["fraction_cpu_clock", "samples_per_second", "first_step_seconds"]
     formats = {"fraction": ".0%", "fraction_cpu_clock": ".0%"}
     print_markdown_table(header, [[format(r[k], formats.get(k, "")) for k in keys] for r in rows])
