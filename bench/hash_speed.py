@@ -48,7 +48,7 @@ def brute_force_ball(index, code, radius: int):
     """Ids within ``radius`` of ``code`` by scanning every stored code (XOR + popcount), no table."""
     import numpy as np
 
-    from aekit.applications.hashing import _popcount, to_words
+    from aekit.hash_index import _popcount, to_words
 
     distances = _popcount(index._words ^ to_words(code[None])[0])  # (N,)
     return index._ids[np.flatnonzero(distances <= radius)]
@@ -74,7 +74,7 @@ def main() -> None:
     import numpy as np
     import psutil
 
-    from aekit.applications.hashing import SemanticHashIndex
+    from aekit.hash_index import SemanticHashIndex
 
     try:
         import faiss

@@ -24,7 +24,7 @@ import numpy as np
 from _gallery import Run, build, command_line, fashion_mnist, fit, new_figure, style
 
 from aekit.applications import hashers
-from aekit.applications.hashing import SemanticHashIndex, hamming_distances
+from aekit.hash_index import SemanticHashIndex, hamming_distances
 
 NAME = "11_semantic_hashing"
 BASELINES = ("lsh", "pca", "itq")

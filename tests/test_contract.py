@@ -114,11 +114,11 @@ def test_input_of_the_wrong_shape_is_a_clear_error():
 
 
 def test_penalties_check_their_parts():
-    with pytest.raises(aekit.AekitError, match="needs a Gaussian latent"):
+    with pytest.raises(aekit.AekitError, match="kl penalty needs a latent with a prior"):
         config = aekit.family_config("undercomplete", (8,), 2)
         config.penalties = [{"name": "kl"}]
         aekit.Autoencoder.from_config(config)
-    with pytest.raises(aekit.AekitError, match="needs codes in"):
+    with pytest.raises(aekit.AekitError, match="needs a latent with codes in"):
         config = aekit.family_config("undercomplete", (8,), 2)
         config.penalties = [{"name": "kl_sparsity"}]
         aekit.Autoencoder.from_config(config)

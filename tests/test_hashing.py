@@ -18,7 +18,7 @@ from aekit.applications.hashers import (
     make_hasher,
     query_database_split,
 )
-from aekit.applications.hashing import (
+from aekit.hash_index import (
     BACKENDS,
     SemanticHashIndex,
     flip_masks,
@@ -401,7 +401,8 @@ def _context(model, x):
 
     h = model.encoder(x)
     z, posterior = model.latent(h, stochastic=False)
-    return StepContext(model, x, x, h, z, posterior, model.decoder(z))
+    params = model.decoder(z)
+    return StepContext(x, x, h, z, posterior, params, model.likelihood.nll(params, x), model.latent.mean)
 
 
 def test_bit_balance_and_neighbourhood_against_loops():
@@ -427,7 +428,7 @@ def test_bit_balance_and_neighbourhood_against_loops():
 
 
 def test_hashing_penalties_need_a_binary_latent():
-    with pytest.raises(aekit.AekitError, match="the neighbourhood penalty needs a binary latent"):
+    with pytest.raises(aekit.AekitError, match="the neighbourhood penalty needs a latent with a code of bits"):
         config = aekit.family_config("undercomplete", (6,), 3, hidden=[8])
         config.penalties = [{"name": "neighbourhood"}]
         aekit.Autoencoder.from_config(config)

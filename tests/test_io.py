@@ -93,7 +93,7 @@ def test_a_part_that_is_not_registered_cannot_be_saved(tmp_path):
 
 
 def test_atomic_write_leaves_the_old_file_on_failure(tmp_path, monkeypatch):
-    from aekit import io as aio
+    from aekit import files as aio
 
     target = tmp_path / "f.json"
     aio.write_json(target, {"a": 1})

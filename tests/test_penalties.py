@@ -14,7 +14,11 @@ def context(model, x, generator=None):
     x_input = x.detach().requires_grad_(True)
     h = model.encoder(x_input)
     z, q = model.latent(h, stochastic=False)
-    return StepContext(model, x, x_input, h, z, q, model.decoder(z), generator)
+    params = model.decoder(z)
+    return StepContext(
+        x, x_input, h, z, q, params, model.likelihood.nll(params, x), model.latent.mean, generator,
+        encoder_weight=getattr(model.encoder, "affine_weight", None),
+    )  # fmt: skip
 
 
 def jacobian_frobenius(model, x):

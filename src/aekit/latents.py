@@ -8,16 +8,22 @@ Every latent answers three questions about ``h`` (B, H):
 * ``latent.mean(h)``: the differentiable, noise-free code that penalties act on (B, K).
 * ``latent.code(h)``: the deterministic code that ``Autoencoder.encode`` returns (B, K).
 
-A latent with a prior p(z) (the Gaussian one) also gives ``posterior(h)`` (q(z|x)),
-``prior_sample(n)`` and ``prior_log_prob(z)``: what sampling and likelihood estimates need. The
-others say clearly that they have none.
+What else a latent can do is declared in ``latent.abilities``, a set of names that penalties,
+metrics and applications ask for instead of testing classes:
+
+* ``"prior"``: a prior p(z) and a posterior q(z|x): ``posterior(h)``, ``prior_sample(n)`` and
+  ``prior_log_prob(z)``, what sampling and likelihood estimates need (the Gaussian latent).
+* ``"sigmoid_code"``: ``mean(h) = sigmoid(h)``, codes in (0, 1) (KL sparsity, the exact
+  contractive penalty, bit balance).
+* ``"bits"``: ``code(h)`` is hard bits (semantic hashing).
+
+A latent without an ability says so clearly when asked for it (:meth:`Latent.require`).
 """
 
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import ClassVar
 
 import torch
 
@@ -81,7 +87,24 @@ class Latent(Part):
     def code(self, h: torch.Tensor) -> torch.Tensor:
         return self.mean(h)
 
-    has_prior: ClassVar[bool] = False  # whether posterior, prior_sample and prior_log_prob exist
+    @property
+    def abilities(self) -> frozenset[str]:
+        """What this latent can do beyond ``forward``/``mean``/``code``: see the module docstring."""
+        return frozenset()
+
+    @property
+    def has_prior(self) -> bool:
+        """Whether ``posterior``, ``prior_sample`` and ``prior_log_prob`` exist."""
+        return "prior" in self.abilities
+
+    def require(self, ability: str, needed_by: str) -> None:
+        """Raise a one-line error naming ``needed_by`` unless this latent has ``ability``."""
+        if ability not in self.abilities:
+            raise AekitError(
+                f"{needed_by} needs a latent with {ABILITY_HINTS[ability][0]}",
+                f"the {self.name!r} latent has {', '.join(sorted(self.abilities)) or 'no declared abilities'}",
+                ABILITY_HINTS[ability][1],
+            )
 
     def posterior(self, h: torch.Tensor) -> GaussianPosterior:
         """q(z|x) for encoder outputs h (B, H)."""
@@ -113,6 +136,14 @@ class Latent(Part):
         return self.training if stochastic is None else stochastic
 
 
+# ability -> (what it is, how to get a latent that has it), for the errors of Latent.require
+ABILITY_HINTS = {
+    "prior": ("a prior p(z) and a posterior q(z|x)", 'use {"name": "gaussian"} (the vae family)'),
+    "sigmoid_code": ("codes in (0, 1)", 'use {"name": "deterministic", "activation": "sigmoid"}'),
+    "bits": ("a code of bits", 'use {"name": "binary"} (the hashing family)'),
+}
+
+
 class DeterministicLatent(Latent):
     """z = activation(h). ``sigmoid`` gives the bounded codes of sparse (KL) and contractive AEs."""
 
@@ -122,6 +153,10 @@ class DeterministicLatent(Latent):
         super().__init__(code_size)
         self.activation_name = activation
         self.activation = make_activation(activation)
+
+    @property
+    def abilities(self) -> frozenset[str]:
+        return frozenset({"sigmoid_code"}) if self.activation_name == "sigmoid" else frozenset()
 
     def forward(self, h, generator=None, stochastic=None):
         return self.activation(h), None
@@ -138,7 +173,10 @@ class GaussianLatent(Latent):
     """
 
     name = "gaussian"
-    has_prior: ClassVar[bool] = True  # p(z) = N(0, I)
+
+    @property
+    def abilities(self) -> frozenset[str]:
+        return frozenset({"prior"})  # p(z) = N(0, I)
 
     @property
     def in_features(self) -> int:
@@ -191,6 +229,10 @@ class BinaryLatent(Latent):
             )
         self.noise_std = float(noise_std)
         self.flip_probability = float(flip_probability)
+
+    @property
+    def abilities(self) -> frozenset[str]:
+        return frozenset({"sigmoid_code", "bits"})
 
     def forward(self, h, generator=None, stochastic=None):
         if not self._stochastic(stochastic):

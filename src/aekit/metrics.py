@@ -16,7 +16,6 @@ import torch
 from tqdm.auto import tqdm
 
 from .errors import AekitError
-from .latents import GaussianLatent
 from .model import Autoencoder
 from .tensors import as_tensor, dense_batch
 
@@ -45,7 +44,7 @@ def reconstruction_report(
             "squared_error": (model.likelihood.mean(params) - batch).pow(2).flatten(1).sum(1),
             "nll": model.likelihood.nll(params, batch),
         }
-        if isinstance(model.latent, GaussianLatent):
+        if model.latent.has_prior:
             q = model.latent.posterior(model.encoder(batch))
             sampled = model.likelihood.nll(model.decode(q.sample(generator)), batch)
             batch_terms["elbo"] = -(sampled + q.kl_to_standard_normal())
@@ -184,7 +183,7 @@ def hamming_retrieval_report(
       the queries: relevant items found / items found, and / relevant items (precision is 0 where
       no query finds anything).
     """
-    from .applications.hashing import hamming_distances
+    from .hash_index import hamming_distances
 
     query_labels, database_labels = np.asarray(query_labels), np.asarray(database_labels)
     n_bits = np.asarray(query_codes).shape[-1]

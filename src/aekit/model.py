@@ -80,8 +80,22 @@ class Autoencoder(nn.Module):
         names = [p.name for p in penalties]
         if len(set(names)) != len(names):
             raise AekitError(f"penalties {names} repeat a name", "each term is logged by name", "use each once")
+        abilities = self.abilities
         for penalty in penalties:
-            penalty.check(self)
+            for ability in sorted(penalty.requires - abilities):
+                latent.require(ability, f"the {penalty.name} penalty")
+            for other, reason in penalty.excludes.items():
+                if other in names:
+                    raise AekitError(
+                        f"the {penalty.name} and {other} penalties are both present", reason, f"drop the {other} penalty"
+                    )
+            penalty.bind(abilities)
+
+    @property
+    def abilities(self) -> frozenset[str]:
+        """The latent's abilities, plus ``"affine_encoder"`` when the encoder is one affine map."""
+        affine = getattr(self.encoder, "affine_weight", None) is not None
+        return self.latent.abilities | ({"affine_encoder"} if affine else frozenset())
 
     @classmethod
     def from_config(cls, config: ModelConfig) -> Autoencoder:
@@ -183,7 +197,13 @@ class Autoencoder(nn.Module):
             params = self.decoder(z)  # (B, *data_shape)
             nll = self.likelihood.nll(params, target)  # (B,)
             terms = {"nll": nll.mean()}
-            ctx = StepContext(self, target, x_input, h, z, posterior, params, generator)
+            log_weights = None
+            if posterior is not None and self.latent.has_prior:  # (S) -> (S, B), reusing q(z|x)
+                log_weights = functools.partial(self.log_importance_weights, target, generator=generator, posterior=posterior)
+            ctx = StepContext(
+                target, x_input, h, z, posterior, params, nll, self.latent.mean, generator,
+                encoder_weight=getattr(self.encoder, "affine_weight", None), log_weights=log_weights,
+            )  # fmt: skip
             for penalty in self.penalties:
                 terms[penalty.name] = penalty_scale * penalty.weight * penalty(ctx)
             total = functools.reduce(operator.add, terms.values())  # no kernel for a lone term

@@ -1,26 +1,27 @@
 """Penalties: the regularisers added to the reconstruction NLL.
 
 A penalty returns an unweighted scalar (already averaged over the batch); the model multiplies it
-by ``penalty.weight`` and adds it to the loss. ``needs_input_grad`` tells the model to make the
-encoder's input require gradients (the contractive penalty differentiates the code by it).
+by ``penalty.weight`` and adds it to the loss. Penalties see tensors, never the model: everything
+one step produced is in a :class:`StepContext`, and what a penalty needs from the model's parts is
+declared (``requires``: abilities of the latent and encoder, see :mod:`aekit.latents`) and checked
+when the model is built. ``needs_input_grad`` tells the model to make the encoder's input require
+gradients (the projection contractive penalty differentiates the code by it).
 """
 
 from __future__ import annotations
 
+import functools
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import ClassVar
 
 import torch
 import torch.nn.functional as F
 
 from .errors import AekitError
-from .latents import BinaryLatent, DeterministicLatent, GaussianLatent, GaussianPosterior
-from .nets.mlp import MLP
+from .latents import GaussianPosterior
 from .registry import Part
-
-if TYPE_CHECKING:
-    from .model import Autoencoder
 
 
 @dataclass
@@ -28,29 +29,42 @@ class StepContext:
     """What one forward pass of the training step produced; penalties read from it.
 
     ``x`` is the clean target (B, ...), ``x_input`` what the encoder saw (corrupted, maybe with
-    ``requires_grad``), ``h`` the encoder output (B, H), ``z`` the decoder input (B, K).
+    ``requires_grad``), ``h`` the encoder output (B, H), ``z`` the decoder input (B, K), ``params``
+    the decoder output, ``nll`` the reconstruction NLL per example (B,) in nats. ``code_of`` maps
+    h to the noise-free, differentiable code (the latent's ``mean``). ``encoder_weight`` is W (K, D)
+    when the encoder is one affine map, else None. ``log_weights(S)`` gives the importance weights
+    log p(x|z_s) + log p(z_s) - log q(z_s|x) (S, B) for a latent with a prior, else it is None.
     """
 
-    model: Autoencoder
     x: torch.Tensor
     x_input: torch.Tensor
     h: torch.Tensor
     z: torch.Tensor
     posterior: GaussianPosterior | None
     params: torch.Tensor
+    nll: torch.Tensor
+    code_of: Callable[[torch.Tensor], torch.Tensor]
     generator: torch.Generator | None = None
+    encoder_weight: torch.Tensor | None = None
+    log_weights: Callable[[int], torch.Tensor] | None = None
 
-    @property
+    @functools.cached_property
     def code(self) -> torch.Tensor:
         """The noise-free, differentiable code (B, K) that activity penalties act on."""
-        return self.model.latent.mean(self.h)
+        return self.code_of(self.h)
 
 
 class Penalty(Part):
-    """Base class of penalties: ``weight`` multiplies the value, ``name`` labels it in logs."""
+    """Base class of penalties: ``weight`` multiplies the value, ``name`` labels it in logs.
+
+    ``requires`` names the abilities the model must have (of its latent, or ``"affine_encoder"``);
+    ``excludes`` maps the penalties that must not be used together with this one to the reason.
+    """
 
     kind = "penalty"
     needs_input_grad = False
+    requires: ClassVar[frozenset[str]] = frozenset()
+    excludes: ClassVar[dict[str, str]] = {}
 
     def __init__(self, weight: float = 1.0) -> None:
         super().__init__()
@@ -60,8 +74,8 @@ class Penalty(Part):
             )
         self.weight = float(weight)
 
-    def check(self, model: Autoencoder) -> None:
-        """Raise an ``AekitError`` if this penalty cannot act on ``model``'s parts."""
+    def bind(self, abilities: frozenset[str]) -> None:
+        """Adapt to a model whose parts have ``abilities`` (called once, when the model is built)."""
 
     def forward(self, ctx: StepContext) -> torch.Tensor:
         raise NotImplementedError
@@ -83,21 +97,13 @@ class KLSparsity(Penalty):
     """
 
     name = "kl_sparsity"
+    requires = frozenset({"sigmoid_code"})
 
     def __init__(self, weight: float = 1.0, rho: float = 0.05) -> None:
         super().__init__(weight)
         if not 0 < rho < 1:
             raise AekitError(f"target activation rho={rho} is outside (0, 1)", "it is a mean activation", "fix it")
         self.rho = float(rho)
-
-    def check(self, model: Autoencoder) -> None:
-        latent = model.latent
-        if not (isinstance(latent, DeterministicLatent) and latent.activation_name == "sigmoid"):
-            raise AekitError(
-                "the KL sparsity penalty needs codes in (0, 1)",
-                f"the latent is {latent.spec()}",
-                'use {"name": "deterministic", "activation": "sigmoid"}',
-            )
 
     def forward(self, ctx: StepContext) -> torch.Tensor:
         rho_hat = ctx.code.mean(0).clamp(1e-6, 1 - 1e-6)  # (K,)
@@ -132,16 +138,8 @@ class Contractive(Penalty):
     def needs_input_grad(self) -> bool:  # type: ignore[override]
         return not self._exact
 
-    @staticmethod
-    def exact_layer(model: Autoencoder) -> torch.nn.Linear | None:
-        """The single linear layer of a one-layer sigmoid encoder, else None."""
-        encoder, latent = model.encoder, model.latent
-        one_layer = isinstance(encoder, MLP) and len(encoder.linear_layers) == 1
-        sigmoid = isinstance(latent, DeterministicLatent) and latent.activation_name == "sigmoid"
-        return encoder.linear_layers[0] if one_layer and sigmoid else None
-
-    def check(self, model: Autoencoder) -> None:
-        exact_possible = self.exact_layer(model) is not None
+    def bind(self, abilities: frozenset[str]) -> None:
+        exact_possible = {"affine_encoder", "sigmoid_code"} <= abilities
         if self.estimator == "exact" and not exact_possible:
             raise AekitError(
                 "the exact contractive penalty needs a one-layer sigmoid encoder",
@@ -152,10 +150,9 @@ class Contractive(Penalty):
 
     def forward(self, ctx: StepContext) -> torch.Tensor:
         if self._exact:
-            layer = self.exact_layer(ctx.model)
-            assert layer is not None
+            assert ctx.encoder_weight is not None
             code = ctx.code  # (B, K)
-            row_norms = layer.weight.pow(2).sum(1)  # (K,) = ||W_j||^2
+            row_norms = ctx.encoder_weight.pow(2).sum(1)  # (K,) = ||W_j||^2
             return ((code * (1 - code)).pow(2) * row_norms).sum(1).mean()
         if not ctx.x_input.requires_grad:
             raise AekitError(
@@ -181,20 +178,13 @@ class KLDivergence(Penalty):
     """
 
     name = "kl"
+    requires = frozenset({"prior"})
 
     def __init__(self, weight: float = 1.0, free_bits: float = 0.0) -> None:
         super().__init__(weight)
         if free_bits < 0:
             raise AekitError(f"free_bits {free_bits} is negative", "it is a KL floor in nats per unit", "use >= 0")
         self.free_bits = float(free_bits)
-
-    def check(self, model: Autoencoder) -> None:
-        if not isinstance(model.latent, GaussianLatent):
-            raise AekitError(
-                "the KL divergence penalty needs a Gaussian latent",
-                f"the latent is {model.latent.spec()['name']!r}",
-                'use {"name": "gaussian"} (the vae family)',
-            )
 
     def forward(self, ctx: StepContext) -> torch.Tensor:
         assert ctx.posterior is not None
@@ -215,6 +205,8 @@ class ImportanceWeighted(Penalty):
     """
 
     name = "iwae"
+    requires = frozenset({"prior"})
+    excludes: ClassVar[dict[str, str]] = {"kl": "the importance weights already contain the KL term"}
 
     def __init__(self, weight: float = 1.0, samples: int = 5) -> None:
         super().__init__(weight)
@@ -222,35 +214,11 @@ class ImportanceWeighted(Penalty):
             raise AekitError(f"{samples} importance samples", "the bound needs at least one", "use samples >= 1")
         self.samples = int(samples)
 
-    def check(self, model: Autoencoder) -> None:
-        if not model.latent.has_prior:
-            raise AekitError(
-                "the IWAE objective needs a latent with a prior and a posterior",
-                f"the latent is {model.latent.spec()['name']!r}",
-                'use {"name": "gaussian"} (the vae family)',
-            )
-        if any(isinstance(p, KLDivergence) for p in model.penalties):
-            raise AekitError(
-                "the IWAE objective and the KL penalty are both present",
-                "the importance weights already contain the KL term",
-                "drop the kl penalty (the vae family does: -o importance_samples=K)",
-            )
-
     def forward(self, ctx: StepContext) -> torch.Tensor:
-        assert ctx.posterior is not None
-        log_w = ctx.model.log_importance_weights(ctx.x, self.samples, ctx.generator, posterior=ctx.posterior)
+        assert ctx.log_weights is not None
+        log_w = ctx.log_weights(self.samples)  # (S, B)
         bound_nll = math.log(self.samples) - torch.logsumexp(log_w, 0)  # (B,) -IWAE_S, nats
-        reconstruction_nll = ctx.model.likelihood.nll(ctx.params, ctx.x)  # (B,) the loss's nll term
-        return (bound_nll - reconstruction_nll).mean()
-
-
-def _needs_binary_latent(model: Autoencoder, penalty: str) -> None:
-    if not isinstance(model.latent, BinaryLatent):
-        raise AekitError(
-            f"the {penalty} penalty needs a binary latent",
-            f"the latent is {model.latent.spec()['name']!r}",
-            'use {"name": "binary"} (the hashing family)',
-        )
+        return (bound_nll - ctx.nll).mean()  # ctx.nll: the loss's own reconstruction term
 
 
 class BitBalance(Penalty):
@@ -263,15 +231,13 @@ class BitBalance(Penalty):
     """
 
     name = "bit_balance"
+    requires = frozenset({"bits"})
 
     def __init__(self, weight: float = 1.0, decorrelation: float = 1.0) -> None:
         super().__init__(weight)
         if decorrelation < 0:
             raise AekitError(f"decorrelation {decorrelation} is negative", "it weighs a squared norm", "use >= 0")
         self.decorrelation = float(decorrelation)
-
-    def check(self, model: Autoencoder) -> None:
-        _needs_binary_latent(model, "bit_balance")
 
     def forward(self, ctx: StepContext) -> torch.Tensor:
         u = 2.0 * ctx.code - 1.0  # (B, K) in (-1, 1)
@@ -297,15 +263,13 @@ class Neighbourhood(Penalty):
     """
 
     name = "neighbourhood"
+    requires = frozenset({"bits"})
 
     def __init__(self, weight: float = 1.0, neighbours: int = 5) -> None:
         super().__init__(weight)
         if int(neighbours) < 1:
             raise AekitError(f"neighbours={neighbours}", "each example needs at least one neighbour", "use >= 1")
         self.neighbours = int(neighbours)
-
-    def check(self, model: Autoencoder) -> None:
-        _needs_binary_latent(model, "neighbourhood")
 
     def forward(self, ctx: StepContext) -> torch.Tensor:
         logits = ctx.h  # (B, K): the binary latent's pre-activations

@@ -254,9 +254,7 @@ class AutoencoderHasher(Hasher):
     method = "autoencoder"
 
     def __init__(self, model: Any, batch_size: int = 1024) -> None:
-        from ..latents import BinaryLatent
-
-        if not isinstance(model.latent, BinaryLatent):
+        if "bits" not in model.latent.abilities:
             raise AekitError(
                 f"the model's latent is {model.latent.spec()['name']!r}, not binary",
                 "semantic hashing needs a code of bits",

@@ -82,7 +82,7 @@ def _add_build(parser: argparse.ArgumentParser) -> None:
 
 def cmd_build(args: argparse.Namespace) -> int:
     from ..applications.hashers import make_hasher
-    from ..applications.hashing import SemanticHashIndex
+    from ..hash_index import SemanticHashIndex
     from ..io import save_index
 
     if args.out.suffix != ".npz":
@@ -134,7 +134,7 @@ def _bucket_sizes(codes: np.ndarray) -> tuple[int, int]:
 
 
 def _add_query(parser: argparse.ArgumentParser) -> None:
-    from ..applications.hashing import BACKENDS
+    from ..hash_index import BACKENDS
 
     parser.add_argument("index", type=Path, metavar="INDEX.npz", help="an index written by aekit hash build")
     which = parser.add_argument_group("queries (one of)").add_mutually_exclusive_group(required=True)

@@ -140,7 +140,7 @@ def _verified(packed: bytes, gzipped: bool, spec: IdxFile, source: str) -> bytes
 
 
 def _download(dataset: str, spec: IdxFile) -> bytes:
-    from ..io import atomic_write_bytes  # local import: io depends on the model modules
+    from ..files import atomic_write_bytes
 
     errors = []
     for mirror in MIRRORS[dataset]:

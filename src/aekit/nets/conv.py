@@ -16,7 +16,7 @@ from torch import nn
 from .. import colour
 from ..errors import AekitError
 from ..registry import Part
-from .mlp import _shape, make_activation
+from .mlp import _shape, layer_widths, make_activation
 
 
 def _image_shape(value: Sequence[int], what: str) -> tuple[int, int, int]:
@@ -58,6 +58,7 @@ class ConvEncoder(Part):
         super().__init__()
         self.in_shape = _image_shape(in_shape, "input shape")
         self.out_shape = _shape(out_shape, "output shape")
+        channels = layer_widths(channels, "channel")
         if not channels:
             raise AekitError("the conv encoder needs at least one block", "channels is empty", "give channels")
         c, h, w = self.in_shape
@@ -93,6 +94,7 @@ class ConvDecoder(Part):
         super().__init__()
         self.in_shape = _shape(in_shape, "input shape")
         self.out_shape = _image_shape(out_shape, "output shape")
+        channels = layer_widths(channels, "channel")
         if not channels:
             raise AekitError("the conv decoder needs at least one block", "channels is empty", "give channels")
         c_out, h, w = self.out_shape

@@ -43,6 +43,15 @@ def _shape(value: int | Sequence[int], what: str) -> tuple[int, ...]:
     return shape
 
 
+def layer_widths(values: Sequence[int], what: str) -> list[int]:
+    """``values`` as a list of layer widths, each an integer >= 1; anything else is a one-line error."""
+    widths = list(values)
+    bad = [v for v in widths if isinstance(v, bool) or not isinstance(v, int) or v < 1]
+    if bad:
+        raise AekitError(f"{what} widths {widths} include {bad[0]!r}", "every layer needs at least one unit", "use >= 1")
+    return widths
+
+
 class MLP(Part):
     """Linear layers with an activation between them; flattens its input, reshapes its output.
 
@@ -71,7 +80,7 @@ class MLP(Part):
             raise AekitError(f"unknown norm {norm!r}", f"the choices are {', '.join(_NORMS)}", "pick one")
         self.in_shape = _shape(in_shape, "input shape")
         self.out_shape = _shape(out_shape, "output shape")
-        widths = [math.prod(self.in_shape), *[int(h) for h in hidden], math.prod(self.out_shape)]
+        widths = [math.prod(self.in_shape), *layer_widths(hidden, "hidden"), math.prod(self.out_shape)]
         layers: list[nn.Module] = []
         for i, (fan_in, fan_out) in enumerate(itertools.pairwise(widths)):
             layers.append(nn.Linear(fan_in, fan_out))
@@ -88,3 +97,10 @@ class MLP(Part):
     @property
     def linear_layers(self) -> list[nn.Linear]:
         return [m for m in self.layers if isinstance(m, nn.Linear)]
+
+    @property
+    def affine_weight(self) -> torch.Tensor | None:
+        """W (out, in) when this network is one affine map ``W x + b`` (one layer, identity
+        activation after it), else None: what the exact contractive penalty needs."""
+        layers = self.linear_layers
+        return layers[0].weight if len(layers) == 1 and len(self.layers) == 1 else None

@@ -27,7 +27,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from ..errors import AekitError
+from .errors import AekitError
 
 BACKENDS = ("numpy", "faiss-flat", "faiss-hash", "faiss-multihash")
 FORMAT = "aekit-semantic-hash-index"
