@@ -86,9 +86,8 @@ class Autoencoder(nn.Module):
                 latent.require(ability, f"the {penalty.name} penalty")
             for other, reason in penalty.excludes.items():
                 if other in names:
-                    raise AekitError(
-                        f"the {penalty.name} and {other} penalties are both present", reason, f"drop the {other} penalty"
-                    )
+                    clash = f"the {penalty.name} and {other} penalties are both present"
+                    raise AekitError(clash, reason, f"drop the {other} penalty")
             penalty.bind(abilities)
 
     @property
@@ -199,7 +198,9 @@ class Autoencoder(nn.Module):
             terms = {"nll": nll.mean()}
             log_weights = None
             if posterior is not None and self.latent.has_prior:  # (S) -> (S, B), reusing q(z|x)
-                log_weights = functools.partial(self.log_importance_weights, target, generator=generator, posterior=posterior)
+                log_weights = functools.partial(
+                    self.log_importance_weights, target, generator=generator, posterior=posterior
+                )
             ctx = StepContext(
                 target, x_input, h, z, posterior, params, nll, self.latent.mean, generator,
                 encoder_weight=getattr(self.encoder, "affine_weight", None), log_weights=log_weights,

@@ -48,7 +48,7 @@ def layer_widths(values: Sequence[int], what: str) -> list[int]:
     widths = list(values)
     bad = [v for v in widths if isinstance(v, bool) or not isinstance(v, int) or v < 1]
     if bad:
-        raise AekitError(f"{what} widths {widths} include {bad[0]!r}", "every layer needs at least one unit", "use >= 1")
+        raise AekitError(f"{what} widths {widths} include {bad[0]!r}", "each layer needs at least one unit", "use >= 1")
     return widths
 
 
