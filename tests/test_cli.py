@@ -197,7 +197,7 @@ def test_existing_and_unwritable_outputs_are_refused_and_left_intact(small_data,
     run_dir = small_data / "run"
     before = {p.name: p.read_bytes() for p in run_dir.iterdir()}
     line = bad(capsys, "train", "--data", small_data / "x.npy", "--out", run_dir, "--epochs", "1")
-    assert "already holds files" in line
+    assert "holds a run already" in line and "--resume" in line
     assert {p.name: p.read_bytes() for p in run_dir.iterdir()} == before
     blocker = tmp_path / "a-file"
     blocker.write_text("not a folder")
@@ -234,8 +234,10 @@ def test_output_into_a_closed_pipe_is_not_an_error():
 @pytest.mark.parametrize(
     "argv,message",
     [
-        (["train", "--family", "nope", "--data", "embedded", "--out", "x"], "invalid choice: 'nope'"),
-        (["train", "--epochs", "many"], "invalid int value"),
+        (["train", "--family", "nope", "--data", "embedded", "--out", "x"], "--family: 'nope' is not one of colorize"),
+        (["train", "--epochs", "many"], "--epochs: 'many' is not allowed: it must be an integer >= 1 or auto"),
+        (["train", "--batch-size", "0"], "--batch-size: 0 is not allowed: it must be an integer >= 1"),
+        (["train", "--hidden", "-5"], "--hidden: -5 is not allowed: it must be a list of integers, each >= 1"),
         (["frobnicate"], "invalid choice"),
     ],
 )

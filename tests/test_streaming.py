@@ -5,9 +5,10 @@ import pytest
 import torch
 
 import aekit
+from aekit.batches import Streamed
 from aekit.cli import main
 from aekit.data.streaming import ArrayFile
-from aekit.train import Trainer, _StreamedBatches
+from aekit.train import Trainer
 
 
 @pytest.fixture
@@ -37,13 +38,13 @@ def test_array_file_reads_rows_across_shards(shards):
 def test_an_epoch_visits_every_training_row_once(shards):
     folder, full = shards
     held_out = np.array([3, 60, 90])
-    batches = _StreamedBatches(ArrayFile(folder / "shards"), torch.device("cpu"), held_out, chunk_rows=16)
-    seen = torch.cat(list(batches.batches(7, seed=1)))
+    batches = Streamed(ArrayFile(folder / "shards"), torch.device("cpu"), held_out, chunk_rows=16)
+    seen = torch.cat(list(batches.epoch(7, seed=1)))
     assert len(seen) == len(batches) == len(full) - 3
     expected = np.delete(full, held_out, axis=0) / np.float32(255)
     as_rows = sorted(map(bytes, seen.numpy().reshape(len(seen), -1)))
     assert as_rows == sorted(map(bytes, expected.reshape(len(expected), -1)))
-    again = torch.cat(list(batches.batches(7, seed=1)))
+    again = torch.cat(list(batches.epoch(7, seed=1)))
     assert torch.equal(seen, again)  # seeded
 
 

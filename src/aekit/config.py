@@ -1,21 +1,203 @@
 """Configuration: what a model is made of and how it is trained, as plain JSON-able dataclasses.
 
 ``ModelConfig`` names every part as ``{"name": ..., **kwargs}`` (see :mod:`aekit.registry`), so a
-saved ``config.json`` rebuilds the model exactly. ``TrainConfig`` holds the optimisation settings.
-Both round-trip through JSON and accept ``key=value`` overrides (``lr=3e-4``,
-``encoder.hidden=[512,256]``).
+saved ``config.json`` rebuilds the model exactly. ``FamilyConfig`` is the short form a user writes
+(a family, a code size and network options); ``TrainConfig`` holds the optimisation settings.
+
+Every field of ``FamilyConfig`` and ``TrainConfig`` is declared once with :func:`setting`: its
+default, its help text, its allowed values. From that one declaration come the ``aekit train``
+options (:func:`aekit.cli.settings.add_settings`), the scikit-learn estimators' parameters and the
+range checks of :meth:`validate`; adding a setting touches this file only.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import json
+import math
+import numbers
+import types
+import typing
 from dataclasses import dataclass, field
 from typing import Any
 
 from .errors import AekitError
 
 FORMAT_VERSION = 1
+AUTO = "auto"
+
+
+def setting(
+    default: Any,
+    help: str,
+    *,
+    choices: tuple[Any, ...] | None = None,
+    minimum: float | None = None,
+    maximum: float | None = None,
+    above: float | None = None,
+    below: float | None = None,
+    auto: bool = False,
+    cli: bool = True,
+    estimator: bool = True,
+    choices_from: str | None = None,
+) -> Any:
+    """A dataclass field with what the CLI, the estimators and validation need to know about it.
+
+    ``minimum``/``maximum`` bound a number (inclusive), ``above``/``below`` exclusively;
+    ``auto`` also allows the string ``"auto"``; ``cli``/``estimator`` say whether ``aekit train``
+    and the scikit-learn estimators expose it; ``choices_from`` ("module:function") names a
+    function that lists the allowed values when they are only known at run time (the families).
+    """
+    metadata = {
+        "help": help,
+        "choices": choices,
+        "minimum": minimum,
+        "maximum": maximum,
+        "above": above,
+        "below": below,
+        "auto": auto,
+        "cli": cli,
+        "estimator": estimator,
+        "choices_from": choices_from,
+    }
+    if isinstance(default, list | dict):
+        return field(default_factory=lambda: json.loads(json.dumps(default)), metadata=metadata)
+    return field(default=default, metadata=metadata)
+
+
+def settings_of(cls: type) -> list[dataclasses.Field]:
+    """The fields of a settings dataclass, with their resolved types in ``field.type``."""
+    hints = typing.get_type_hints(cls)
+    fields = []
+    for f in dataclasses.fields(cls):
+        f.type = hints[f.name]
+        fields.append(f)
+    return fields
+
+
+def _union_members(annotation: Any) -> tuple[Any, ...]:
+    """``int | None`` -> (int, NoneType); a type that is not a union -> (itself,)."""
+    if typing.get_origin(annotation) in (typing.Union, types.UnionType):
+        return typing.get_args(annotation)
+    return (annotation,)
+
+
+def value_kind(f: dataclasses.Field) -> str:
+    """``bool``, ``int``, ``float``, ``str``, ``ints`` (a list of integers) or ``dict`` for a setting."""
+    args = [a for a in _union_members(f.type) if a is not type(None)]
+    kinds = (("bool", bool), ("int", int), ("float", float), ("ints", list), ("dict", dict))
+    for kind, python_type in kinds:
+        if any(typing.get_origin(a) is python_type or a is python_type for a in args):
+            return kind
+    return "str"
+
+
+def allowed_values(f: dataclasses.Field) -> tuple[Any, ...] | None:
+    """The values a setting may take, when they are a list (choices), else None."""
+    if f.metadata.get("choices_from"):
+        import importlib
+
+        module, function = f.metadata["choices_from"].split(":")
+        return tuple(getattr(importlib.import_module(module), function)())
+    return f.metadata.get("choices")
+
+
+def describe_range(f: dataclasses.Field) -> str:
+    """What a setting allows, in words: ``an integer >= 1 or auto``, ``one of adam, adamw``."""
+    meta, kind = f.metadata, value_kind(f)
+    choices = allowed_values(f)
+    if choices:
+        text = f"one of {', '.join(map(str, choices))}"
+    else:
+        text = {"bool": "true or false", "int": "an integer", "float": "a number", "ints": "a list of integers"}.get(
+            kind, "a string" if kind == "str" else "a JSON object"
+        )
+        bounds = [f">= {meta['minimum']:g}" if meta.get("minimum") is not None else ""]
+        bounds.append(f"> {meta['above']:g}" if meta.get("above") is not None else "")
+        bounds.append(f"<= {meta['maximum']:g}" if meta.get("maximum") is not None else "")
+        bounds.append(f"< {meta['below']:g}" if meta.get("below") is not None else "")
+        bounds = [b for b in bounds if b]
+        if bounds:
+            text += " " + " and ".join(bounds)
+        if kind == "ints" and meta.get("minimum") is not None:
+            text = f"a list of integers, each >= {meta['minimum']:g}"
+    if meta.get("auto"):
+        text += " or auto"
+    if type(None) in _union_members(f.type):
+        text += " (or unset)"
+    return text
+
+
+def check_value(f: dataclasses.Field, value: Any, name: str | None = None) -> Any:
+    """``value`` if it is allowed for setting ``f``, else a one-line error naming ``name`` (the
+    field's name by default, ``--batch-size`` on the command line), the value and what is allowed."""
+    name = name or f.name
+    meta, kind = f.metadata, value_kind(f)
+    optional = type(None) in _union_members(f.type)
+
+    def bad() -> AekitError:
+        return AekitError(f"{name}={value!r} is not allowed", f"it must be {describe_range(f)}", f"fix {name}")
+
+    if value is None and optional:
+        return value
+    if meta.get("auto") and value == AUTO:
+        return value
+    choices = allowed_values(f)
+    if choices is not None:
+        if value not in choices:
+            raise bad()
+        return value
+    if kind == "bool":
+        if not isinstance(value, bool):
+            raise bad()
+        return value
+    if kind in ("int", "float"):
+        integral = isinstance(value, numbers.Integral) and not isinstance(value, bool)
+        real = isinstance(value, numbers.Real) and not isinstance(value, bool)
+        if (kind == "int" and not integral) or (kind == "float" and not real) or not math.isfinite(value):
+            raise bad()
+        numbers_to_check = [value]
+    elif kind == "ints":
+        if not isinstance(value, list | tuple) or any(
+            isinstance(v, bool) or not isinstance(v, numbers.Integral) for v in value
+        ):
+            raise bad()
+        numbers_to_check = list(value)
+    elif kind == "dict":
+        if not isinstance(value, dict):
+            raise bad()
+        return value
+    else:
+        if not isinstance(value, str):
+            raise bad()
+        return value
+    for number in numbers_to_check:
+        if meta.get("minimum") is not None and number < meta["minimum"]:
+            raise bad()
+        if meta.get("maximum") is not None and number > meta["maximum"]:
+            raise bad()
+        if meta.get("above") is not None and number <= meta["above"]:
+            raise bad()
+        if meta.get("below") is not None and number >= meta["below"]:
+            raise bad()
+    return value
+
+
+class _Settings:
+    """Shared behaviour of the settings dataclasses: JSON round trip and validation."""
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)  # type: ignore[call-overload]
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Any:
+        return _from_dict(cls, data, f"{cls.__name__} settings")
+
+    def validate(self) -> Any:
+        """Check every field against its declared type and range; returns self."""
+        for f in settings_of(type(self)):
+            check_value(f, getattr(self, f.name))
+        return self
 
 
 @dataclass
@@ -40,56 +222,121 @@ class ModelConfig:
 
 
 @dataclass
-class TrainConfig:
-    """How to train: optimiser, batching, stopping, checkpoints. Defaults suit 28x28 images."""
+class FamilyConfig(_Settings):
+    """A model as a user describes it: a family, a code size and network options.
 
-    epochs: int = 20  # passes over the training split
-    batch_size: int = 128  # examples per optimisation step
-    lr: float = 1e-3  # learning rate
-    optimizer: str = "adam"  # adam | adamw
-    weight_decay: float = 0.0  # decoupled for adamw, L2 for adam
-    lr_schedule: str = "constant"  # constant | cosine (decays to 1 % of lr over all epochs)
-    val_fraction: float = 0.1  # held out from the training data for validation / early stopping
-    patience: int = 0  # epochs without validation improvement before stopping; 0 = never stop early
-    restore_best: bool = True  # end with the weights of the best validation epoch
-    clip_grad_norm: float = 0.0  # max global gradient norm; 0 = no clipping
-    dynamic_binarization: bool = False  # resample x ~ Bernoulli(x) for every batch
-    penalty_warmup_epochs: float = 0.0  # penalty weights ramp 0 -> full over these epochs (KL warm-up)
-    precision: str = "fp32"  # fp32 | bf16: autocast the training step's matmuls to bfloat16
-    compile: bool = False  # torch.compile the training loss, forward and backward (the first step compiles)
-    channels_last: bool = True  # NHWC memory layout for convolutional networks (MLPs are unaffected)
-    flush_denormal: bool = True  # CPU: denormal floats become 0 while training (x86 is far slower on them)
-    seed: int = 0  # seeds initialisation, splits, shuffling, corruption and latent noise
-    device: str = "auto"  # auto | cpu | cuda | cuda:N | mps
-    checkpoint_every: int = 0  # epochs between checkpoints when a run directory is given; 0 = never
-    log_every: int = 50  # steps between progress-bar updates (the only host-device syncs)
+    ``build(data_shape)`` turns it into the full :class:`ModelConfig` (see :mod:`aekit.families`).
+    A network option left unset keeps the family's own default.
+    """
 
-    def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
+    family: str = setting(
+        "undercomplete", "which autoencoder (`aekit list` describes each)", choices_from="aekit.families:family_names"
+    )
+    code_size: int = setting(32, "code width K (bits for hashing)", minimum=1)
+    network: str | None = setting(None, "encoder/decoder network (default: mlp)", choices=("mlp", "conv"))
+    hidden: list[int] | None = setting(
+        None, "MLP hidden widths on the encoder side, the decoder mirrors them (default 512,256)", minimum=1
+    )
+    channels: list[int] | None = setting(None, "conv channels per stride-2 block (default 32,64)", minimum=1)
+    activation: str | None = setting(
+        None,
+        "hidden activation (default elu)",
+        choices=("relu", "elu", "gelu", "silu", "sigmoid", "tanh", "identity"),
+    )
+    norm: str | None = setting(
+        None, "MLP hidden-layer normalisation (default none)", choices=("none", "batch", "layer")
+    )
+    likelihood: str | None = setting(
+        None,
+        "output units: gaussian for real values, bernoulli for data in [0, 1] (default per family)",
+        choices=("gaussian", "bernoulli", "multinomial"),
+    )
+    family_options: dict[str, Any] = setting(
+        {}, "the family's own options, e.g. noise, level (denoising), beta (vae); `aekit list` shows them", cli=False
+    )
 
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> TrainConfig:
-        return _from_dict(cls, data, "training configuration")
+    def preset_options(self) -> dict[str, Any]:
+        """The keyword options of the family preset: the network options that are set, plus ``family_options``."""
+        network = ("network", "hidden", "channels", "activation", "norm", "likelihood")
+        chosen = {key: getattr(self, key) for key in network if getattr(self, key) is not None}
+        return {**chosen, **self.family_options}
 
-    def validate(self) -> TrainConfig:
-        checks = [
-            (self.epochs >= 1, "epochs must be >= 1"),
-            (self.batch_size >= 1, "batch_size must be >= 1"),
-            (self.lr > 0, "lr must be > 0"),
-            (self.optimizer in ("adam", "adamw"), "optimizer must be adam or adamw"),
-            (self.lr_schedule in ("constant", "cosine"), "lr_schedule must be constant or cosine"),
-            (self.precision in ("fp32", "bf16"), "precision must be fp32 or bf16"),
-            (0 <= self.val_fraction < 1, "val_fraction must be in [0, 1)"),
-            (self.patience >= 0, "patience must be >= 0"),
-            (self.clip_grad_norm >= 0, "clip_grad_norm must be >= 0"),
-            (self.penalty_warmup_epochs >= 0, "penalty_warmup_epochs must be >= 0"),
-            (self.checkpoint_every >= 0, "checkpoint_every must be >= 0"),
-            (self.log_every >= 1, "log_every must be >= 1"),
-        ]
-        for ok, message in checks:
-            if not ok:
-                raise AekitError(f"bad training configuration: {message}", "", "fix the value")
-        return self
+    def build(self, data_shape: Any) -> ModelConfig:
+        """The :class:`ModelConfig` of this family for examples of ``data_shape``."""
+        from .families import family_config
+
+        self.validate()
+        return family_config(self.family, data_shape, self.code_size, **self.preset_options())
+
+
+@dataclass
+class TrainConfig(_Settings):
+    """How to train: optimiser, batching, stopping, checkpoints, logging."""
+
+    epochs: int | str = setting(
+        AUTO,
+        "passes over the training data; auto: until the validation loss stops improving (see patience), "
+        "within the max_steps budget, then the best epoch's weights",
+        minimum=1,
+        auto=True,
+    )
+    max_steps: int = setting(
+        50_000, "budget of optimisation steps: where epochs=auto stops at the latest (it also caps N epochs)", minimum=1
+    )
+    patience: int | str = setting(
+        AUTO,
+        "epochs without a better validation loss before stopping; auto: never for a fixed number of epochs, "
+        "and for epochs=auto enough epochs for 2000 steps, at least 5; 0 = never stop early",
+        minimum=0,
+        auto=True,
+    )
+    batch_size: int = setting(128, "examples per optimisation step (the global batch when distributed)", minimum=1)
+    lr: float = setting(1e-3, "learning rate", above=0.0)
+    optimizer: str = setting("adam", "optimiser", choices=("adam", "adamw"))
+    weight_decay: float = setting(0.0, "weight decay: L2 for adam, decoupled for adamw", minimum=0.0)
+    lr_schedule: str = setting(
+        "constant",
+        "learning-rate schedule: constant; cosine (decays to 1 % of lr over the epochs, or over max_steps for "
+        "epochs=auto); plateau (halves the rate after patience/2 epochs without a better validation loss)",
+        choices=("constant", "cosine", "plateau"),
+    )
+    val_fraction: float = setting(
+        0.1, "share of the training data held out (seeded) to pick the best epoch and stop", minimum=0.0, below=1.0
+    )
+    restore_best: bool = setting(True, "end with the weights of the best validation epoch")
+    clip_grad_norm: float = setting(0.0, "clip the global gradient norm to this; 0 = off", minimum=0.0)
+    dynamic_binarization: bool = setting(
+        False, "draw x ~ Bernoulli(x) anew for every batch (on the command line: --binarize dynamic)", cli=False
+    )
+    penalty_warmup_epochs: float = setting(
+        0.0, "ramp every penalty weight linearly from 0 over these epochs (KL warm-up for a vae); 0 = off", minimum=0.0
+    )
+    precision: str = setting(
+        "fp32",
+        "bf16 autocasts the training step's matrix products (faster on CPUs with AVX512-BF16/AMX and on GPUs)",
+        choices=("fp32", "bf16"),
+    )
+    compile: bool = setting(False, "torch.compile the training loss, forward and backward (the first step compiles)")
+    channels_last: bool = setting(True, "NHWC memory layout for conv networks, faster with oneDNN and cuDNN")
+    flush_denormal: bool = setting(
+        True, "flush denormal floats to zero while training: Adam's decaying moments otherwise slow x86 CPUs"
+    )
+    seed: int = setting(
+        0, "seeds initialisation, splits, shuffling, corruption and latent noise", minimum=0, estimator=False
+    )
+    device: str = setting("auto", "auto, cpu, cuda, cuda:N or mps")
+    checkpoint_every: int = setting(
+        1, "epochs between checkpoints of a run folder (the final state is always kept); 0 = only the final state",
+        minimum=0, estimator=False,
+    )  # fmt: skip
+    log_every: int = setting(50, "steps between progress and logger updates (the only host-device syncs)", minimum=1)
+    logger: str = setting(
+        "csv",
+        "experiment tracking in the run folder: csv (metrics.csv), tensorboard (event files: losses per step and "
+        "epoch, learning rate, reconstructions) or none",
+        choices=("csv", "tensorboard", "none"),
+        estimator=False,
+    )
 
 
 def _from_dict(cls: type, data: dict[str, Any], what: str) -> Any:

@@ -24,9 +24,15 @@ The four restoration families take ``depth``, ``width`` and ``downscale`` (see
 
 from __future__ import annotations
 
+import collections.abc
+import inspect
 import math
+import types
+import typing
 from collections.abc import Callable, Sequence
 from typing import Any
+
+import numpy as np
 
 from .config import ModelConfig
 from .errors import AekitError
@@ -47,24 +53,106 @@ def preset(name: str) -> Callable[[Preset], Preset]:
 
 
 def family_names() -> list[str]:
+    """The registered families, sorted."""
     return sorted(_PRESETS)
+
+
+def family_summary(family: str) -> str:
+    """The first paragraph of a family's description, on one line."""
+    return " ".join((_preset(family).__doc__ or "").strip().split("\n\n")[0].split())
+
+
+def family_options(family: str) -> dict[str, Any]:
+    """A family's options (``-o KEY=VALUE``) with their defaults; the network options
+    (``network``, ``hidden``, ``channels``, ``activation``, ``norm``, ``likelihood``) included
+    for the families built on the shared encoder/decoder skeleton."""
+    parameters = _parameters(_preset(family))
+    options = {
+        k: p.default for k, p in parameters.items() if k not in ("data_shape", "code_size") and p.kind != p.VAR_KEYWORD
+    }
+    if any(p.kind is p.VAR_KEYWORD for p in parameters.values()):  # the rest goes to the shared skeleton
+        for key, parameter in _parameters(_compose).items():
+            if key in NETWORK_OPTIONS:
+                options.setdefault(key, parameter.default)
+    return options
+
+
+NETWORK_OPTIONS = ("network", "hidden", "channels", "activation", "norm", "likelihood")
+
+
+def _preset(family: str) -> Preset:
+    if family not in _PRESETS:
+        raise AekitError(f"unknown family {family!r}", f"the families are {', '.join(family_names())}", "pick one")
+    return _PRESETS[family]
+
+
+def _parameters(function: Callable[..., Any]) -> dict[str, inspect.Parameter]:
+    return dict(inspect.signature(function).parameters)
+
+
+def _check_option_types(family: str, options: dict[str, Any]) -> None:
+    """Each option's value against the preset's annotation: ``level=abc`` is a one-line error."""
+    hints = {**typing.get_type_hints(_compose), **typing.get_type_hints(_preset(family))}
+    for key, value in options.items():
+        expected = _accepted_types(hints.get(key))
+        if expected and not isinstance(value, expected):
+            names = " or ".join(
+                sorted({"number" if t in (int, float) else t.__name__ for t in expected} - {"NoneType"})
+            )
+            raise AekitError(
+                f"family option {key}={value!r} is not a {names}", f"the {family} family's {key} is one", f"fix {key}"
+            )
+
+
+def _accepted_types(annotation: Any) -> tuple[type, ...]:
+    """Python types a value of ``annotation`` may have (numbers: int or float; sequences: list/tuple)."""
+    if annotation is None or annotation is Any:
+        return ()
+    members = (
+        typing.get_args(annotation)
+        if typing.get_origin(annotation) in (typing.Union, types.UnionType)
+        else (annotation,)
+    )
+    accepted: list[type] = []
+    for member in members:
+        origin = typing.get_origin(member) or member
+        if member is Any:
+            return ()
+        if origin is float:
+            accepted += [int, float]
+        elif origin in (Sequence, list, tuple, collections.abc.Sequence):
+            accepted += [list, tuple]
+        elif isinstance(origin, type):
+            accepted.append(origin)
+    return tuple(t for t in accepted if t is not bool) + ((bool,) if bool in accepted else ())
 
 
 def family_config(family: str, data_shape: Sequence[int], code_size: int = 32, **options: Any) -> ModelConfig:
     """The :class:`ModelConfig` of a family for examples of ``data_shape`` and a code of ``code_size``.
 
-    Unknown families and unknown options are errors that list the choices.
+    Unknown families and unknown options are errors that list the choices; an option of the wrong
+    type is an error that names it.
     """
-    if family not in _PRESETS:
-        raise AekitError(f"unknown family {family!r}", f"the families are {', '.join(family_names())}", "pick one")
+    preset = _preset(family)
     shape = [int(d) for d in data_shape]
     if not shape or any(d < 1 for d in shape):
         raise AekitError(f"bad data shape {data_shape}", "every dimension must be positive", "check the data")
-    if int(code_size) < 1:
-        raise AekitError(f"code size {code_size} is too small", "a code needs at least one unit", "use >= 1")
+    if isinstance(code_size, bool) or not isinstance(code_size, int | np.integer) or int(code_size) < 1:
+        raise AekitError(f"code size {code_size!r} is not allowed", "a code needs at least one unit", "use >= 1")
+    known = family_options(family)
+    unknown = sorted(set(options) - set(known))
+    if unknown:
+        raise AekitError(
+            f"the {family} family has no option {', '.join(unknown)}",
+            f"its options are {', '.join(known) or 'none'}",
+            "fix the name (see `aekit list`)",
+        )
+    _check_option_types(family, options)
     try:
-        return _PRESETS[family](shape, int(code_size), **options)
-    except TypeError as error:
+        return preset(shape, int(code_size), **options)
+    except (TypeError, ValueError) as error:
+        if isinstance(error, AekitError):
+            raise
         raise AekitError(f"bad option for family {family!r}", str(error), "see `aekit list`") from None
 
 

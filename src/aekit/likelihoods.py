@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -16,6 +17,19 @@ from torch import nn
 
 from .errors import AekitError
 from .registry import Part
+
+
+def _extremes(values: Any, rows_per_chunk: int = 1 << 16) -> tuple[float, float]:
+    """(min, max) of a tensor or array, a block at a time (no temporary as large as the data)."""
+    if len(values) == 0:
+        return 0.0, 0.0
+    flat = values.reshape(len(values), -1) if values.ndim > 1 else values.reshape(-1, 1)
+    lows, highs = [], []
+    for start in range(0, len(flat), rows_per_chunk):
+        block = flat[start : start + rows_per_chunk]
+        lows.append(float(block.min()))
+        highs.append(float(block.max()))
+    return min(lows), max(highs)
 
 
 def _sum_data_dims(values: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
@@ -35,6 +49,25 @@ class Likelihood(Part):
 
     def sample(self, params: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
         raise NotImplementedError
+
+    # the values data may take under this likelihood, as (low, high); None: unbounded
+    domain: tuple[float | None, float | None] = (None, None)
+
+    def check_data(self, x: Any, what: str = "data") -> None:
+        """Raise a one-line error if x (a tensor, or rows of a sparse matrix) has values outside
+        this likelihood's domain: its NLL would be meaningless there."""
+        low, high = self.domain
+        if low is None and high is None:
+            return
+        values = x.matrix.data if hasattr(x, "matrix") else x
+        smallest, largest = _extremes(values)
+        if (low is not None and smallest < low) or (high is not None and largest > high):
+            allowed = f"[{low:g}, {high:g}]" if high is not None else f">= {low:g}"
+            raise AekitError(
+                f"{what} has values in [{smallest:.4g}, {largest:.4g}]",
+                f"the {self.name} likelihood scores data in {allowed}",
+                "rescale the data (--scale minmax) or use a gaussian likelihood",
+            )
 
 
 class GaussianLikelihood(Likelihood):
@@ -107,6 +140,7 @@ class BernoulliLikelihood(Likelihood):
     """
 
     name = "bernoulli"
+    domain = (0.0, 1.0)
 
     def nll(self, params: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
         # torch's fused kernel computes softplus(l) - x l in one pass forward and one backward
@@ -133,6 +167,7 @@ class MultinomialLikelihood(Likelihood):
     """
 
     name = "multinomial"
+    domain = (0.0, None)
 
     def __init__(self, draws: int = 100) -> None:
         super().__init__()

@@ -10,10 +10,9 @@ gradients (the projection contractive penalty differentiates the code by it).
 
 from __future__ import annotations
 
-import functools
 import math
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import ClassVar
 
 import torch
@@ -47,11 +46,15 @@ class StepContext:
     generator: torch.Generator | None = None
     encoder_weight: torch.Tensor | None = None
     log_weights: Callable[[int], torch.Tensor] | None = None
+    _code: torch.Tensor | None = field(default=None, init=False, repr=False)
 
-    @functools.cached_property
+    @property
     def code(self) -> torch.Tensor:
-        """The noise-free, differentiable code (B, K) that activity penalties act on."""
-        return self.code_of(self.h)
+        """The noise-free, differentiable code (B, K) that activity penalties act on, computed once
+        (a plain attribute, not functools.cached_property, whose lock torch.compile cannot trace)."""
+        if self._code is None:
+            self._code = self.code_of(self.h)
+        return self._code
 
 
 class Penalty(Part):

@@ -27,6 +27,8 @@ Images given as flat rows can use a convolutional network with ``input_shape=(1,
 from __future__ import annotations
 
 import copy
+import dataclasses
+import inspect
 import numbers
 from collections.abc import Sequence
 from typing import Any
@@ -47,20 +49,46 @@ from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_array, check_is_fitted, validate_data
 
 from .applications.anomaly import quantile_threshold, reconstruction_errors, residual_scale
-from .applications.pretraining import EncoderClassifier, fine_tune, predict_logits
-from .config import TrainConfig
+from .applications.pretraining import EncoderClassifier, predict_logits
+from .config import FamilyConfig, TrainConfig, settings_of
 from .errors import AekitError
-from .families import family_config
 from .model import Autoencoder
 from .tensors import apply_batched
-from .train import Trainer
+from .train import Trainer, fine_tune
 
 __all__ = ["AutoencoderClassifier", "AutoencoderOutlierDetector", "AutoencoderTransformer"]
 
 _FLOATS = (np.float64, np.float32)
-# TrainConfig fields that the estimators set from their own parameters
-_OWN_TRAIN_KEYS = {"epochs", "batch_size", "lr", "optimizer", "weight_decay", "lr_schedule", "val_fraction"}
-_OWN_TRAIN_KEYS |= {"patience", "seed", "device"}
+
+
+def _estimator_settings(cls: type) -> list[tuple[str, Any]]:
+    """(name, default) of the fields of a settings dataclass that the estimators expose; a
+    mutable default (a dict) becomes None, as scikit-learn wants."""
+    fields = [f for f in settings_of(cls) if f.metadata.get("estimator", True)]
+    return [(f.name, None if f.default is dataclasses.MISSING else f.default) for f in fields]
+
+
+MODEL_PARAMETERS = _estimator_settings(FamilyConfig)  # family, code_size, network options, family_options
+TRAIN_PARAMETERS = _estimator_settings(TrainConfig)  # epochs, batch_size, lr, ... (the seed is random_state)
+
+
+def _constructor(*positional: tuple[str, Any], keyword: Sequence[tuple[str, Any]]) -> Any:
+    """An ``__init__`` that stores each parameter verbatim (scikit-learn's rule), with a real
+    signature so that ``get_params``, ``clone`` and ``repr`` see every parameter."""
+    kinds = inspect.Parameter
+    parameters = [kinds("self", kinds.POSITIONAL_OR_KEYWORD)]
+    parameters += [kinds(name, kinds.POSITIONAL_OR_KEYWORD, default=default) for name, default in positional]
+    parameters += [kinds(name, kinds.KEYWORD_ONLY, default=default) for name, default in keyword]
+    signature = inspect.Signature(parameters)
+
+    def __init__(self: Any, *args: Any, **kwargs: Any) -> None:
+        bound = signature.bind(self, *args, **kwargs)
+        bound.apply_defaults()
+        for name, value in list(bound.arguments.items())[1:]:
+            setattr(self, name, value)
+
+    __init__.__signature__ = signature  # type: ignore[attr-defined]
+    return __init__
 
 
 def _seed(random_state: Any) -> int:
@@ -85,37 +113,9 @@ def _check_positive_int(value: Any, name: str, minimum: int = 1) -> int:
     return int(value)
 
 
-def _train_config(estimator: Any, seed: int, extra: dict[str, Any] | None) -> TrainConfig:
-    """A validated TrainConfig from an estimator's training parameters (+ ``train_options``)."""
-    extra = dict(extra or {})
-    clash = sorted(_OWN_TRAIN_KEYS & set(extra))
-    if clash:
-        raise AekitError(
-            f"train_options sets {', '.join(clash)}",
-            "these are the estimator's own parameters",
-            "set them as parameters (random_state gives the seed)",
-        )
-    known = set(TrainConfig.__dataclass_fields__)
-    unknown = sorted(set(extra) - known)
-    if unknown:
-        raise AekitError(
-            f"unknown train_options {', '.join(unknown)}",
-            f"the options are {', '.join(sorted(known - _OWN_TRAIN_KEYS))}",
-            "fix the keys",
-        )
-    return TrainConfig(
-        epochs=_check_positive_int(estimator.epochs, "epochs"),
-        batch_size=_check_positive_int(estimator.batch_size, "batch_size"),
-        lr=float(estimator.lr),
-        optimizer=estimator.optimizer,
-        weight_decay=float(estimator.weight_decay),
-        lr_schedule=estimator.lr_schedule,
-        val_fraction=float(estimator.val_fraction),
-        patience=_check_positive_int(estimator.patience, "patience", minimum=0),
-        seed=seed,
-        device=estimator.device,
-        **extra,
-    ).validate()
+def _train_config(estimator: Any, seed: int) -> TrainConfig:
+    """A validated TrainConfig from an estimator's training parameters and a seed."""
+    return TrainConfig(**{name: getattr(estimator, name) for name, _ in TRAIN_PARAMETERS}, seed=seed).validate()
 
 
 class AutoencoderTransformer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
@@ -123,30 +123,20 @@ class AutoencoderTransformer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, 
 
     Parameters
     ----------
-    family : str
-        ``linear``, ``undercomplete``, ``sparse``, ``denoising``, ``contractive``, ``vae`` or
-        ``hashing`` (see ``aekit list``).
-    code_size : int
-        Width K of the code, the number of output features (bits for ``hashing``).
-    hidden, activation, norm, likelihood, network : network options; None keeps the family's
-        default (MLP hidden widths on the encoder side, e.g. ``(64,)``; ``relu``; ``none``,
-        ``batch`` or ``layer``; ``gaussian`` for real values, ``bernoulli`` for data in [0, 1];
-        ``mlp`` or ``conv``).
+    family, code_size, network, hidden, channels, activation, norm, likelihood, family_options
+        The model, exactly as :class:`aekit.FamilyConfig` describes it (same names, defaults and
+        allowed values; ``aekit train --help`` shows them): e.g. ``family="vae"``,
+        ``code_size=16``, ``hidden=(64,)``, ``likelihood="bernoulli"``,
+        ``family_options={"noise": "gaussian", "level": 0.3}`` for ``denoising``. An unset
+        network option keeps the family's default.
     input_shape : tuple of int or None
         Shape of one example when the flat rows are images, e.g. ``(1, 28, 28)`` for a ``conv``
         network; None treats a row as a vector of n_features.
-    family_options : dict or None
-        Further family options, e.g. ``{"noise": "gaussian", "level": 0.3}`` (denoising),
-        ``{"beta": 4}`` (vae), ``{"channels": [32, 64]}`` (conv).
-    epochs, batch_size, lr, optimizer, weight_decay, lr_schedule : optimisation settings.
-    val_fraction : float
-        Share of X held out (seeded) to pick the best epoch; 0 trains on all of it.
-    patience : int
-        Epochs without validation improvement before stopping early; 0 never stops early.
-    train_options : dict or None
-        Other :class:`aekit.TrainConfig` fields (``clip_grad_norm``, ``precision``, ...).
-    device : str
-        ``cpu``, ``cuda``, ``cuda:N``, ``mps`` or ``auto``.
+    epochs, max_steps, patience, batch_size, lr, optimizer, ...
+        Every field of :class:`aekit.TrainConfig` but ``seed``, ``checkpoint_every`` and ``logger``:
+        how to train, with the same names, defaults and allowed values as ``aekit train``:
+        ``epochs="auto"`` trains until the loss on a held-out ``val_fraction`` of X stops
+        improving and keeps the best epoch's weights.
     random_state : None, int or numpy RandomState
         Seeds initialisation, the validation split, shuffling and training noise.
     verbose : bool
@@ -160,55 +150,21 @@ class AutoencoderTransformer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, 
         Per-epoch training (and validation) losses in nats per example.
     n_iter_ : int
         Epochs run.
+    stop_reason_ : str
+        Why training stopped: ``epochs``, ``budget`` or ``patience``.
     n_features_in_, feature_names_in_ : as in scikit-learn.
     """
 
-    def __init__(
-        self,
-        family: str = "undercomplete",
-        code_size: int = 2,
-        *,
-        hidden: Sequence[int] | None = None,
-        activation: str | None = None,
-        norm: str | None = None,
-        likelihood: str | None = None,
-        network: str | None = None,
-        input_shape: Sequence[int] | None = None,
-        family_options: dict[str, Any] | None = None,
-        epochs: int = 20,
-        batch_size: int = 128,
-        lr: float = 1e-3,
-        optimizer: str = "adam",
-        weight_decay: float = 0.0,
-        lr_schedule: str = "constant",
-        val_fraction: float = 0.1,
-        patience: int = 0,
-        train_options: dict[str, Any] | None = None,
-        device: str = "cpu",
-        random_state: Any = None,
-        verbose: bool = False,
-    ) -> None:
-        self.family = family
-        self.code_size = code_size
-        self.hidden = hidden
-        self.activation = activation
-        self.norm = norm
-        self.likelihood = likelihood
-        self.network = network
-        self.input_shape = input_shape
-        self.family_options = family_options
-        self.epochs = epochs
-        self.batch_size = batch_size
-        self.lr = lr
-        self.optimizer = optimizer
-        self.weight_decay = weight_decay
-        self.lr_schedule = lr_schedule
-        self.val_fraction = val_fraction
-        self.patience = patience
-        self.train_options = train_options
-        self.device = device
-        self.random_state = random_state
-        self.verbose = verbose
+    __init__ = _constructor(
+        *MODEL_PARAMETERS[:2],
+        keyword=[
+            *MODEL_PARAMETERS[2:],
+            ("input_shape", None),
+            *TRAIN_PARAMETERS,
+            ("random_state", None),
+            ("verbose", False),
+        ],
+    )
 
     # -------------------------------------------------------------------------------------------- #
 
@@ -217,7 +173,7 @@ class AutoencoderTransformer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, 
         X = validate_data(self, X, dtype=_FLOATS)
         seed = _seed(self.random_state)
         config = self._model_config(X.shape[1])
-        train_config = _train_config(self, seed, self.train_options)
+        train_config = _train_config(self, seed)
         with torch.random.fork_rng(devices=[]):  # seed the initialisation without touching global state
             torch.manual_seed(seed)
             model = Autoencoder.from_config(config)
@@ -225,6 +181,7 @@ class AutoencoderTransformer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, 
         self.model_ = model.eval()
         self.history_ = result.history
         self.n_iter_ = len(result.history)
+        self.stop_reason_ = result.stop_reason
         return self
 
     def transform(self, X: Any) -> np.ndarray:
@@ -272,18 +229,15 @@ class AutoencoderTransformer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, 
     # -------------------------------------------------------------------------------------------- #
 
     def _model_config(self, n_features: int):
-        options = dict(self.family_options or {})
-        for key in ("hidden", "activation", "norm", "likelihood", "network"):
-            value = getattr(self, key)
-            if value is not None:
-                options[key] = list(value) if key == "hidden" else value
-        code_size = _check_positive_int(self.code_size, "code_size")
+        values = {name: getattr(self, name) for name, _ in MODEL_PARAMETERS}
+        values = {key: list(value) if isinstance(value, tuple) else value for key, value in values.items()}
+        values["family_options"] = dict(values["family_options"] or {})
         shape = self._data_shape(n_features)
         try:
-            return family_config(self.family, shape, code_size, **options)
+            return FamilyConfig(**values).build(shape)
         except AekitError as error:
             raise AekitError(
-                f"cannot build a {self.family!r} autoencoder with code_size={code_size} for X with "
+                f"cannot build a {self.family!r} autoencoder with code_size={self.code_size} for X with "
                 f"{n_features} feature(s)",
                 str(error),
             ) from None
@@ -468,55 +422,26 @@ class AutoencoderClassifier(ClassifierMixin, BaseEstimator):
         Widths of the head's hidden layers; () is a softmax regression on the code.
     activation : str
         The head's hidden activation.
-    epochs, batch_size, lr, optimizer, weight_decay, lr_schedule, val_fraction, patience,
-    train_options, device, random_state, verbose : as for :class:`AutoencoderTransformer`, for the
-        supervised training; the validation error rate picks the best epoch.
+    epochs, max_steps, patience, batch_size, lr, ..., random_state, verbose
+        As for :class:`AutoencoderTransformer`, for the supervised training (the same loop); the
+        validation error rate (ties broken by the cross-entropy) picks the best epoch.
 
     Attributes
     ----------
     classes_ : ndarray (n_classes,)
     autoencoder_ : the fitted autoencoder
     network_ : aekit.applications.pretraining.EncoderClassifier
-    history_ : per-epoch training loss (nats per sample) and validation error rate
+    history_ : per-epoch training and validation terms: cross-entropy (nats per sample), error rate
     n_iter_ : epochs run
     """
 
-    def __init__(
-        self,
-        autoencoder: AutoencoderTransformer | None = None,
-        *,
-        freeze: bool = False,
-        hidden: Sequence[int] = (),
-        activation: str = "relu",
-        epochs: int = 30,
-        batch_size: int = 128,
-        lr: float = 1e-3,
-        optimizer: str = "adam",
-        weight_decay: float = 0.0,
-        lr_schedule: str = "constant",
-        val_fraction: float = 0.1,
-        patience: int = 0,
-        train_options: dict[str, Any] | None = None,
-        device: str = "cpu",
-        random_state: Any = None,
-        verbose: bool = False,
-    ) -> None:
-        self.autoencoder = autoencoder
-        self.freeze = freeze
-        self.hidden = hidden
-        self.activation = activation
-        self.epochs = epochs
-        self.batch_size = batch_size
-        self.lr = lr
-        self.optimizer = optimizer
-        self.weight_decay = weight_decay
-        self.lr_schedule = lr_schedule
-        self.val_fraction = val_fraction
-        self.patience = patience
-        self.train_options = train_options
-        self.device = device
-        self.random_state = random_state
-        self.verbose = verbose
+    __init__ = _constructor(
+        ("autoencoder", None),
+        keyword=[
+            ("freeze", False), ("hidden", ()), ("activation", "relu"), *TRAIN_PARAMETERS,
+            ("random_state", None), ("verbose", False),
+        ],
+    )  # fmt: skip
 
     def fit(self, X: Any, y: Any, *, X_unlabeled: Any = None) -> AutoencoderClassifier:
         """Pretrain on X (and ``X_unlabeled``), then train the classifier on (X, y)."""
@@ -526,7 +451,7 @@ class AutoencoderClassifier(ClassifierMixin, BaseEstimator):
         if len(self.classes_) < 2:
             raise ValueError(f"y has 1 class ({self.classes_[0]!r}); a classifier needs at least 2 classes")
         seed = _seed(self.random_state)
-        train_config = _train_config(self, seed, self.train_options)
+        train_config = _train_config(self, seed)
         X_pretrain = X
         if X_unlabeled is not None:
             X_unlabeled = check_array(X_unlabeled, dtype=_FLOATS)

@@ -97,7 +97,14 @@ def as_tensor(x: Any, what: str = "data", dtype: torch.dtype = torch.float32) ->
         if not np.isfinite(rows.matrix.data).all():
             raise AekitError(f"{what} contains NaN or infinite values", "they cannot be used", "clean them")
         return rows  # type: ignore[return-value]
-    tensor = torch.as_tensor(x if isinstance(x, torch.Tensor) else np.asarray(x), dtype=dtype)
+    raw = x if isinstance(x, torch.Tensor) else np.asarray(x)
+    if raw.is_complex() if isinstance(raw, torch.Tensor) else np.iscomplexobj(raw):
+        raise AekitError(
+            f"{what} holds complex numbers",
+            "casting them to real values would drop their imaginary parts",
+            "pass the real and imaginary parts as separate features",
+        )
+    tensor = torch.as_tensor(raw, dtype=dtype)
     if tensor.ndim < 2 or len(tensor) == 0:
         raise AekitError(f"{what} has shape {tuple(tensor.shape)}", "it needs at least one example", "check it")
     if not _all_finite(tensor):

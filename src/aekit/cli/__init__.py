@@ -13,8 +13,8 @@ from collections.abc import Sequence
 from typing import NoReturn
 
 from ..errors import AekitError
-from . import core, generation, hashing, representation, restoration  # noqa: F401  (registers the commands)
-from .base import _COMMANDS, EXIT_BAD_INPUT
+from . import core, generation, hashing, representation, restoration, training  # noqa: F401  (registers the commands)
+from .base import _COMMANDS, EXIT_BAD_INPUT, HelpFormatter, check_outputs
 
 __all__ = ["build_parser", "main"]
 
@@ -34,16 +34,27 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--threads", type=int, metavar="N", help="CPU threads for torch (default: torch's choice)")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    parser.commands = {}  # type: ignore[attr-defined]
     for name, (_, add_arguments, summary, examples) in _COMMANDS.items():
         sub = subparsers.add_parser(
             name,
             help=summary,
             description=summary[0].upper() + summary[1:] + ".",
             epilog=examples or None,
-            formatter_class=argparse.RawDescriptionHelpFormatter,
+            formatter_class=HelpFormatter,
         )
         add_arguments(sub)
+        parser.commands[name] = sub  # type: ignore[attr-defined]
     return parser
+
+
+def explicit_options(argv: Sequence[str] | None) -> set[str]:
+    """The destinations of the options the user wrote on the command line (not defaults)."""
+    parser = build_parser()
+    for sub in parser.commands.values():  # type: ignore[attr-defined]
+        for action in sub._actions:
+            action.default = argparse.SUPPRESS
+    return set(vars(parser.parse_args(argv)))
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -58,6 +69,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         torch.set_num_threads(args.threads)
     os.environ.setdefault("MPLBACKEND", "Agg")
     try:
+        args.explicit = explicit_options(argv)
+        check_outputs(parser.commands[args.command], args)  # type: ignore[attr-defined]
         status = _COMMANDS[args.command][0](args)
         sys.stdout.flush()  # inside the try: a reader that left early surfaces here, not at exit
         return status

@@ -6,6 +6,7 @@ Every subcommand module registers its commands with :func:`command`; only the CL
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import io
 from collections.abc import Callable
 from pathlib import Path
@@ -16,6 +17,7 @@ import numpy as np
 from ..errors import AekitError
 
 EXIT_BAD_INPUT = 2
+OUTPUTS = "aekit_outputs"  # parser attribute: the (dest, option) pairs of the files a command writes
 
 Command = Callable[[argparse.Namespace], int]
 _COMMANDS: dict[str, tuple[Command, Callable[[argparse.ArgumentParser], None], str, str]] = {}
@@ -39,6 +41,135 @@ def arguments(adder: Callable[[argparse.ArgumentParser], None]) -> Callable[[Com
         return function
 
     return attach
+
+
+# ------------------------------------------------------------------------------------------------ #
+# options generated from the settings dataclasses, outputs, help
+
+
+def option_name(field_name: str) -> str:
+    """``batch_size`` -> ``--batch-size``."""
+    return "--" + field_name.replace("_", "-")
+
+
+def add_settings(group: Any, cls: type, skip: tuple[str, ...] = ()) -> None:
+    """One option per field of the settings dataclass ``cls`` (:mod:`aekit.config`): name, type,
+    default, allowed values and help all come from the field's :func:`~aekit.config.setting`."""
+    from ..config import allowed_values, check_value, describe_range, settings_of, value_kind
+
+    for f in settings_of(cls):
+        if not f.metadata.get("cli", True) or f.name in skip:
+            continue
+        option, kind = option_name(f.name), value_kind(f)
+        default = f.default if f.default is not dataclasses.MISSING else f.default_factory()  # type: ignore[misc]
+        help_text = f.metadata["help"].replace("%", "%%")
+        if kind == "bool":
+            group.add_argument(option, action=argparse.BooleanOptionalAction, default=default, help=help_text)
+            continue
+        choices = allowed_values(f)
+        metavar = "{" + ",".join(map(str, choices)) + "}" if choices else _metavar(kind, f.metadata.get("auto"))
+        if default is not None and "default" not in help_text:
+            shown = ",".join(map(str, default)) if isinstance(default, list) else default
+            help_text += f" (default: {shown})"
+        elif choices is None and "default" not in help_text:
+            help_text += f"; {describe_range(f)}"
+        parse = _setting_parser(f, option, kind, check_value, allowed_values, describe_range)
+        group.add_argument(option, type=parse, default=default, metavar=metavar, help=help_text)
+
+
+def _metavar(kind: str, auto: bool) -> str:
+    name = {"int": "N", "float": "X", "ints": "N1,N2", "str": "TEXT", "dict": "JSON"}[kind]
+    return f"{name}|auto" if auto else name
+
+
+def _setting_parser(
+    f: Any, option: str, kind: str, check: Callable[..., Any], allowed_values: Callable, describe_range: Callable
+) -> Callable[[str], Any]:
+    """The argparse ``type`` of a setting: text -> value, checked against the field's range."""
+
+    def parse(text: str) -> Any:
+        value: Any = text
+        try:
+            if f.metadata.get("auto") and text == "auto":
+                value = "auto"
+            elif kind == "int":
+                value = int(text)
+            elif kind == "float":
+                value = float(text)
+            elif kind == "ints":
+                value = [int(v) for v in text.split(",") if v.strip()]
+        except ValueError:
+            pass  # left as text: the check below names the option and what it allows
+        try:
+            return check(f, value, option)
+        except AekitError:  # argparse names the option: say what is wrong with the value
+            allowed = allowed_values(f)
+            if allowed is not None:
+                raise argparse.ArgumentTypeError(f"{text!r} is not one of {', '.join(map(str, allowed))}") from None
+            shown = repr(text) if isinstance(value, str) else text  # text that did not even parse: quoted
+            raise argparse.ArgumentTypeError(f"{shown} is not allowed: it must be {describe_range(f)}") from None
+
+    parse.__name__ = kind  # argparse names the type in some messages
+    return parse
+
+
+def settings_from_args(args: argparse.Namespace, cls: type, **extra: Any) -> Any:
+    """An instance of the settings dataclass ``cls`` from the parsed options (every generated
+    option is on the namespace), plus ``extra`` fields; validated."""
+    from ..config import settings_of
+
+    values = {f.name: getattr(args, f.name) for f in settings_of(cls) if hasattr(args, f.name)}
+    return cls(**{**values, **extra}).validate()
+
+
+def add_output(parser: argparse.ArgumentParser, *flags: str, **kwargs: Any) -> None:
+    """An option naming a file the command writes. Before the command runs, an existing file is
+    refused unless ``--force`` is given (added here when missing), and a file the command reads is
+    refused always: nothing a user has is overwritten by surprise, and no input is written over."""
+    action = parser.add_argument(*flags, type=Path, **kwargs)
+    if not any("--force" in a.option_strings for a in parser._actions):
+        parser.add_argument("--force", action="store_true", help="replace output files that already exist")
+    getattr(parser, OUTPUTS, None) or setattr(parser, OUTPUTS, [])
+    getattr(parser, OUTPUTS).append((action.dest, flags[-1] if flags[-1].startswith("-") else action.dest.upper()))
+
+
+def check_outputs(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+    """Refuse output files that exist (without ``--force``) or that are also inputs of the command."""
+    outputs = [(getattr(args, dest), name) for dest, name in getattr(parser, OUTPUTS, [])]
+    outputs = [(Path(path), name) for path, name in outputs if path is not None]
+    written = {dest for dest, _ in getattr(parser, OUTPUTS, [])}
+    inputs = {
+        Path(value).resolve()
+        for key, value in vars(args).items()
+        if key not in written and isinstance(value, str | Path) and Path(value).is_file()
+    }
+    for path, name in outputs:
+        if path.resolve() in inputs:
+            raise AekitError(
+                f"{name} {path} is also an input of this command", "it would be overwritten", "write elsewhere"
+            )
+        if path.is_dir():
+            raise AekitError(f"{name} {path} is a folder", "a file is written there", "name a file")
+        if path.exists() and not getattr(args, "force", False):
+            raise AekitError(
+                f"{name} {path} already exists", "the command would replace it", f"choose another {name} or add --force"
+            )
+
+
+class HelpFormatter(argparse.RawDescriptionHelpFormatter):
+    """Examples in the epilog keep their lines; every option's help ends with its default."""
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        text = action.help or ""
+        if not action.option_strings or "default" in text or action.default is argparse.SUPPRESS:
+            return text
+        if isinstance(action, argparse.BooleanOptionalAction):
+            return f"{text} (default: {'on' if action.default else 'off'})"
+        if action.nargs == 0:  # a flag
+            return f"{text} (default: off)" if text else "(default: off)"
+        if action.default is None or action.default == []:
+            return text
+        return f"{text} (default: %(default)s)"
 
 
 # ------------------------------------------------------------------------------------------------ #
@@ -139,17 +270,18 @@ def save_array(array: np.ndarray, path: Path) -> Path:
     return atomic_write_bytes(path, buffer.getvalue())
 
 
-def check_fresh_output(run_dir: Path, force: bool) -> None:
-    """Refuse to write a run into a folder that already holds one (unless --force)."""
+def check_fresh_output(run_dir: Path, force: bool, resumable: bool = True) -> None:
+    """Refuse to write a run into a folder that already holds files (unless --force)."""
     from ..io import ensure_writable_dir
 
     if run_dir.exists() and not run_dir.is_dir():
         raise AekitError(f"{run_dir} is a file", "a run is written into a folder", "choose another --out")
     if run_dir.is_dir() and any(run_dir.iterdir()) and not force:
+        fix = "choose another --out, add --resume to continue a run there, or --force to replace it"
         raise AekitError(
             f"{run_dir} already holds files",
             "a new run would overwrite them",
-            "choose another --out, add --resume to continue that run, or --force to replace it",
+            fix if resumable else "choose another --out, or add --force to replace it",
         )
     ensure_writable_dir(run_dir)
 

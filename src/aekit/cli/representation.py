@@ -240,9 +240,10 @@ examples:
 def cmd_finetune(args: argparse.Namespace) -> int:
     import torch
 
-    from ..applications.pretraining import EncoderClassifier, error_rate, fine_tune
+    from ..applications.pretraining import EncoderClassifier, error_rate
     from ..config import TrainConfig
     from ..io import write_json
+    from ..train import fine_tune
 
     model, dataset = load_run_and_data(args)
     if dataset.labels is None:
@@ -283,7 +284,8 @@ def cmd_finetune(args: argparse.Namespace) -> int:
         torch.manual_seed(args.seed)
         network = EncoderClassifier.from_autoencoder(start, len(classes), hidden, freeze=args.freeze)
         result = fine_tune(network, x, y, config, progress=not args.no_progress)
-        report[name] = {"val_error": result.best_val_error, "best_epoch": result.best_epoch}
+        best_error = result.best_val["error"] if result.best_val is not None else None
+        report[name] = {"val_error": best_error, "best_epoch": result.best_epoch}
         if test is not None:
             if test.labels is None:
                 raise AekitError(f"{test.name} has no labels", "the test error needs them", "use labelled test data")

@@ -32,6 +32,7 @@ class Dataset:
     labels: np.ndarray | None = None
     name: str = ""
     class_names: list[str] | None = field(default=None)
+    scaling: str = ""  # what loading did to the values, in words (e.g. "uint8 divided by 255")
 
     @property
     def data_shape(self) -> tuple[int, ...]:
@@ -42,7 +43,7 @@ class Dataset:
 
     def subset(self, index: np.ndarray) -> Dataset:
         labels = None if self.labels is None else self.labels[index]
-        return Dataset(self.x[index], labels, self.name, self.class_names)
+        return Dataset(self.x[index], labels, self.name, self.class_names, self.scaling)
 
     def split(self, fraction: float, seed: int = 0) -> tuple[Dataset, Dataset]:
         """A seeded random split: (the rest, ``fraction`` of the examples)."""
@@ -73,7 +74,7 @@ def load_dataset(
     if binarize not in BINARIZE:
         raise AekitError(f"unknown binarize {binarize!r}", f"the choices are {', '.join(BINARIZE)}", "pick one")
     raw, labels, name, classes = _load_raw(source, split, data_dir, download, label_column)
-    x = _sparse_to_float(raw, scale, name) if hasattr(raw, "tocsr") else _to_float(raw, scale, name)
+    x, scaling = _sparse_to_float(raw, scale, name) if hasattr(raw, "tocsr") else _to_float(raw, scale, name)
     if binarize != "none" and hasattr(x, "tocsr"):
         raise AekitError(f"{name} is sparse", "binarising is for pixel data", "drop --binarize")
     if binarize == "threshold":
@@ -86,7 +87,7 @@ def load_dataset(
             raise AekitError(
                 f"{name}: {len(labels)} labels for {x.shape[0]} examples", "they must match", "fix the file"
             )
-    return Dataset(x, labels, name, classes)
+    return Dataset(x, labels, name, classes, scaling)
 
 
 def _load_raw(source, split, data_dir, download, label_column):
@@ -145,11 +146,19 @@ def _sparse_to_float(raw, scale: str, name: str):
         if x.data.size and x.data.min() < 0:
             raise AekitError(f"{name} has negative entries", "minmax scaling of sparse data keeps 0 at 0", "")
         x = x / high if high > 0 else x
-    return x.tocsr()
+        return x.tocsr(), f"{raw.dtype} divided by its maximum {high:g} (scale {scale})"
+    return x.tocsr(), f"{raw.dtype} kept as it is (scale {scale})"
 
 
-def _to_float(raw: np.ndarray, scale: str, name: str) -> np.ndarray:
+def _to_float(raw: np.ndarray, scale: str, name: str) -> tuple[np.ndarray, str]:
+    """float32 values and what was done to them, in words."""
     array = np.asarray(raw)
+    if np.iscomplexobj(array):
+        raise AekitError(
+            f"{name} holds complex numbers (dtype {array.dtype})",
+            "casting them to real values would drop their imaginary parts",
+            "pass the real and imaginary parts as separate features",
+        )
     if array.dtype == object or not (np.issubdtype(array.dtype, np.number) or array.dtype == bool):
         raise AekitError(f"{name} is not numeric (dtype {array.dtype})", "features must be numbers", "convert it")
     if array.ndim < 2:
@@ -168,12 +177,15 @@ def _to_float(raw: np.ndarray, scale: str, name: str) -> np.ndarray:
         # 8- and 16-bit pixels map to [0, 1]; other integers only when they look like 8-bit pixels
         if array.dtype in (np.uint8, np.uint16):
             x /= float(np.iinfo(array.dtype).max)
-        elif x.min() >= 0 and x.max() <= 255:
+            return x, f"{array.dtype} divided by {np.iinfo(array.dtype).max} (scale auto)"
+        if x.min() >= 0 and x.max() <= 255:
             x /= 255.0
+            return x, f"{array.dtype} in [0, 255] divided by 255 (scale auto)"
     elif scale == "minmax":
         low, high = float(x.min()), float(x.max())
         x = (x - low) / (high - low) if high > low else np.zeros_like(x)
-    return x
+        return x, f"{array.dtype} mapped from [{low:g}, {high:g}] to [0, 1] (scale minmax)"
+    return x, f"{array.dtype} kept as it is, values in [{float(x.min()):g}, {float(x.max()):g}] (scale {scale})"
 
 
 __all__ = [

@@ -1,0 +1,80 @@
+"""Step functions: how a model kind plugs into the one training loop (:func:`aekit.train.fit`).
+
+A step is an ``nn.Module`` whose ``forward(batch, generator)`` returns the training loss of one
+batch as a :class:`~aekit.model.LossOutput` (scalar ``total``, named ``terms``, nats), drawing every
+random number from ``generator``; ``evaluate(batch, generator)`` returns the terms to report on
+held-out data (the module is then in eval mode, under ``no_grad``). The loop owns the rest:
+batching, the optimiser, DDP, compile, autocast, channels_last, validation, stopping, checkpoints.
+
+* :class:`AutoencoderStep`: an :class:`~aekit.model.Autoencoder`'s ``loss``.
+* :class:`ClassifierStep`: cross-entropy of any logits network on :class:`~aekit.batches.Labelled`
+  batches (fine-tuning a pretrained encoder); ``evaluate`` adds the error rate.
+
+A new model kind (a translation model, a sparse dictionary) adds its step here or beside its model.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .batches import Labelled
+from .model import Autoencoder, LossOutput
+from .tensors import dense_batch
+
+
+class AutoencoderStep(nn.Module):
+    """The autoencoder objective: mean NLL plus weighted penalties, nats per example.
+
+    ``dynamic_binarization`` draws x ~ Bernoulli(x) anew for every batch. ``penalty_scale`` (a
+    buffer the warm-up callback fills in place, so a compiled step never recompiles) multiplies
+    every penalty weight during training; held-out data are scored at full weight.
+    """
+
+    def __init__(self, model: Autoencoder, dynamic_binarization: bool = False, penalty_warmup: bool = False):
+        super().__init__()
+        self.model = model
+        self.dynamic_binarization = dynamic_binarization
+        self.penalty_warmup = penalty_warmup
+        self.register_buffer("penalty_scale", torch.ones(()), persistent=False)
+
+    def _input(self, x: Any, generator: torch.Generator | None) -> torch.Tensor:
+        x = dense_batch(x)  # (B, *data_shape)
+        return torch.bernoulli(x, generator=generator) if self.dynamic_binarization else x
+
+    def forward(self, x: Any, generator: torch.Generator | None = None) -> LossOutput:
+        scale = self.penalty_scale if self.penalty_warmup else 1.0  # no kernel when nothing ramps
+        return self.model.loss(self._input(x, generator), generator=generator, penalty_scale=scale)
+
+    def evaluate(self, x: Any, generator: torch.Generator | None = None) -> LossOutput:
+        # corruption and latent noise stay on (seeded): the objective the loop minimises
+        return self.model.loss(self._input(x, generator), generator=generator, noisy=True)
+
+    def describe(self) -> dict[str, Any]:
+        """What must not change when a run resumes: the model's configuration."""
+        return self.model.config.to_dict()
+
+
+class ClassifierStep(nn.Module):
+    """Cross-entropy (nats per example) of ``network`` (x -> logits (B, C)) on labelled batches."""
+
+    def __init__(self, network: nn.Module) -> None:
+        super().__init__()
+        self.network = network
+
+    def forward(self, batch: Labelled, generator: torch.Generator | None = None) -> LossOutput:
+        logits = self.network(dense_batch(batch.x))  # (B, C)
+        loss = F.cross_entropy(logits.float(), batch.y)
+        return LossOutput(total=loss, terms={"cross_entropy": loss})
+
+    def evaluate(self, batch: Labelled, generator: torch.Generator | None = None) -> LossOutput:
+        logits = self.network(dense_batch(batch.x)).float()  # (B, C)
+        loss = F.cross_entropy(logits, batch.y)
+        error = (logits.argmax(1) != batch.y).float().mean()
+        return LossOutput(total=loss, terms={"cross_entropy": loss, "error": error})
+
+    def describe(self) -> dict[str, Any]:
+        return {"classifier": type(self.network).__name__}
