@@ -12,7 +12,11 @@ from aekit.cli import main
 
 
 def run(capsys, *argv):
-    code = main([str(a) for a in argv])
+    """(exit status, stdout, stderr) of ``aekit ARGV``, usage errors included (argparse exits)."""
+    try:
+        code = main([str(a) for a in argv])
+    except SystemExit as stop:
+        code = stop.code
     captured = capsys.readouterr()
     return code, captured.out, captured.err
 

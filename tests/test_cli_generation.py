@@ -56,7 +56,9 @@ def test_interpolate_pairs_and_image_files(runs, tmp_path, capsys):
     Image.fromarray(np.zeros((20, 28), np.uint8)).save(tmp_path / "small.png")
     base = ["interpolate", runs / "undercomplete", "--out", tmp_path / "j.png", "--inputs"]
     assert run(capsys, *base, tmp_path / "a.png", tmp_path / "b.png")[0] == 0
-    code, _, err = run(capsys, *base, tmp_path / "a.png", tmp_path / "small.png")
+    code, _, err = run(capsys, *base, tmp_path / "a.png", tmp_path / "b.png")
+    assert code == 2 and "j.png already exists" in err and "--force" in err  # never replaced by surprise
+    code, _, err = run(capsys, *base, tmp_path / "a.png", tmp_path / "small.png", "--force")
     assert code == 2 and "shapes (1, 28, 28) and (1, 20, 28)" in err
     code, _, err = run(
         capsys, "interpolate", runs / "vae", "--data", runs / "x.npy", "--pair", "0,999", "--out", tmp_path / "k.png"
@@ -87,7 +89,7 @@ def test_evaluate_reports_the_importance_sampled_nll(runs, tmp_path, capsys):
     report = json.loads((tmp_path / "e.json").read_text())
     assert report["importance_samples"] == 20 and report["is_nll"] <= -report["elbo"] + 3 * report["is_nll_stderr"] + 1
     code, _, err = run(capsys, "evaluate", runs / "vae", "--data", runs / "x.npy", "--importance-samples", "0")
-    assert code == 2 and "at least one sample" in err
+    assert code == 2 and "--importance-samples: 0 is not allowed: it must be an integer >= 1" in err
     code, _, err = run(
         capsys, "evaluate", runs / "undercomplete", "--data", runs / "x.npy", "--importance-samples", "5"
     )

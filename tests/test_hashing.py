@@ -458,11 +458,9 @@ def hash_run(tmp_path_factory):
 
 
 def run_cli(capsys, *argv):
-    from aekit.cli import main
+    from .test_cli import run
 
-    code = main([str(a) for a in argv])
-    captured = capsys.readouterr()
-    return code, captured.out, captured.err
+    return run(capsys, *argv)
 
 
 def test_cli_build_query_evaluate(hash_run, capsys):

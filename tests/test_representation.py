@@ -61,7 +61,9 @@ def test_plot_latent_command(runs, tmp_path, capsys):
     assert code == 0 and "3 panel(s), 400 points" in printed
     assert out.read_bytes()[:4] == b"\x89PNG"
     np.save(tmp_path / "wrong.npy", np.zeros((10, 5), np.float32))
-    code, _, err = run(capsys, "plot", "latent", runs / "vae", "--data", tmp_path / "wrong.npy", "--out", out)
+    code, _, err = run(
+        capsys, "plot", "latent", runs / "vae", "--data", tmp_path / "wrong.npy", "--out", tmp_path / "wrong.png"
+    )
     assert code == 2 and "was trained on (1, 28, 28)" in err
 
 

@@ -157,7 +157,10 @@ def read_npz(path: str | Path, what: str = "file") -> tuple[dict[str, Any], dict
     if not path.is_file():
         raise AekitError(f"{what} {path} does not exist", "nothing to load", "check the path")
     try:
-        with np.load(path, allow_pickle=False) as archive:
+        loaded = np.load(path, allow_pickle=False)
+        if not isinstance(loaded, np.lib.npyio.NpzFile):
+            raise ValueError(f"it holds one {type(loaded).__name__}, not an .npz archive of named arrays")
+        with loaded as archive:
             arrays = {key: archive[key] for key in archive.files}
         metadata = json.loads(str(arrays.pop("__meta__")))
     except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile, json.JSONDecodeError) as error:

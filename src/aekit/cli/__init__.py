@@ -14,7 +14,7 @@ from typing import NoReturn
 
 from ..errors import AekitError
 from . import core, generation, hashing, representation, restoration, training  # noqa: F401  (registers the commands)
-from .base import _COMMANDS, EXIT_BAD_INPUT, HelpFormatter, check_outputs
+from .base import _COMMANDS, EXIT_BAD_INPUT, HelpFormatter, check_outputs, integer
 
 __all__ = ["build_parser", "main"]
 
@@ -32,7 +32,9 @@ def build_parser() -> argparse.ArgumentParser:
         description="Autoencoders of every classic family, trained and used from the shell.",
         epilog="Start with `aekit demo`; `aekit COMMAND --help` shows each command's options and examples.",
     )
-    parser.add_argument("--threads", type=int, metavar="N", help="CPU threads for torch (default: torch's choice)")
+    parser.add_argument(
+        "--threads", type=integer(1), metavar="N", help="CPU threads for torch (default: torch's own choice)"
+    )
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     parser.commands = {}  # type: ignore[attr-defined]
     for name, (_, add_arguments, summary, examples) in _COMMANDS.items():

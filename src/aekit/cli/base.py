@@ -122,6 +122,22 @@ def settings_from_args(args: argparse.Namespace, cls: type, **extra: Any) -> Any
     return cls(**{**values, **extra}).validate()
 
 
+def integer(minimum: int = 0) -> Callable[[str], int]:
+    """An argparse ``type``: an integer >= ``minimum``, else a one-line usage error that says so."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
+        if value < minimum:
+            raise argparse.ArgumentTypeError(f"{value} is not allowed: it must be an integer >= {minimum}")
+        return value
+
+    parse.__name__ = "integer"
+    return parse
+
+
 def add_output(parser: argparse.ArgumentParser, *flags: str, **kwargs: Any) -> None:
     """An option naming a file the command writes. Before the command runs, an existing file is
     refused unless ``--force`` is given (added here when missing), and a file the command reads is
@@ -133,11 +149,22 @@ def add_output(parser: argparse.ArgumentParser, *flags: str, **kwargs: Any) -> N
     getattr(parser, OUTPUTS).append((action.dest, flags[-1] if flags[-1].startswith("-") else action.dest.upper()))
 
 
+def _declared_outputs(parser: argparse.ArgumentParser) -> set[tuple[str, str]]:
+    """The outputs declared on ``parser`` and on its sub-commands (``aekit hash build``)."""
+    found = set(getattr(parser, OUTPUTS, []))
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for sub in action.choices.values():
+                found |= _declared_outputs(sub)
+    return found
+
+
 def check_outputs(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
     """Refuse output files that exist (without ``--force``) or that are also inputs of the command."""
-    outputs = [(getattr(args, dest), name) for dest, name in getattr(parser, OUTPUTS, [])]
+    declared = _declared_outputs(parser)
+    outputs = [(getattr(args, dest, None), name) for dest, name in declared]
     outputs = [(Path(path), name) for path, name in outputs if path is not None]
-    written = {dest for dest, _ in getattr(parser, OUTPUTS, [])}
+    written = {dest for dest, _ in declared}
     inputs = {
         Path(value).resolve()
         for key, value in vars(args).items()
@@ -309,7 +336,7 @@ def print_report(title: str, report: dict[str, float]) -> None:
 def add_model_use_arguments(parser: argparse.ArgumentParser, split: str = "test") -> None:
     parser.add_argument("run", type=Path, metavar="RUN", help="run or model folder (config.json + model.safetensors)")
     add_data_arguments(parser, default_split=split)
-    parser.add_argument("--batch-size", type=int, default=1024)
+    parser.add_argument("--batch-size", type=integer(1), default=1024, help="examples computed at a time")
     parser.add_argument("--device", default="cpu", help="auto, cpu, cuda, cuda:N or mps")
 
 

@@ -12,9 +12,11 @@ import numpy as np
 from ..errors import AekitError
 from .base import (
     add_model_use_arguments,
+    add_output,
     arguments,
     check_fresh_output,
     command,
+    integer,
     load_run_and_data,
     print_report,
     save_array,
@@ -28,15 +30,15 @@ from .training import train_run
 
 def _add_evaluate(parser: argparse.ArgumentParser) -> None:
     add_model_use_arguments(parser)
-    parser.add_argument("--seed", type=int, default=0, help="seed of the latent samples (ELBO, IS-NLL)")
+    parser.add_argument("--seed", type=integer(0), default=0, help="seed of the latent samples (ELBO, IS-NLL)")
     parser.add_argument(
         "--importance-samples",
-        type=int,
+        type=integer(1),
         metavar="K",
         help="samples per example of the importance-sampled -log p(x) (models with a Gaussian latent; "
         "default 100, 5000 for published comparisons; each example costs K decoder passes)",
     )
-    parser.add_argument("--json", type=Path, metavar="FILE", help="also write the figures to this JSON file")
+    add_output(parser, "--json", metavar="FILE", help="also write the figures to this JSON file")
 
 
 @command(
@@ -76,8 +78,8 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
 def _add_encode(parser: argparse.ArgumentParser) -> None:
     add_model_use_arguments(parser)
-    parser.add_argument("--out", required=True, type=Path, metavar="FILE.npy", help="codes (N, K) float32")
-    parser.add_argument("--labels-out", type=Path, metavar="FILE.npy", help="also write the labels, if any")
+    add_output(parser, "--out", required=True, metavar="FILE.npy", help="codes (N, K) float32")
+    add_output(parser, "--labels-out", metavar="FILE.npy", help="also write the labels, if any")
 
 
 @command(
@@ -106,9 +108,9 @@ def cmd_encode(args: argparse.Namespace) -> int:
 
 def _add_reconstruct(parser: argparse.ArgumentParser) -> None:
     add_model_use_arguments(parser)
-    parser.add_argument("--out", required=True, type=Path, metavar="FILE.png", help="figure to write")
-    parser.add_argument("-n", "--count", type=int, default=12, help="how many examples")
-    parser.add_argument("--seed", type=int, default=0, help="which examples (seeded random choice)")
+    add_output(parser, "--out", required=True, metavar="FILE.png", help="figure to write")
+    parser.add_argument("-n", "--count", type=integer(1), default=12, help="how many examples")
+    parser.add_argument("--seed", type=integer(0), default=0, help="which examples (seeded random choice)")
 
 
 @command(
@@ -147,7 +149,7 @@ def _add_demo(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--family", default="undercomplete", choices=family_names(), help="which autoencoder")
     parser.add_argument("--code-size", type=_positive_int, default=32, metavar="K", help="code width")
     parser.add_argument("--epochs", type=_positive_int, default=20, metavar="N", help="passes over the images")
-    parser.add_argument("--seed", type=int, default=0, help="seeds the split, initialisation and shuffling")
+    parser.add_argument("--seed", type=integer(0), default=0, help="seeds the split, initialisation and shuffling")
     parser.add_argument("--force", action="store_true", help="replace an earlier demo in --out")
     parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
 

@@ -10,8 +10,10 @@ import numpy as np
 from ..errors import AekitError
 from .base import (
     add_data_arguments,
+    add_output,
     arguments,
     command,
+    integer,
     load_run_and_data,
     save_array,
     save_figure,
@@ -22,8 +24,8 @@ def _add_run(parser: argparse.ArgumentParser, data_required: bool) -> None:
     parser.add_argument("run", type=Path, metavar="RUN", help="run or model folder (config.json + model.safetensors)")
     add_data_arguments(parser, required=data_required, default_split="test")
     parser.add_argument("--device", default="cpu", help="auto, cpu, cuda, cuda:N or mps")
-    parser.add_argument("--seed", type=int, default=0, help="seeds every random choice and draw")
-    parser.add_argument("--out", required=True, type=Path, metavar="FILE.png", help="figure to write")
+    parser.add_argument("--seed", type=integer(0), default=0, help="seeds every random choice and draw")
+    add_output(parser, "--out", required=True, metavar="FILE.png", help="figure to write")
 
 
 def _load_model(args: argparse.Namespace):
@@ -48,7 +50,7 @@ def _pick(dataset, index: int | None, seed: int) -> np.ndarray:
 
 def _add_sample(parser: argparse.ArgumentParser) -> None:
     _add_run(parser, data_required=False)
-    parser.add_argument("-n", "--count", type=int, default=64, help="how many samples")
+    parser.add_argument("-n", "--count", type=integer(1), default=64, help="how many samples")
     parser.add_argument(
         "--from",
         dest="source",
@@ -56,10 +58,10 @@ def _add_sample(parser: argparse.ArgumentParser) -> None:
         default="prior",
         help="prior: z ~ N(0, I) (a VAE); mixture: a Gaussian mixture fitted on the codes of --data (any model)",
     )
-    parser.add_argument("--components", type=int, default=10, help="mixture components (--from mixture)")
-    parser.add_argument("--columns", type=int, default=8, help="images per row of the figure")
-    parser.add_argument("--codes-out", type=Path, metavar="FILE.npy", help="also write the codes (N, K)")
-    parser.add_argument("--images-out", type=Path, metavar="FILE.npy", help="also write the images (N, ...)")
+    parser.add_argument("--components", type=integer(1), default=10, help="mixture components (--from mixture)")
+    parser.add_argument("--columns", type=integer(1), default=8, help="images per row of the figure")
+    add_output(parser, "--codes-out", metavar="FILE.npy", help="also write the codes (N, K)")
+    add_output(parser, "--images-out", metavar="FILE.npy", help="also write the images (N, ...)")
 
 
 @command(
@@ -104,9 +106,9 @@ def cmd_sample(args: argparse.Namespace) -> int:
 def _add_interpolate(parser: argparse.ArgumentParser) -> None:
     _add_run(parser, data_required=False)
     parser.add_argument("--pair", action="append", default=[], metavar="I,J", help="indices of two examples of --data")
-    parser.add_argument("--count", type=int, default=4, help="random pairs when no --pair is given")
+    parser.add_argument("--count", type=integer(1), default=4, help="random pairs when no --pair is given")
     parser.add_argument("--inputs", nargs=2, type=Path, metavar="IMAGE", help="two image files instead of --data")
-    parser.add_argument("--steps", type=int, default=10, help="images per row, both ends included")
+    parser.add_argument("--steps", type=integer(1), default=10, help="images per row, both ends included")
     parser.add_argument("--method", choices=["linear", "spherical"], default="linear", help="path between the codes")
 
 
@@ -175,10 +177,10 @@ def _random_pairs(size: int, args: argparse.Namespace) -> list[tuple[int, int]]:
 
 def _add_traverse(parser: argparse.ArgumentParser) -> None:
     _add_run(parser, data_required=True)
-    parser.add_argument("--index", type=int, help="which example of --data (default: a seeded random one)")
+    parser.add_argument("--index", type=integer(0), help="which example of --data (default: a seeded random one)")
     parser.add_argument("--units", metavar="U1,U2", help="code units to move (default: the first 8)")
     parser.add_argument("--span", type=float, default=2.5, help="how far, in standard deviations of the codes")
-    parser.add_argument("--steps", type=int, default=9, help="values per unit")
+    parser.add_argument("--steps", type=integer(1), default=9, help="values per unit")
 
 
 @command(
@@ -220,9 +222,9 @@ def cmd_traverse(args: argparse.Namespace) -> int:
 def _add_tangents(parser: argparse.ArgumentParser) -> None:
     _add_run(parser, data_required=True)
     parser.add_argument("--compare", action="append", default=[], type=Path, metavar="RUN", help="another model")
-    parser.add_argument("--index", type=int, help="which example of --data (default: a seeded random one)")
-    parser.add_argument("-k", "--directions", type=int, default=8, help="tangent directions shown")
-    parser.add_argument("--json", type=Path, metavar="FILE", help="also write the singular values")
+    parser.add_argument("--index", type=integer(0), help="which example of --data (default: a seeded random one)")
+    parser.add_argument("-k", "--directions", type=integer(1), default=8, help="tangent directions shown")
+    add_output(parser, "--json", metavar="FILE", help="also write the singular values")
 
 
 @command(

@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import AekitError
-from .base import add_data_arguments, arguments, command, data_description, load_data
+from .base import add_data_arguments, add_output, arguments, command, data_description, integer, load_data
 
 BASELINES = ("lsh", "pca", "itq", "spectral")
 
@@ -58,13 +58,13 @@ def _add_hasher_arguments(parser: argparse.ArgumentParser) -> None:
         "--model", type=Path, metavar="RUN", help="a run of the hashing family (aekit train --family hashing)"
     )
     which.add_argument("--method", choices=BASELINES, help="a baseline fitted on the data: lsh, pca, itq, spectral")
-    group.add_argument("--bits", type=int, default=32, help="code length of a baseline (a model has its own)")
-    group.add_argument("--seed", type=int, default=0, help="seed of the baseline (random hyperplanes, rotation)")
+    group.add_argument("--bits", type=integer(1), default=32, help="code length of a baseline (a model has its own)")
+    group.add_argument("--seed", type=integer(0), default=0, help="seed of the baseline (random hyperplanes, rotation)")
 
 
 def _add_device_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--device", default="cpu", help="where a model encodes: auto, cpu, cuda, cuda:N or mps")
-    parser.add_argument("--batch-size", type=int, default=1024, help="examples encoded at a time")
+    parser.add_argument("--batch-size", type=integer(1), default=1024, help="examples encoded at a time")
 
 
 # ------------------------------------------------------------------------------------------------ #
@@ -75,8 +75,7 @@ def _add_build(parser: argparse.ArgumentParser) -> None:
     _add_hasher_arguments(parser)
     add_data_arguments(parser)
     parser.add_argument("--ids", type=Path, metavar="FILE.npy", help="one integer id per row (default: row numbers)")
-    parser.add_argument("--out", required=True, type=Path, metavar="INDEX.npz", help="index file to write")
-    parser.add_argument("--force", action="store_true", help="overwrite an existing --out")
+    add_output(parser, "--out", required=True, metavar="INDEX.npz", help="index file to write")
     _add_device_arguments(parser)
 
 
@@ -87,8 +86,6 @@ def cmd_build(args: argparse.Namespace) -> int:
 
     if args.out.suffix != ".npz":
         raise AekitError(f"--out {args.out} must end in .npz", "an index is one .npz file", "rename it")
-    if args.out.exists() and not args.force:
-        raise AekitError(f"{args.out} already exists", "building would overwrite it", "choose another --out or --force")
     dataset = load_data(args)
     started = time.perf_counter()
     if args.model:
@@ -142,13 +139,13 @@ def _add_query(parser: argparse.ArgumentParser) -> None:
     which.add_argument("--data", metavar="SOURCE", help="new inputs, encoded by the index's hasher (one query per row)")
     search = parser.add_argument_group("search (default: the 10 nearest)")
     how = search.add_mutually_exclusive_group()
-    how.add_argument("--radius", type=int, help="every item within this Hamming distance (inclusive)")
-    how.add_argument("-k", "--nearest", type=int, help="the k nearest items by Hamming distance")
+    how.add_argument("--radius", type=integer(0), help="every item within this Hamming distance (inclusive)")
+    how.add_argument("-k", "--nearest", type=integer(1), help="the k nearest items by Hamming distance")
     search.add_argument("--backend", default="numpy", choices=BACKENDS, help="numpy, or a faiss index (faiss-cpu)")
     parser.add_argument("--model", type=Path, metavar="RUN", help="the index's model run, if it has moved")
     parser.add_argument("--split", default="test", choices=["train", "test"], help="split of a named --data")
     parser.add_argument("--data-dir", metavar="DIR", help="folder of named datasets; default $AEKIT_DATA_DIR")
-    parser.add_argument("--json", type=Path, metavar="FILE", help="also write the results to this JSON file")
+    add_output(parser, "--json", metavar="FILE", help="also write the results to this JSON file")
     _add_device_arguments(parser)
 
 
@@ -205,17 +202,19 @@ def _add_evaluate(parser: argparse.ArgumentParser) -> None:
         help="train-database: queries from the test split, database = the train split (default for "
         "mnist and fashion-mnist); holdout: queries and database from --data --split (default for files)",
     )
-    protocol.add_argument("--queries", type=int, default=1000, help="how many seeded queries")
-    protocol.add_argument("--seed", type=int, default=0, help="seed of the query choice and of the baselines")
-    protocol.add_argument("-k", type=int, default=100, help="precision at k")
-    protocol.add_argument("--radius", type=int, default=2, help="precision and recall within this Hamming radius")
+    protocol.add_argument("--queries", type=integer(1), default=1000, help="how many seeded queries")
+    protocol.add_argument("--seed", type=integer(0), default=0, help="seed of the query choice and of the baselines")
+    protocol.add_argument("-k", type=integer(1), default=100, help="precision at k")
+    protocol.add_argument(
+        "--radius", type=integer(0), default=2, help="precision and recall within this Hamming radius"
+    )
     methods = parser.add_argument_group("methods")
     methods.add_argument("--model", type=Path, action="append", default=[], metavar="RUN", help="a hashing run")
     methods.add_argument(
         "--methods", default=",".join(BASELINES), help="baselines, comma-separated (lsh,pca,itq,spectral), or none"
     )
     methods.add_argument("--bits", default="16,32,64", help="code lengths of the baselines, e.g. 16,32,64")
-    parser.add_argument("--json", type=Path, metavar="FILE", help="also write the table to this JSON file")
+    add_output(parser, "--json", metavar="FILE", help="also write the table to this JSON file")
     _add_device_arguments(parser)
 
 

@@ -9,7 +9,19 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import AekitError
-from .base import add_data_arguments, arguments, command, load_data, load_run_and_data, save_array, save_figure
+from .base import (
+    add_data_arguments,
+    add_output,
+    add_settings,
+    arguments,
+    command,
+    integer,
+    load_data,
+    load_run_and_data,
+    save_array,
+    save_figure,
+    settings_from_args,
+)
 
 # ------------------------------------------------------------------------------------------------ #
 # aekit plot latent
@@ -19,11 +31,13 @@ def _add_plot(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("figure", choices=["latent"], help="latent: 2-D maps of the codes, coloured by label")
     parser.add_argument("runs", nargs="+", type=Path, metavar="RUN", help="run or model folders, one panel each")
     add_data_arguments(parser, default_split="test")
-    parser.add_argument("--out", required=True, type=Path, metavar="FILE.png", help="figure to write")
-    parser.add_argument("--max-points", type=int, default=5000, help="a seeded random subset of this many examples")
+    add_output(parser, "--out", required=True, metavar="FILE.png", help="figure to write")
+    parser.add_argument(
+        "--max-points", type=integer(1), default=5000, help="a seeded random subset of this many examples"
+    )
     parser.add_argument("--no-pca", action="store_true", help="leave out the PCA panel of the data")
-    parser.add_argument("--seed", type=int, default=0, help="which examples are drawn")
-    parser.add_argument("--batch-size", type=int, default=1024)
+    parser.add_argument("--seed", type=integer(0), default=0, help="which examples are drawn")
+    parser.add_argument("--batch-size", type=integer(1), default=1024)
     parser.add_argument("--device", default="cpu", help="auto, cpu, cuda, cuda:N or mps")
 
 
@@ -109,8 +123,8 @@ def _add_anomaly(parser: argparse.ArgumentParser) -> None:
         metavar="C1,C2",
         help="labels of normal examples: keeps only those in labelled --calibrate data; reports the AUROC on --data",
     )
-    parser.add_argument("--out", type=Path, metavar="FILE", help=".csv (index,score[,anomaly][,label]) or .npy")
-    parser.add_argument("--batch-size", type=int, default=1024)
+    add_output(parser, "--out", metavar="FILE", help=".csv (index,score[,anomaly][,label]) or .npy")
+    parser.add_argument("--batch-size", type=integer(1), default=1024)
     parser.add_argument("--device", default="cpu", help="auto, cpu, cuda, cuda:N or mps")
 
 
@@ -205,22 +219,22 @@ def _write_scores(path: Path, scores: np.ndarray, flags: np.ndarray | None, labe
 
 
 def _add_finetune(parser: argparse.ArgumentParser) -> None:
+    from ..config import TrainConfig
+
     parser.add_argument("run", type=Path, metavar="RUN", help="the pretrained autoencoder (run or model folder)")
     add_data_arguments(parser, default_split="train")
     parser.add_argument(
         "--test-data", metavar="SOURCE", help="labelled test data (default: a named dataset's test split)"
     )
-    parser.add_argument("--labels", type=int, metavar="N", help="train on a seeded subset of N labelled examples")
+    parser.add_argument(
+        "--labels", type=integer(1), metavar="N", help="train on a seeded subset of N labelled examples"
+    )
     parser.add_argument("--freeze", action="store_true", help="keep the encoder fixed, train only the head")
     parser.add_argument("--hidden", metavar="W1,W2", default="", help="hidden widths of the head (default: none)")
     parser.add_argument("--compare-random", action="store_true", help="also train the same network from random weights")
-    parser.add_argument("--epochs", type=int, default=30)
-    parser.add_argument("--batch-size", type=int, default=128)
-    parser.add_argument("--lr", type=float, default=1e-3, help="Adam learning rate, cosine decay")
-    parser.add_argument("--val-fraction", type=float, default=0.1, help="of the labelled data, picks the best epoch")
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--device", default="cpu", help="auto, cpu, cuda, cuda:N or mps")
-    parser.add_argument("--json", type=Path, metavar="FILE", help="also write the error rates to this JSON file")
+    training = parser.add_argument_group("training (the same loop and settings as aekit train)")
+    add_settings(training, TrainConfig, skip=("checkpoint_every", "logger"))
+    add_output(parser, "--json", metavar="FILE", help="also write the error rates to this JSON file")
     parser.add_argument("--no-progress", action="store_true")
 
 
@@ -264,15 +278,7 @@ def cmd_finetune(args: argparse.Namespace) -> int:
         hidden = [int(v) for v in args.hidden.split(",") if v.strip()]
     except ValueError:
         raise AekitError(f"bad --hidden {args.hidden!r}", "expected comma-separated integers", "e.g. 128") from None
-    config = TrainConfig(
-        epochs=args.epochs,
-        batch_size=args.batch_size,
-        lr=args.lr,
-        lr_schedule="cosine",
-        val_fraction=args.val_fraction,
-        seed=args.seed,
-        device=args.device,
-    ).validate()
+    config = settings_from_args(args, TrainConfig)
     starts = {"pretrained": model}
     if args.compare_random:
         from ..model import Autoencoder

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import AekitError
-from .base import arguments, command, save_figure
+from .base import add_output, arguments, command, integer, save_figure
 
 TASK_NAMES = ("denoise", "super-resolve", "inpaint", "colorize")
 OUTPUT_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp")
@@ -17,7 +17,7 @@ OUTPUT_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp")
 
 def _add_restore(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("input", type=Path, metavar="INPUT", help="PNG/JPEG/TIFF image, grey or colour, 8 or 16 bit")
-    parser.add_argument("output", type=Path, metavar="OUTPUT", help="where to write the restored image")
+    add_output(parser, "output", metavar="OUTPUT", help="where to write the restored image")
     parser.add_argument("--task", required=True, choices=TASK_NAMES, help="what to undo")
     parser.add_argument(
         "--sigma",
@@ -46,13 +46,14 @@ def _add_restore(parser: argparse.ArgumentParser) -> None:
         help="treat INPUT as a clean original: degrade it first (noise, shrink, holes or grey), write the "
         "degraded image next to OUTPUT (NAME-degraded.png) and report the PSNR",
     )
-    parser.add_argument("--figure", type=Path, metavar="FILE.png", help="with --simulate: degraded/restored/original")
-    parser.add_argument("--tile", type=int, default=512, help="tile size in pixels: bounds memory for large images")
-    parser.add_argument("--overlap", type=int, default=32, help="context around each tile (>= receptive field)")
+    add_output(parser, "--figure", metavar="FILE.png", help="with --simulate: degraded/restored/original")
+    parser.add_argument(
+        "--tile", type=integer(1), default=512, help="tile size in pixels: bounds memory for large images"
+    )
+    parser.add_argument("--overlap", type=integer(0), default=32, help="context around each tile (>= receptive field)")
     parser.add_argument("--precision", choices=["fp32", "bf16"], default="fp32", help="bf16: faster on recent CPUs")
     parser.add_argument("--device", default="cpu", help="cpu, cuda, cuda:N or mps")
-    parser.add_argument("--seed", type=int, default=0, help="seed of --simulate's noise or holes")
-    parser.add_argument("--force", action="store_true", help="overwrite OUTPUT if it exists")
+    parser.add_argument("--seed", type=integer(0), default=0, help="seed of --simulate's noise or holes")
 
 
 @command(
@@ -84,8 +85,13 @@ def cmd_restore(args: argparse.Namespace) -> int:
 
     if args.output.suffix.lower() not in OUTPUT_SUFFIXES:
         raise AekitError(f"output {args.output} has no image suffix", f"use one of {', '.join(OUTPUT_SUFFIXES)}", "")
-    if args.output.exists() and not args.force:
-        raise AekitError(f"{args.output} already exists", "it would be overwritten", "choose another name or --force")
+    degraded_path = args.output.with_name(f"{args.output.stem}-degraded.png")
+    if args.simulate and degraded_path.exists() and not args.force:
+        raise AekitError(
+            f"{degraded_path} already exists", "--simulate writes the degraded image there", "add --force or rename"
+        )
+    if args.simulate and degraded_path.resolve() == args.input.resolve():
+        raise AekitError(f"{degraded_path} is INPUT", "--simulate would write the degraded image over it", "rename")
     if args.task == "super-resolve":
         check_scale(args.scale)
     raw = read_image(args.input)
@@ -122,7 +128,6 @@ def cmd_restore(args: argparse.Namespace) -> int:
         observed = np.round(np.clip(restorer.degrade(image, seed=args.seed, mask=mask), 0, 1) * levels) / levels
         if args.task == "inpaint" and mask is None:
             mask = restorer.random_mask(*image.shape[:2], seed=args.seed)
-        degraded_path = args.output.with_name(f"{args.output.stem}-degraded.png")
         _save_image(degraded_path, observed, bits)
         print(f"degraded image written to {degraded_path}")
     else:

@@ -16,6 +16,7 @@ from typing import Any
 
 import numpy as np
 
+from ..callbacks import Callback
 from ..errors import AekitError
 from .base import (
     DATA_KEYS,
@@ -25,6 +26,7 @@ from .base import (
     check_fresh_output,
     command,
     data_description,
+    integer,
     load_data,
     option_name,
     print_report,
@@ -71,8 +73,10 @@ def _add_train(parser: argparse.ArgumentParser) -> None:
         help="stream a .npy file (or a folder of .npy shards) too big for memory, in shuffled chunks",
     )
     patches = parser.add_argument_group("patches (image restoration: denoise, super-resolve, inpaint, colorize)")
-    patches.add_argument("--patch-size", type=int, metavar="PIXELS", help="train on random square crops of --data")
-    patches.add_argument("--patches", type=int, default=65536, metavar="N", help="how many crops")
+    patches.add_argument(
+        "--patch-size", type=integer(1), metavar="PIXELS", help="train on random square crops of --data"
+    )
+    patches.add_argument("--patches", type=integer(1), default=65536, metavar="N", help="how many crops")
     patches.add_argument(
         "--image-mode", choices=["grey", "rgb"], default="grey", help="grey: luma of every image; rgb: colour only"
     )
@@ -136,8 +140,13 @@ def cmd_train(args: argparse.Namespace) -> int:
     from .. import distributed
 
     topology = distributed.init_from_env() if args.distributed else distributed.Topology()
+    created = not args.out.exists()
     try:
         return _train(args, topology)
+    except AekitError:
+        if created and args.out.is_dir() and not any(args.out.iterdir()):
+            args.out.rmdir()  # a bad input leaves no empty run folder behind
+        raise
     finally:
         if args.distributed:
             distributed.shutdown()
@@ -146,9 +155,9 @@ def cmd_train(args: argparse.Namespace) -> int:
 def _train(args: argparse.Namespace, topology: Any) -> int:
     import torch
 
-    from ..config import FORMAT_VERSION, FamilyConfig, ModelConfig, TrainConfig, apply_overrides
+    from ..config import FamilyConfig, ModelConfig, TrainConfig, apply_overrides
     from ..files import remove_stale_temporaries
-    from ..io import load_model, load_state, read_model_config, write_json
+    from ..io import load_model, load_state, read_model_config
     from ..model import Autoencoder
 
     run_dir: Path = args.out
@@ -192,9 +201,6 @@ def _train(args: argparse.Namespace, topology: Any) -> int:
         "init": None if args.init is None else str(args.init),
     }
     if topology.is_main:
-        if checkpoint is None:  # first: a run interrupted before its first checkpoint can be started again
-            write_json(run_dir / "config.json", {"format_version": FORMAT_VERSION, "model": model.config.to_dict()})
-            write_json(run_dir / RUN_FILE, {**record, "result": None})
         n_params = sum(p.numel() for p in model.parameters())
         processes = f", {topology.world} processes" if topology.distributed else ""
         print(f"{model.family} autoencoder, {n_params:,} parameters, data {name} {tuple(x_train.shape)}{processes}")
@@ -345,6 +351,23 @@ def _shown(value: Any) -> str:
     return str(value)
 
 
+class _RecordRun(Callback):
+    """Writes ``config.json`` and ``train.json`` when training starts (after the data have been
+    checked): a run interrupted before its first checkpoint can be started again with --resume."""
+
+    def __init__(self, run_dir: Path, model: Any, record: dict[str, Any]) -> None:
+        self.run_dir, self.model, self.record = run_dir, model, record
+
+    def on_fit_start(self, loop: Any) -> None:
+        from ..config import FORMAT_VERSION
+        from ..io import write_json
+
+        write_json(
+            self.run_dir / "config.json", {"format_version": FORMAT_VERSION, "model": self.model.config.to_dict()}
+        )
+        write_json(self.run_dir / RUN_FILE, {**self.record, "result": None})
+
+
 def train_run(
     run_dir: Path,
     model: Any,
@@ -365,7 +388,8 @@ def train_run(
     from ..train import Trainer
 
     is_main = topology is None or topology.is_main
-    trainer = Trainer(model, train_config, run_dir=run_dir, progress=progress)
+    callbacks = [] if resume is not None or not is_main else [_RecordRun(run_dir, model, record)]
+    trainer = Trainer(model, train_config, run_dir=run_dir, progress=progress, callbacks=callbacks)
     result = trainer.fit(x_train, resume=resume)
     if resume is not None and len(result.history) == result.start_epoch:
         longer = {
