@@ -56,3 +56,13 @@ def shared_data_dir() -> Path | None:
 @pytest.fixture
 def rng():
     return np.random.default_rng(0)
+
+
+# the image-restoration families: fully convolutional, any image size, the code is an image
+RESTORATION_CASES = [
+    ("denoise", {"depth": 2, "width": 4}),
+    ("denoise", {"depth": 2, "width": 4, "max_sigma": 50.0}),
+    ("super-resolve", {"depth": 2, "width": 4, "scale": 2}),
+    ("inpaint", {"depth": 2, "width": 4, "mask": "pixels"}),
+    ("colorize", {"depth": 2, "width": 4}),
+]

@@ -10,7 +10,7 @@ from . import corruptions, degradations, latents, likelihoods, nets, penalties, 
 from .config import ModelConfig, TrainConfig
 from .data import Dataset, load_dataset
 from .errors import AekitError
-from .families import family_config, family_names, make_model
+from .families import FamilyConfig, family_config, family_names, make_model
 from .io import load_model, save_model
 from .metrics import importance_sampled_nll, principal_angles, reconstruction_report
 from .model import Autoencoder, LossOutput
@@ -22,6 +22,7 @@ __all__ = [
     "AekitError",
     "Autoencoder",
     "Dataset",
+    "FamilyConfig",
     "LossOutput",
     "ModelConfig",
     "TrainConfig",

@@ -2,7 +2,8 @@
 
 ``ModelConfig`` names every part as ``{"name": ..., **kwargs}`` (see :mod:`aekit.registry`), so a
 saved ``config.json`` rebuilds the model exactly. ``FamilyConfig`` is the short form a user writes
-(a family, a code size and network options); ``TrainConfig`` holds the optimisation settings.
+(a family, a code size and network options, in :mod:`aekit.families`); ``TrainConfig`` holds the
+optimisation settings.
 
 Every field of ``FamilyConfig`` and ``TrainConfig`` is declared once with :func:`setting`: its
 default, its help text, its allowed values. From that one declaration come the ``aekit train``
@@ -18,6 +19,7 @@ import math
 import numbers
 import types
 import typing
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -39,14 +41,14 @@ def setting(
     auto: bool = False,
     cli: bool = True,
     estimator: bool = True,
-    choices_from: str | None = None,
+    choices_from: Callable[[], list[Any]] | None = None,
 ) -> Any:
     """A dataclass field with what the CLI, the estimators and validation need to know about it.
 
     ``minimum``/``maximum`` bound a number (inclusive), ``above``/``below`` exclusively;
     ``auto`` also allows the string ``"auto"``; ``cli``/``estimator`` say whether ``aekit train``
-    and the scikit-learn estimators expose it; ``choices_from`` ("module:function") names a
-    function that lists the allowed values when they are only known at run time (the families).
+    and the scikit-learn estimators expose it; ``choices_from`` is a function that lists the
+    allowed values when they are only known at run time (the registered families).
     """
     metadata = {
         "help": help,
@@ -95,10 +97,7 @@ def value_kind(f: dataclasses.Field) -> str:
 def allowed_values(f: dataclasses.Field) -> tuple[Any, ...] | None:
     """The values a setting may take, when they are a list (choices), else None."""
     if f.metadata.get("choices_from"):
-        import importlib
-
-        module, function = f.metadata["choices_from"].split(":")
-        return tuple(getattr(importlib.import_module(module), function)())
+        return tuple(f.metadata["choices_from"]())
     return f.metadata.get("choices")
 
 
@@ -183,7 +182,7 @@ def check_value(f: dataclasses.Field, value: Any, name: str | None = None) -> An
     return value
 
 
-class _Settings:
+class Settings:
     """Shared behaviour of the settings dataclasses: JSON round trip and validation."""
 
     def to_dict(self) -> dict[str, Any]:
@@ -222,55 +221,7 @@ class ModelConfig:
 
 
 @dataclass
-class FamilyConfig(_Settings):
-    """A model as a user describes it: a family, a code size and network options.
-
-    ``build(data_shape)`` turns it into the full :class:`ModelConfig` (see :mod:`aekit.families`).
-    A network option left unset keeps the family's own default.
-    """
-
-    family: str = setting(
-        "undercomplete", "which autoencoder (`aekit list` describes each)", choices_from="aekit.families:family_names"
-    )
-    code_size: int = setting(32, "code width K (bits for hashing)", minimum=1)
-    network: str | None = setting(None, "encoder/decoder network (default: mlp)", choices=("mlp", "conv"))
-    hidden: list[int] | None = setting(
-        None, "MLP hidden widths on the encoder side, the decoder mirrors them (default 512,256)", minimum=1
-    )
-    channels: list[int] | None = setting(None, "conv channels per stride-2 block (default 32,64)", minimum=1)
-    activation: str | None = setting(
-        None,
-        "hidden activation (default elu)",
-        choices=("relu", "elu", "gelu", "silu", "sigmoid", "tanh", "identity"),
-    )
-    norm: str | None = setting(
-        None, "MLP hidden-layer normalisation (default none)", choices=("none", "batch", "layer")
-    )
-    likelihood: str | None = setting(
-        None,
-        "output units: gaussian for real values, bernoulli for data in [0, 1] (default per family)",
-        choices=("gaussian", "bernoulli", "multinomial"),
-    )
-    family_options: dict[str, Any] = setting(
-        {}, "the family's own options, e.g. noise, level (denoising), beta (vae); `aekit list` shows them", cli=False
-    )
-
-    def preset_options(self) -> dict[str, Any]:
-        """The keyword options of the family preset: the network options that are set, plus ``family_options``."""
-        network = ("network", "hidden", "channels", "activation", "norm", "likelihood")
-        chosen = {key: getattr(self, key) for key in network if getattr(self, key) is not None}
-        return {**chosen, **self.family_options}
-
-    def build(self, data_shape: Any) -> ModelConfig:
-        """The :class:`ModelConfig` of this family for examples of ``data_shape``."""
-        from .families import family_config
-
-        self.validate()
-        return family_config(self.family, data_shape, self.code_size, **self.preset_options())
-
-
-@dataclass
-class TrainConfig(_Settings):
+class TrainConfig(Settings):
     """How to train: optimiser, batching, stopping, checkpoints, logging."""
 
     epochs: int | str = setting(

@@ -30,11 +30,12 @@ import math
 import types
 import typing
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
-from .config import ModelConfig
+from .config import ModelConfig, Settings, setting
 from .errors import AekitError
 from .model import Autoencoder
 
@@ -154,6 +155,52 @@ def family_config(family: str, data_shape: Sequence[int], code_size: int = 32, *
         if isinstance(error, AekitError):
             raise
         raise AekitError(f"bad option for family {family!r}", str(error), "see `aekit list`") from None
+
+
+@dataclass
+class FamilyConfig(Settings):
+    """A model as a user describes it: a family, a code size and network options.
+
+    ``build(data_shape)`` turns it into the full :class:`ModelConfig` (see :mod:`aekit.families`).
+    A network option left unset keeps the family's own default.
+    """
+
+    family: str = setting(
+        "undercomplete", "which autoencoder (`aekit list` describes each)", choices_from=lambda: family_names()
+    )
+    code_size: int = setting(32, "code width K (bits for hashing)", minimum=1)
+    network: str | None = setting(None, "encoder/decoder network (default: mlp)", choices=("mlp", "conv"))
+    hidden: list[int] | None = setting(
+        None, "MLP hidden widths on the encoder side, the decoder mirrors them (default 512,256)", minimum=1
+    )
+    channels: list[int] | None = setting(None, "conv channels per stride-2 block (default 32,64)", minimum=1)
+    activation: str | None = setting(
+        None,
+        "hidden activation (default elu)",
+        choices=("relu", "elu", "gelu", "silu", "sigmoid", "tanh", "identity"),
+    )
+    norm: str | None = setting(
+        None, "MLP hidden-layer normalisation (default none)", choices=("none", "batch", "layer")
+    )
+    likelihood: str | None = setting(
+        None,
+        "output units: gaussian for real values, bernoulli for data in [0, 1] (default per family)",
+        choices=("gaussian", "bernoulli", "multinomial"),
+    )
+    family_options: dict[str, Any] = setting(
+        {}, "the family's own options, e.g. noise, level (denoising), beta (vae); `aekit list` shows them", cli=False
+    )
+
+    def preset_options(self) -> dict[str, Any]:
+        """The keyword options of the family preset: the network options that are set, plus ``family_options``."""
+        network = ("network", "hidden", "channels", "activation", "norm", "likelihood")
+        chosen = {key: getattr(self, key) for key in network if getattr(self, key) is not None}
+        return {**chosen, **self.family_options}
+
+    def build(self, data_shape: Any) -> ModelConfig:
+        """The :class:`ModelConfig` of this family for examples of ``data_shape``."""
+        self.validate()
+        return family_config(self.family, data_shape, self.code_size, **self.preset_options())
 
 
 def make_model(family: str, data_shape: Sequence[int], code_size: int = 32, **options: Any) -> Autoencoder:

@@ -50,8 +50,9 @@ from sklearn.utils.validation import check_array, check_is_fitted, validate_data
 
 from .applications.anomaly import quantile_threshold, reconstruction_errors, residual_scale
 from .applications.pretraining import EncoderClassifier, predict_logits
-from .config import FamilyConfig, TrainConfig, settings_of
+from .config import TrainConfig, settings_of
 from .errors import AekitError
+from .families import FamilyConfig
 from .model import Autoencoder
 from .tensors import apply_batched
 from .train import Trainer, fine_tune

@@ -49,7 +49,7 @@ PRETRAINED = {
 
 def pretrained_names() -> list[str]:
     """The names of the weights shipped with aekit that are installed."""
-    return [name for name in PRETRAINED if _weights_dir(name).is_dir()]
+    return [name for name in PRETRAINED if weights_dir(name).is_dir()]
 
 
 def inpainting_model_for(missing: Any) -> str:
@@ -71,7 +71,8 @@ def inpainting_model_for(missing: Any) -> str:
     return "inpaint-pixels" if inner.sum() < 0.25 * missing.sum() else "inpaint"
 
 
-def _weights_dir(name: str) -> Path:
+def weights_dir(name: str) -> Path:
+    """The folder of a shipped model (config.json + model.safetensors)."""
     return Path(str(resources.files("aekit") / "weights" / name))
 
 
@@ -195,7 +196,7 @@ class ImageRestorer:
                 f"the shipped models are {', '.join(pretrained_names()) or 'none'}",
                 "pick one, or load your own with ImageRestorer.load(folder)",
             )
-        return cls(load_model(_weights_dir(name)), **options)
+        return cls(load_model(weights_dir(name)), **options)
 
     @classmethod
     def load(cls, directory: str | Path, **options: Any) -> ImageRestorer:

@@ -49,7 +49,8 @@ RECORDED_ELSEWHERE = {"test_data", "init", "stream", "option", "overrides"}
 
 
 def _add_train(parser: argparse.ArgumentParser) -> None:
-    from ..config import FamilyConfig, TrainConfig
+    from ..config import TrainConfig
+    from ..families import FamilyConfig
 
     parser.add_argument("--out", required=True, type=Path, metavar="RUN", help="the run folder to write")
     parser.add_argument(
@@ -155,7 +156,8 @@ def cmd_train(args: argparse.Namespace) -> int:
 def _train(args: argparse.Namespace, topology: Any) -> int:
     import torch
 
-    from ..config import FamilyConfig, ModelConfig, TrainConfig, apply_overrides
+    from ..config import ModelConfig, TrainConfig, apply_overrides
+    from ..families import FamilyConfig
     from ..files import remove_stale_temporaries
     from ..io import load_model, load_state, read_model_config
     from ..model import Autoencoder
@@ -268,7 +270,8 @@ def _prepare_resume(args: argparse.Namespace, run_dir: Path) -> Path | None:
     """Put the run's recorded settings on ``args``, refusing explicit options that contradict them;
     returns the checkpoint to continue from (None: the run stopped before its first checkpoint)."""
     from ..callbacks import CHECKPOINT_FILE, read_checkpoint_meta
-    from ..config import FamilyConfig, TrainConfig, settings_of
+    from ..config import TrainConfig, settings_of
+    from ..families import FamilyConfig
     from ..io import read_json
 
     record_path = run_dir / RUN_FILE

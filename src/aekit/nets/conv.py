@@ -189,8 +189,9 @@ class RedNet(Part):
         h = x
         if s > 1:
             pad = (0, (-width) % s, 0, (-height) % s)
-            if any(pad):
-                h = nn.functional.pad(h, pad, mode="reflect" if min(height, width) > s else "replicate")
+            exporting = torch.compiler.is_exporting()  # symbolic sizes: one graph for every size (>= 8 px)
+            if exporting or any(pad):
+                h = nn.functional.pad(h, pad, mode="reflect" if exporting or min(height, width) > s else "replicate")
             h = nn.functional.pixel_unshuffle(h, s)  # (B, C s^2, H/s, W/s)
         skips: list[torch.Tensor] = []
         for layer in self.encoder_layers:
