@@ -57,6 +57,25 @@ class AutoencoderStep(nn.Module):
         """What must not change when a run resumes: the model's configuration."""
         return self.model.config.to_dict()
 
+    @torch.no_grad()
+    def preview(self, x: torch.Tensor) -> torch.Tensor | None:
+        """Images for loggers: originals, the corrupted inputs (if any) and the reconstructions of
+        a few examples x (N, C, H, W), stacked (rows * N, C, H, W) in [0, 1]; None for data that
+        are not images of 1 or 3 channels."""
+        x = dense_batch(x)
+        if x.ndim != 4 or x.shape[1] not in (1, 3):
+            return None
+        was_training = self.model.training
+        self.model.eval()
+        rows = [x]
+        seen = x
+        if self.model.corruption is not None:
+            seen = self.model.corruption.corrupt(x, torch.Generator(device=x.device).manual_seed(0))
+            rows.append(seen[:, : x.shape[1]])  # without a mask channel
+        rows.append(self.model.reconstruct(seen))
+        self.model.train(was_training)
+        return torch.cat(rows).float().clamp(0, 1).cpu()
+
 
 class ClassifierStep(nn.Module):
     """Cross-entropy (nats per example) of ``network`` (x -> logits (B, C)) on labelled batches."""

@@ -37,7 +37,7 @@ def _add_plot(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--no-pca", action="store_true", help="leave out the PCA panel of the data")
     parser.add_argument("--seed", type=integer(0), default=0, help="which examples are drawn")
-    parser.add_argument("--batch-size", type=integer(1), default=1024)
+    parser.add_argument("--batch-size", type=integer(1), default=1024, help="examples computed at a time")
     parser.add_argument("--device", default="cpu", help="auto, cpu, cuda, cuda:N or mps")
 
 
@@ -124,7 +124,7 @@ def _add_anomaly(parser: argparse.ArgumentParser) -> None:
         help="labels of normal examples: keeps only those in labelled --calibrate data; reports the AUROC on --data",
     )
     add_output(parser, "--out", metavar="FILE", help=".csv (index,score[,anomaly][,label]) or .npy")
-    parser.add_argument("--batch-size", type=integer(1), default=1024)
+    parser.add_argument("--batch-size", type=integer(1), default=1024, help="examples computed at a time")
     parser.add_argument("--device", default="cpu", help="auto, cpu, cuda, cuda:N or mps")
 
 
@@ -235,7 +235,7 @@ def _add_finetune(parser: argparse.ArgumentParser) -> None:
     training = parser.add_argument_group("training (the same loop and settings as aekit train)")
     add_settings(training, TrainConfig, skip=("checkpoint_every", "logger"))
     add_output(parser, "--json", metavar="FILE", help="also write the error rates to this JSON file")
-    parser.add_argument("--no-progress", action="store_true")
+    parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
 
 
 @command(
