@@ -78,7 +78,7 @@ def family_options(family: str) -> dict[str, Any]:
     return options
 
 
-NETWORK_OPTIONS = ("network", "hidden", "channels", "activation", "norm", "likelihood")
+NETWORK_OPTIONS = ("network", "hidden", "channels", "convs_per_block", "activation", "norm", "likelihood")
 
 
 def _preset(family: str) -> Preset:
@@ -222,6 +222,7 @@ def _compose(
     network: str = "mlp",
     hidden: Sequence[int] = (512, 256),
     channels: Sequence[int] = (32, 64),
+    convs_per_block: int = 1,
     activation: str = "elu",
     norm: str = "none",
     likelihood: str | dict[str, Any] = "gaussian",
@@ -261,6 +262,7 @@ def _compose(
             "out_shape": [width],
             "channels": list(channels),
             "activation": activation,
+            "convs_per_block": convs_per_block,
         }
         decoder = {
             "name": "conv",
@@ -268,6 +270,7 @@ def _compose(
             "out_shape": data_shape,
             "channels": list(channels),
             "activation": activation,
+            "convs_per_block": convs_per_block,
         }
     else:
         raise AekitError(f"unknown network {network!r}", "the choices are mlp, conv", "pick one")

@@ -41,6 +41,9 @@ def _spatial_sizes(height: int, width: int, blocks: int) -> list[tuple[int, int]
 class ConvEncoder(Part):
     """Strided 3x3 convolutions, then one linear layer to the code width.
 
+    Each block is a stride-2 convolution followed by ``convs_per_block - 1`` stride-1 ones at the
+    same resolution (more depth at the same size of feature map).
+
     Shapes: ``(B, C, H, W) -> (B, *out_shape)``; after ``len(channels)`` blocks the feature map is
     ``(channels[-1], ceil(H / 2**n), ceil(W / 2**n))``.
     """
@@ -54,6 +57,7 @@ class ConvEncoder(Part):
         out_shape: int | Sequence[int],
         channels: Sequence[int] = (32, 64),
         activation: str = "relu",
+        convs_per_block: int = 1,
     ) -> None:
         super().__init__()
         self.in_shape = _image_shape(in_shape, "input shape")
@@ -61,11 +65,14 @@ class ConvEncoder(Part):
         channels = layer_widths(channels, "channel")
         if not channels:
             raise AekitError("the conv encoder needs at least one block", "channels is empty", "give channels")
+        extra = layer_widths([convs_per_block], "convs_per_block")[0] - 1
         c, h, w = self.in_shape
         layers: list[nn.Module] = []
         for c_out in channels:
-            layers += [nn.Conv2d(c, int(c_out), 3, stride=2, padding=1), make_activation(activation)]
-            c = int(c_out)
+            layers += [nn.Conv2d(c, c_out, 3, stride=2, padding=1), make_activation(activation)]
+            for _ in range(extra):
+                layers += [nn.Conv2d(c_out, c_out, 3, padding=1), make_activation(activation)]
+            c = c_out
         self.features = nn.Sequential(*layers)
         h_last, w_last = _spatial_sizes(h, w, len(channels))[-1]
         self.head = nn.Linear(c * h_last * w_last, math.prod(self.out_shape))
@@ -76,7 +83,8 @@ class ConvEncoder(Part):
 
 
 class ConvDecoder(Part):
-    """One linear layer to a small feature map, then stride-2 transposed convolutions.
+    """One linear layer to a small feature map, then stride-2 transposed convolutions; with
+    ``convs_per_block`` > 1 each is preceded by stride-1 convolutions (the encoder mirrored).
 
     Shapes: ``(B, *in_shape) -> (B, C, H, W)``; the output has no activation (logits or means).
     """
@@ -90,6 +98,7 @@ class ConvDecoder(Part):
         out_shape: Sequence[int],
         channels: Sequence[int] = (32, 64),
         activation: str = "relu",
+        convs_per_block: int = 1,
     ) -> None:
         super().__init__()
         self.in_shape = _shape(in_shape, "input shape")
@@ -97,6 +106,7 @@ class ConvDecoder(Part):
         channels = layer_widths(channels, "channel")
         if not channels:
             raise AekitError("the conv decoder needs at least one block", "channels is empty", "give channels")
+        extra = layer_widths([convs_per_block], "convs_per_block")[0] - 1
         c_out, h, w = self.out_shape
         sizes = _spatial_sizes(h, w, len(channels))
         widths = [int(c) for c in reversed(channels)]  # deepest first
@@ -110,6 +120,8 @@ class ConvDecoder(Part):
             (h_in, w_in), (h_target, w_target) = sizes[-1 - block], sizes[-2 - block]
             # (h_in - 1) * 2 - 2 + 3 + pad = h_target  ->  pad in {0, 1}
             padding = (h_target - 2 * h_in + 1, w_target - 2 * w_in + 1)
+            for _ in range(extra):
+                layers += [nn.Conv2d(c_in, c_in, 3, padding=1), make_activation(activation)]
             layers.append(nn.ConvTranspose2d(c_in, c_next, 3, stride=2, padding=1, output_padding=padding))
             if block < len(widths) - 1:
                 layers.append(make_activation(activation))
