@@ -130,3 +130,26 @@ def test_tensorboard_logger_writes_scalars_and_reconstructions(tmp_path):
     assert [e.step for e in events.Scalars("step/kl")] == list(range(1, 13))
     assert [e.step for e in events.Scalars("val/loss")] == [1, 2]
     assert tags["images"] == ["reconstructions"] and len(events.Images("reconstructions")) == 2
+
+
+def test_hflip_augmentation_mirrors_a_random_half_of_each_training_batch():
+    from aekit.steps import AutoencoderStep
+
+    model = model_for()
+    x = data(64)
+    seen = []
+    original = model.loss
+
+    def recording(batch, **kwargs):
+        seen.append(batch)
+        return original(batch, **kwargs)
+
+    model.loss = recording
+    step = AutoencoderStep(model, augment="hflip")
+    step(x, torch.Generator().manual_seed(0))
+    pairs = list(zip(seen[0], x, strict=True))
+    mirrored = torch.tensor([torch.equal(a, b.flip(-1)) and not torch.equal(a, b) for a, b in pairs])
+    kept = torch.tensor([torch.equal(a, b) for a, b in pairs])
+    assert bool((mirrored | kept).all()) and 20 < int(mirrored.sum()) < 44
+    step.evaluate(x, torch.Generator().manual_seed(0))
+    assert torch.equal(seen[1], x)  # held-out data are scored as they are

@@ -270,6 +270,14 @@ class PenaltyWarmup(Callback):
     def __init__(self, epochs: float) -> None:
         self.epochs = epochs
 
+    def on_fit_start(self, loop: Loop) -> None:
+        if not isinstance(getattr(loop.step_module, "penalty_scale", None), torch.Tensor):
+            raise AekitError(
+                "penalty_warmup_epochs is set, but this step has no penalties to ramp",
+                "only an autoencoder's step weights penalties",
+                "leave penalty_warmup_epochs at 0",
+            )
+
     def on_step_start(self, loop: Loop) -> None:
         warmup_steps = self.epochs * loop.steps_per_epoch
         if loop.step <= warmup_steps + 1:  # afterwards the scale stays at 1

@@ -256,6 +256,12 @@ class TrainConfig(Settings):
     )
     restore_best: bool = setting(True, "end with the weights of the best validation epoch")
     clip_grad_norm: float = setting(0.0, "clip the global gradient norm to this; 0 = off", minimum=0.0)
+    augment: str = setting(
+        "none",
+        "random changes of each training batch that keep what the data mean: hflip mirrors a random half of "
+        "the images left to right (photos, clothing; not digits or text)",
+        choices=("none", "hflip"),
+    )
     dynamic_binarization: bool = setting(
         False, "draw x ~ Bernoulli(x) anew for every batch (on the command line: --binarize dynamic)", cli=False
     )
@@ -283,8 +289,8 @@ class TrainConfig(Settings):
     log_every: int = setting(50, "steps between progress and logger updates (the only host-device syncs)", minimum=1)
     logger: str = setting(
         "csv",
-        "experiment tracking in the run folder: csv (metrics.csv), tensorboard (event files: losses per step and "
-        "epoch, learning rate, reconstructions) or none",
+        "experiment tracking in the run folder: csv (log.csv), tensorboard (event files in tensorboard/: "
+        "losses per step and epoch, learning rate, reconstructions) or none",
         choices=("csv", "tensorboard", "none"),
         estimator=False,
     )

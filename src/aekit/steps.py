@@ -26,19 +26,36 @@ from .model import Autoencoder, LossOutput
 from .tensors import dense_batch
 
 
+def augmented(x: torch.Tensor, augment: str, generator: torch.Generator | None) -> torch.Tensor:
+    """x (B, ..., W) with ``augment`` applied: ``hflip`` mirrors a random half of the examples
+    along the last axis; ``none`` returns x."""
+    if augment == "hflip":
+        mirror = torch.rand(len(x), generator=generator, device=x.device) < 0.5  # (B,)
+        return torch.where(mirror.view(-1, *[1] * (x.ndim - 1)), x.flip(-1), x)
+    return x
+
+
 class AutoencoderStep(nn.Module):
     """The autoencoder objective: mean NLL plus weighted penalties, nats per example.
 
+    ``augment="hflip"`` mirrors a random half of each training batch of images left to right.
     ``dynamic_binarization`` draws x ~ Bernoulli(x) anew for every batch. ``penalty_scale`` (a
     buffer the warm-up callback fills in place, so a compiled step never recompiles) multiplies
-    every penalty weight during training; held-out data are scored at full weight.
+    every penalty weight during training; held-out data are scored at full weight, unaugmented.
     """
 
-    def __init__(self, model: Autoencoder, dynamic_binarization: bool = False, penalty_warmup: bool = False):
+    def __init__(
+        self,
+        model: Autoencoder,
+        dynamic_binarization: bool = False,
+        penalty_warmup: bool = False,
+        augment: str = "none",
+    ) -> None:
         super().__init__()
         self.model = model
         self.dynamic_binarization = dynamic_binarization
         self.penalty_warmup = penalty_warmup
+        self.augment = augment
         self.register_buffer("penalty_scale", torch.ones(()), persistent=False)
 
     def _input(self, x: Any, generator: torch.Generator | None) -> torch.Tensor:
@@ -46,8 +63,9 @@ class AutoencoderStep(nn.Module):
         return torch.bernoulli(x, generator=generator) if self.dynamic_binarization else x
 
     def forward(self, x: Any, generator: torch.Generator | None = None) -> LossOutput:
+        x = augmented(self._input(x, generator), self.augment, generator)
         scale = self.penalty_scale if self.penalty_warmup else 1.0  # no kernel when nothing ramps
-        return self.model.loss(self._input(x, generator), generator=generator, penalty_scale=scale)
+        return self.model.loss(x, generator=generator, penalty_scale=scale)
 
     def evaluate(self, x: Any, generator: torch.Generator | None = None) -> LossOutput:
         # corruption and latent noise stay on (seeded): the objective the loop minimises
@@ -78,14 +96,16 @@ class AutoencoderStep(nn.Module):
 
 
 class ClassifierStep(nn.Module):
-    """Cross-entropy (nats per example) of ``network`` (x -> logits (B, C)) on labelled batches."""
+    """Cross-entropy (nats per example) of ``network`` (x -> logits (B, C)) on labelled batches;
+    ``augment`` as for :class:`AutoencoderStep`, on the training batches only."""
 
-    def __init__(self, network: nn.Module) -> None:
+    def __init__(self, network: nn.Module, augment: str = "none") -> None:
         super().__init__()
         self.network = network
+        self.augment = augment
 
     def forward(self, batch: Labelled, generator: torch.Generator | None = None) -> LossOutput:
-        logits = self.network(dense_batch(batch.x))  # (B, C)
+        logits = self.network(augmented(dense_batch(batch.x), self.augment, generator))  # (B, C)
         loss = F.cross_entropy(logits.float(), batch.y)
         return LossOutput(total=loss, terms={"cross_entropy": loss})
 

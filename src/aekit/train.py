@@ -459,7 +459,7 @@ class Trainer:
     def step(self) -> AutoencoderStep:
         """The step function this trainer trains with."""
         cfg = self.config
-        return AutoencoderStep(self.model, cfg.dynamic_binarization, cfg.penalty_warmup_epochs > 0)
+        return AutoencoderStep(self.model, cfg.dynamic_binarization, cfg.penalty_warmup_epochs > 0, cfg.augment)
 
     def fit(self, x_train: Any, x_val: Any = None, resume: str | Path | None = None) -> TrainResult:
         """Train on ``x_train`` (N, *data_shape): an array, a tensor, a ``numpy.memmap`` or an
@@ -539,7 +539,7 @@ def fine_tune(
     val = None
     if x_val is not None:
         val = InMemory(as_tensor(x_val, "validation data"), as_labels(y_val), device=device, make=Labelled)
-    step = ClassifierStep(classifier)
+    step = ClassifierStep(classifier, cfg.augment)
     return fit(step, train, cfg, val, callbacks, progress=progress, monitor=("error", "loss"))
 
 
