@@ -109,7 +109,8 @@ def main() -> None:
     import torch
 
     import aekit
-    from aekit.applications.pretraining import EncoderClassifier, error_rate, fine_tune
+    from aekit.applications.pretraining import EncoderClassifier, error_rate
+    from aekit.train import fine_tune
 
     torch.set_num_threads(args.threads)
     started_all = time.perf_counter()
@@ -162,7 +163,7 @@ def main() -> None:
                         "family": family,
                         "seed": seed,
                         "test_error_percent": round(100 * error_rate(classifier, x_test, y_test), 3),
-                        "val_error_percent": round(100 * tuned.best_val_error, 3),
+                        "val_error_percent": round(100 * tuned.best_val["error"], 3),
                         "best_epoch": tuned.best_epoch,
                         "pretrain_val_nll": round(val_nll, 2),
                         "pretrain_seconds": round(pretrain_seconds, 1),

@@ -111,7 +111,9 @@ def test_bad_inputs_raise_what_scikit_learn_users_expect():
         small(epochs=0).fit(x)
     with pytest.raises(ValueError, match=r"batch_size=0 is not allowed"):
         small(batch_size=0).fit(x)
-    with pytest.raises(ValueError, match=r"lr_schedule='fast' is not allowed: it must be one of constant, cosine"):
+    with pytest.raises(
+        ValueError, match=r"lr_schedule=.fast. is not allowed: it must be one of auto, constant, cosine"
+    ):
         small(lr_schedule="fast").fit(x)
 
 

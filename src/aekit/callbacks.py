@@ -158,6 +158,13 @@ class Timing(Callback):
         self.seconds = time.perf_counter() - self.started
 
 
+def resolved_schedule(config: TrainConfig) -> str:
+    """The learning-rate schedule ``config.lr_schedule`` stands for (``auto`` resolved)."""
+    if config.lr_schedule != "auto":
+        return config.lr_schedule
+    return "plateau" if config.epochs == "auto" else "constant"
+
+
 def automatic_patience(steps_per_epoch: int) -> int:
     """Epochs of patience for ``epochs="auto"``: enough for 2000 optimisation steps, at least 5.
 
@@ -224,12 +231,13 @@ class LearningRateSchedule(Callback):
     """``constant``; ``cosine``: from ``lr`` down to 1 % of it over the planned steps (the epochs
     asked for, or the step budget of ``epochs="auto"``), a function of the step alone so a resumed
     run continues the curve exactly; ``plateau``: halved whenever the best epoch is ``patience // 2``
-    epochs old (at least 2), never below 1/1024 of ``lr``."""
+    epochs old (at least 2), never below 1/1024 of ``lr``; ``auto``: plateau when the epochs are
+    ``auto`` (the rate anneals as the validation loss levels off), constant otherwise."""
 
     name = "lr_schedule"
 
     def __init__(self, config: TrainConfig, patience: int) -> None:
-        self.kind, self.base = config.lr_schedule, config.lr
+        self.kind, self.base = resolved_schedule(config), config.lr
         self.wait = max(2, patience // 2)
         self.scale = 1.0
 

@@ -246,10 +246,11 @@ class TrainConfig(Settings):
     optimizer: str = setting("adam", "optimiser", choices=("adam", "adamw"))
     weight_decay: float = setting(0.0, "weight decay: L2 for adam, decoupled for adamw", minimum=0.0)
     lr_schedule: str = setting(
-        "constant",
+        AUTO,
         "learning-rate schedule: constant; cosine (decays to 1 % of lr over the epochs, or over max_steps for "
-        "epochs=auto); plateau (halves the rate after patience/2 epochs without a better validation loss)",
-        choices=("constant", "cosine", "plateau"),
+        "epochs=auto); plateau (halves the rate whenever patience/2 epochs pass without a better validation "
+        "loss); auto: plateau for epochs=auto, constant for a fixed number of epochs",
+        choices=(AUTO, "constant", "cosine", "plateau"),
     )
     val_fraction: float = setting(
         0.1, "share of the training data held out (seeded) to pick the best epoch and stop", minimum=0.0, below=1.0

@@ -237,12 +237,14 @@ def _training_data(args: argparse.Namespace, train_config: Any) -> tuple[Any, tu
 
         x = load_patches(args.data, args.patch_size, args.patches, args.image_mode, seed=train_config.seed)
         name = f"{args.patches} random {args.patch_size}-pixel crops of {args.data}"
-        return x, x.shape[1:], name, "8-bit pixels divided by 255"
+        return x, x.shape[1:], name, "8- and 16-bit pixels divided by 255 and 65535"
     if args.stream:
         from ..data.streaming import ArrayFile
 
         x = ArrayFile(args.data, scale="none" if args.scale == "none" else "auto")
-        return x, x.example_shape, f"{args.data} (streamed)", f"{x.dtype} read as float32 (scale {x.scale})"
+        scaled = x.scale == "auto" and x.dtype in (np.uint8, np.uint16)
+        scaling = f"{x.dtype} divided by {np.iinfo(x.dtype).max}" if scaled else f"{x.dtype} kept as it is"
+        return x, x.example_shape, f"{args.data} (streamed)", f"{scaling} (scale {x.scale})"
     dataset = load_data(args)
     return dataset.x, dataset.data_shape, dataset.name, dataset.scaling
 
