@@ -58,12 +58,14 @@ def test_epochs_auto_stops_when_validation_stops_improving_and_says_why():
     assert f"for {patience} epochs (patience {patience}); the best was epoch {result.best_epoch}" in result.stop_detail
 
 
-def test_epochs_auto_stops_at_the_step_budget():
+def test_epochs_auto_stops_at_the_step_budget_and_fixed_epochs_ignore_it():
     config = aekit.TrainConfig(batch_size=16, max_steps=23)
     result = Trainer(model_for(), config, progress=False).fit(data())
     assert result.stop_reason == "budget" and result.steps == 23
     assert len(result.history) == 4  # 6 steps an epoch: the budget ends the fourth epoch early
     assert "budget of 23 optimisation steps" in result.stop_detail
+    fixed = Trainer(model_for(), aekit.TrainConfig(epochs=5, batch_size=16, max_steps=23), progress=False)
+    assert fixed.fit(data()).steps == 30  # the epochs asked for
 
 
 def test_patience_counts_epochs_and_automatic_patience_follows_the_data_size():

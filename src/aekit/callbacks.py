@@ -74,10 +74,10 @@ class Loop:
 
     @property
     def max_steps(self) -> int:
-        """The step budget: ``max_steps``, or fewer when a fixed number of epochs ends sooner."""
+        """The steps planned: the ``max_steps`` budget of ``epochs="auto"``, else the epochs asked for."""
         if self.max_epochs is None:
             return self.config.max_steps
-        return min(self.config.max_steps, self.max_epochs * self.steps_per_epoch)
+        return self.max_epochs * self.steps_per_epoch
 
     @property
     def lr(self) -> float:

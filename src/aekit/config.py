@@ -232,7 +232,7 @@ class TrainConfig(Settings):
         auto=True,
     )
     max_steps: int = setting(
-        50_000, "budget of optimisation steps: where epochs=auto stops at the latest (it also caps N epochs)", minimum=1
+        50_000, "budget of optimisation steps of epochs=auto: where it stops at the latest", minimum=1
     )
     patience: int | str = setting(
         AUTO,
