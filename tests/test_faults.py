@@ -222,3 +222,10 @@ def test_the_readme_test_command_prints_the_pytest_summary_line():
     command = next(line for line in readme.splitlines() if "python -m pytest" in line)
     assert (command.count(" -q") + addopts.count("-q")) <= 1
     assert "python -m pytest" in (ROOT / ".ci" / "run").read_text()
+
+
+def test_evaluating_data_outside_the_likelihood_domain_is_refused(tmp_path, capsys):
+    aekit.save_model(aekit.make_model("vae", (6,), 2, hidden=[4], likelihood="bernoulli"), tmp_path / "run")
+    np.save(tmp_path / "x.npy", np.full((10, 6), 3.0, np.float32))
+    code, _, err = run(capsys, "evaluate", tmp_path / "run", "--data", tmp_path / "x.npy", "--scale", "none")
+    one_line_error(code, err, "the data has values in [3, 3]", "bernoulli likelihood scores data in [0, 1]")

@@ -34,6 +34,7 @@ def reconstruction_report(
     """
     device = device or next(model.parameters()).device
     x = as_tensor(x)
+    model.likelihood.check_data(x, "the data")  # an NLL outside its domain means nothing
     model.eval()
     generator = torch.Generator(device=device).manual_seed(seed)
     totals: dict[str, float] = {}
@@ -84,6 +85,7 @@ def importance_sampled_nll(
     model.latent.require_prior()
     samples, device = int(samples), device or next(model.parameters()).device
     x = as_tensor(x)
+    model.likelihood.check_data(x, "the data")  # an NLL outside its domain means nothing
     batch_size = min(int(batch_size), int(max_rows))
     chunk = max(1, min(samples, int(max_rows) // min(batch_size, len(x))))  # samples per decoder call
     generator = torch.Generator(device=device).manual_seed(seed)
