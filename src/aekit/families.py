@@ -58,6 +58,14 @@ def family_names() -> list[str]:
     return sorted(_PRESETS)
 
 
+def all_family_names() -> list[str]:
+    """Every family ``aekit train --family`` takes: the autoencoders, then the sequence families
+    (:mod:`aekit.text.families`), which train on text."""
+    from .text.families import SEQUENCE_FAMILIES
+
+    return [*family_names(), *SEQUENCE_FAMILIES]
+
+
 def family_summary(family: str) -> str:
     """The first paragraph of a family's description, on one line."""
     return " ".join((_preset(family).__doc__ or "").strip().split("\n\n")[0].split())
@@ -166,7 +174,7 @@ class FamilyConfig(Settings):
     """
 
     family: str = setting(
-        "undercomplete", "which autoencoder (`aekit list` describes each)", choices_from=lambda: family_names()
+        "undercomplete", "which autoencoder (`aekit list` describes each)", choices_from=lambda: all_family_names()
     )
     code_size: int = setting(32, "code width K (bits for hashing)", minimum=1)
     network: str | None = setting(None, "encoder/decoder network (default: mlp)", choices=("mlp", "conv"))
@@ -200,6 +208,11 @@ class FamilyConfig(Settings):
     def build(self, data_shape: Any) -> ModelConfig:
         """The :class:`ModelConfig` of this family for examples of ``data_shape``."""
         self.validate()
+        if self.family not in _PRESETS:
+            raise AekitError(
+                f"{self.family} is a sequence family", "it is built from a SequenceConfig and trained on text",
+                "use aekit.text.train_sequence_model, or aekit train --family with text --data",
+            )  # fmt: skip
         return family_config(self.family, data_shape, self.code_size, **self.preset_options())
 
 

@@ -17,7 +17,10 @@ from torch import nn
 
 from .errors import AekitError
 
-KINDS = ("encoder", "decoder", "latent", "likelihood", "penalty", "corruption")
+KINDS = (
+    "encoder", "decoder", "latent", "likelihood", "penalty", "corruption",
+    "sequence_encoder", "sequence_code", "sequence_decoder", "sequence_corruption",
+)  # fmt: skip
 _REGISTRY: dict[str, dict[str, type[Part]]] = {kind: {} for kind in KINDS}
 
 

@@ -241,7 +241,9 @@ def fit(
     step.to(device)
     forward = _prepare(step, cfg, topology, device)
     optimizer = make_optimizer(step, cfg, device)
-    steps_per_epoch = math.ceil(len(train) / cfg.batch_size)
+    # a source that forms its own batches (a token budget) says how many it makes
+    counted = getattr(train, "steps_per_epoch", None)
+    steps_per_epoch = counted() if counted is not None else math.ceil(len(train) / cfg.batch_size)
     loop = Loop(cfg, step, optimizer, topology, device, steps_per_epoch, len(train), len(val) if val else 0, run_dir)
     loop.monitor = tuple(monitor)
     loop.preview = next(val.in_order(8)) if val else None
@@ -267,13 +269,13 @@ def fit(
                 zero_grad(optimizer)
                 # DDP averages gradients over processes; weighting by the local share makes that
                 # average the gradient of the whole global batch even when shares differ by one
-                share = len(local) * topology.world / len(batch)
+                share = batch_weight(local) * topology.world / batch_weight(batch)
                 (out.total if share == 1 else out.total * share).backward()
                 if cfg.clip_grad_norm > 0:
                     nn.utils.clip_grad_norm_(step.parameters(), cfg.clip_grad_norm)
                 optimizer_step(optimizer)
                 loop.step, loop.examples = loop.step + 1, loop.examples + len(batch)
-                window.add(out, len(local))
+                window.add(out, batch_weight(local))
                 if loop.step >= loop.max_steps:
                     break
             window.flush()
@@ -286,6 +288,13 @@ def fit(
     emit("on_fit_end", loop)
     step.eval()
     return _result(loop)
+
+
+def batch_weight(batch: Any) -> int:
+    """What a batch's mean loss is averaged over: its examples, or ``batch.weight`` when the
+    batch says (the target tokens of a :class:`~aekit.text.batches.TokenBatch`)."""
+    weight = getattr(batch, "weight", None)
+    return int(weight) if weight is not None else len(batch)
 
 
 def _planned(loop: Loop) -> bool:
@@ -351,7 +360,7 @@ def evaluate(
     sums, names = None, []
     for batch in source.in_order(batch_size):
         local = batch[distributed.shard(len(batch), topology)].to(device)
-        weight = len(local)
+        weight = batch_weight(local) if len(local) else 0
         if weight == 0:  # this process has none of this batch; it still adds (zeros) to the sums
             local = batch[:1].to(device)
         out = step.evaluate(local, generator)

@@ -212,7 +212,12 @@ def add_data_arguments(parser: argparse.ArgumentParser, required: bool = True, d
         metavar="SOURCE",
         help="a dataset name (embedded, mnist, fashion-mnist) or a .npy/.npz/.csv file or a folder of images",
     )
-    group.add_argument("--split", default=default_split, choices=["train", "test"], help="split of a named dataset")
+    group.add_argument(
+        "--split",
+        default=default_split,
+        choices=["train", "val", "test"],
+        help="split of a named dataset (val: multi30k only)",
+    )
     group.add_argument(
         "--data-dir",
         metavar="DIR",
@@ -354,3 +359,20 @@ def load_run_and_data(args: argparse.Namespace):
             "use data like its training data",
         )
     return model, dataset
+
+
+RUN_FILE = "train.json"  # the run record of aekit train
+
+
+def complete_error(run_dir: Path, result: Any) -> AekitError:
+    """The error of a resumed run that had nothing left to train."""
+    longer = {
+        "epochs": f"give --epochs above {result.start_epoch}",
+        "budget": f"give --max-steps above {result.steps}",
+        "patience": "give a larger --patience",
+    }
+    return AekitError(
+        f"{run_dir} is complete: {result.stop_detail}",
+        "resuming it with these settings trains nothing, and the run is left as it was",
+        f"{longer.get(result.stop_reason, 'change --epochs')} to train it longer",
+    )

@@ -39,6 +39,16 @@ def _add_evaluate(parser: argparse.ArgumentParser) -> None:
         "default 100, 5000 for published comparisons; each example costs K decoder passes)",
     )
     add_output(parser, "--json", metavar="FILE", help="also write the figures to this JSON file")
+    _add_text_use(parser)
+
+
+def _add_text_use(parser: argparse.ArgumentParser) -> None:
+    """Options for sequence models (the RUN of a seq2seq or sequence family)."""
+    from .text import add_text_arguments
+
+    add_text_arguments(parser)
+    parser.add_argument("--beam", type=integer(1), default=4, help="beam width of the decoding scored by BLEU")
+    parser.add_argument("--truncate", action="store_true", help="cut sentences longer than the model's max_tokens")
 
 
 @command(
@@ -48,6 +58,8 @@ def _add_evaluate(parser: argparse.ArgumentParser) -> None:
   aekit evaluate runs/vae --data fashion-mnist --split test
   aekit evaluate runs/vae --data mnist --split test --binarize static --importance-samples 5000
   aekit evaluate runs/ae --data test.npy --json metrics.json
+  aekit evaluate runs/de-en --data multi30k --pair de-en --split test     # BLEU, chrF, nats per token
+  aekit evaluate runs/de-en --data test.de --target-data test.en
 
 For binary (Bernoulli) models trained with --binarize dynamic, score binary data: --binarize static
 draws one seeded binarisation of the test images, the usual protocol for likelihoods.""",
@@ -56,7 +68,12 @@ draws one seeded binarisation of the test images, the usual protocol for likelih
 def cmd_evaluate(args: argparse.Namespace) -> int:
     from ..io import write_json
     from ..metrics import importance_sampled_nll, reconstruction_report
+    from ..text.pipeline import is_sequence_model_dir
 
+    if is_sequence_model_dir(args.run):
+        from .text import evaluate_text
+
+        return evaluate_text(args)
     model, dataset = load_run_and_data(args)
     report = reconstruction_report(model, dataset.x, batch_size=args.batch_size, seed=args.seed)
     samples = args.importance_samples
@@ -80,16 +97,25 @@ def _add_encode(parser: argparse.ArgumentParser) -> None:
     add_model_use_arguments(parser)
     add_output(parser, "--out", required=True, metavar="FILE.npy", help="codes (N, K) float32")
     add_output(parser, "--labels-out", metavar="FILE.npy", help="also write the labels, if any")
+    _add_text_use(parser)
 
 
 @command(
     "encode",
     "write the codes of a dataset to a .npy file (posterior means; bits for hashing)",
     """examples:
-  aekit encode runs/vae --data fashion-mnist --split test --out codes.npy --labels-out labels.npy""",
+  aekit encode runs/vae --data fashion-mnist --split test --out codes.npy --labels-out labels.npy
+  aekit encode runs/sentences --data sentences.txt --out codes.npy   # one code per sentence
+  aekit hash build codes.npy --out index.npz                          # semantic hashing of sentences""",
 )
 @arguments(_add_encode)
 def cmd_encode(args: argparse.Namespace) -> int:
+    from ..text.pipeline import is_sequence_model_dir
+
+    if is_sequence_model_dir(args.run):
+        from .text import encode_text
+
+        return encode_text(args)
 
     from ..tensors import apply_batched, as_tensor
 
@@ -235,9 +261,14 @@ def cmd_list(args: argparse.Namespace) -> int:
             print(f"  {'':<14} options: {', '.join(own)}")
         if network & set(options):
             print(f"  {'':<14} and the network options {', '.join(k for k in options if k in network)}")
+    from ..text.families import SEQUENCE_FAMILIES
+
+    print("\nsequence families (text; options in `aekit train --help` under sequence models):")
+    for name, summary in SEQUENCE_FAMILIES.items():
+        print(f"  {name:<18} {summary}")
     print("\nparts (for --set and config.json):")
     for kind in registry.KINDS:
-        print(f"  {kind:<11} {', '.join(registry.names(kind))}")
+        print(f"  {kind:<19} {', '.join(registry.names(kind))}")
     from ..applications.restoration import PRETRAINED, pretrained_names
 
     print("\nshipped restoration models (aekit restore --task ...; ImageRestorer.pretrained(NAME)):")

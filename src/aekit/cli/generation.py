@@ -108,6 +108,12 @@ def _add_interpolate(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--pair", action="append", default=[], metavar="I,J", help="indices of two examples of --data")
     parser.add_argument("--count", type=integer(1), default=4, help="random pairs when no --pair is given")
     parser.add_argument("--inputs", nargs=2, type=Path, metavar="IMAGE", help="two image files instead of --data")
+    parser.add_argument(
+        "--sentences",
+        nargs=2,
+        metavar="SENTENCE",
+        help="two sentences (a sequence or sequence-vae run); --out gets the decoded lines",
+    )
     parser.add_argument("--steps", type=integer(1), default=10, help="images per row, both ends included")
     parser.add_argument("--method", choices=["linear", "spherical"], default="linear", help="path between the codes")
 
@@ -118,10 +124,15 @@ def _add_interpolate(parser: argparse.ArgumentParser) -> None:
     """examples:
   aekit interpolate runs/vae --data fashion-mnist --pair 0,1 --pair 5,9 --out interp.png
   aekit interpolate runs/vae --data mnist --count 6 --method spherical --out interp.png
-  aekit interpolate runs/ae --inputs a.png b.png --steps 12 --out interp.png""",
+  aekit interpolate runs/ae --inputs a.png b.png --steps 12 --out interp.png
+  aekit interpolate runs/svae --sentences "a dog runs ." "two men sit on a bench ." --steps 6 --out path.txt""",
 )
 @arguments(_add_interpolate)
 def cmd_interpolate(args: argparse.Namespace) -> int:
+    if args.sentences:
+        from .text import interpolate_text
+
+        return interpolate_text(args)
     from ..applications.generation import interpolate
     from ..plots import image_rows
 

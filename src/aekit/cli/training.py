@@ -20,11 +20,13 @@ from ..callbacks import Callback
 from ..errors import AekitError
 from .base import (
     DATA_KEYS,
+    RUN_FILE,
     add_data_arguments,
     add_settings,
     arguments,
     check_fresh_output,
     command,
+    complete_error,
     data_description,
     integer,
     load_data,
@@ -33,12 +35,12 @@ from .base import (
     save_figure,
     settings_from_args,
 )
+from .text import add_text_arguments
 
-RUN_FILE = "train.json"
 # what a run writes: --force on a run folder removes these, and nothing else
 RUN_OUTPUTS = (
     "config.json", "model.safetensors", RUN_FILE, "history.json", "metrics.json", "log.csv", "loss_curve.png",
-    "reconstructions.png", "checkpoint.safetensors", "tensorboard",
+    "reconstructions.png", "checkpoint.safetensors", "tensorboard", "tokenizer.json",
 )  # fmt: skip
 # options that may change when a run resumes: where and how fast it trains, how long, what it shows
 CHANGEABLE_ON_RESUME = {
@@ -46,11 +48,13 @@ CHANGEABLE_ON_RESUME = {
     "checkpoint_every", "log_every", "logger", "data_dir", "no_download", "no_progress",
 }  # fmt: skip
 RECORDED_ELSEWHERE = {"test_data", "init", "stream", "option", "overrides"}
+TEXT_KEYS = ("pair", "target_data")
 
 
 def _add_train(parser: argparse.ArgumentParser) -> None:
     from ..config import TrainConfig
     from ..families import FamilyConfig
+    from ..text.families import SequenceConfig
 
     parser.add_argument("--out", required=True, type=Path, metavar="RUN", help="the run folder to write")
     parser.add_argument(
@@ -68,6 +72,7 @@ def _add_train(parser: argparse.ArgumentParser) -> None:
         "denoiser from a fixed-level one)",
     )
     add_data_arguments(parser, required=False)
+    add_text_arguments(parser)
     parser.add_argument(
         "--stream",
         action="store_true",
@@ -110,6 +115,10 @@ def _add_train(parser: argparse.ArgumentParser) -> None:
         dest="overrides",
         help="override any part option after the preset, e.g. latent.noise_std=4 or likelihood.learn_sigma=shared",
     )
+    sequences = parser.add_argument_group(
+        "sequence models (--family seq2seq, sequence, sequence-denoising, sequence-vae; --code-size is shared)"
+    )
+    add_settings(sequences, SequenceConfig, skip=("family", "code_size"))
     training = parser.add_argument_group("training")
     add_settings(training, TrainConfig)
     training.add_argument("--no-progress", action="store_true", help="hide the progress bar")
@@ -129,6 +138,9 @@ def _add_train(parser: argparse.ArgumentParser) -> None:
   aekit train --stream --data big.npy --family vae --out runs/big    # bigger than memory
   torchrun --standalone --nproc_per_node 4 -m aekit.cli train --distributed --data fashion-mnist \\
       --family vae --batch-size 512 --out runs/ddp      # 4 data-parallel processes, global batch 512
+  aekit train --family seq2seq --data multi30k --pair de-en --out runs/de-en   # translation
+  aekit train --family seq2seq --data train.de --target-data train.en --code fixed --out runs/fixed
+  aekit train --family sequence-vae --data sentences.txt --out runs/svae      # sentence VAE
 
 --epochs auto (the default) trains until the validation loss has not improved for --patience
 epochs, within --max-steps optimisation steps, and keeps the best epoch's weights; train.json says
@@ -161,6 +173,7 @@ def _train(args: argparse.Namespace, topology: Any) -> int:
     from ..files import remove_stale_temporaries
     from ..io import load_model, load_state, read_model_config
     from ..model import Autoencoder
+    from ..text.families import is_sequence_family
 
     run_dir: Path = args.out
     checkpoint = None
@@ -174,8 +187,19 @@ def _train(args: argparse.Namespace, topology: Any) -> int:
             raise AekitError("no training data", "--data is required unless --resume is given", "add --data SOURCE")
         if topology.is_main:
             _clear_for_new_run(run_dir, args.force)
-    family = settings_from_args(args, FamilyConfig, family_options=_family_options(args))
     train_config: TrainConfig = settings_from_args(args, TrainConfig, dynamic_binarization=args.binarize == "dynamic")
+    if is_sequence_family(args.family):
+        from .text import train_sequences
+
+        record = {"model": {"family": args.family}, "data": data_description(args)}
+        return train_sequences(args, run_dir, checkpoint, topology, record, train_config)
+    if args.pair or args.target_data:
+        raise AekitError(
+            f"--pair/--target-data with --family {args.family}",
+            "they describe text",
+            "use a sequence family (seq2seq, sequence, sequence-denoising, sequence-vae)",
+        )
+    family = settings_from_args(args, FamilyConfig, family_options=_family_options(args))
     x_train, data_shape, name, scaling = _training_data(args, train_config)
     test = None
     if args.test_data:
@@ -275,6 +299,7 @@ def _prepare_resume(args: argparse.Namespace, run_dir: Path) -> Path | None:
     from ..config import TrainConfig, settings_of
     from ..families import FamilyConfig
     from ..io import read_json
+    from ..text.families import SequenceConfig
 
     record_path = run_dir / RUN_FILE
     if not record_path.is_file():
@@ -288,6 +313,8 @@ def _prepare_resume(args: argparse.Namespace, run_dir: Path) -> Path | None:
     model = record.get("model") or {"family": record.get("family")}
     recorded.update({k: v for k, v in model.items() if k != "family_options"})
     recorded["option"] = model.get("family_options", {})
+    recorded.update(record.get("sequence") or {})
+    recorded.update(record.get("text") or {})
     for key in RECORDED_ELSEWHERE - {"option"}:
         recorded[key] = record.get(key)
     given = _given_values(args)
@@ -303,7 +330,8 @@ def _prepare_resume(args: argparse.Namespace, run_dir: Path) -> Path | None:
             "drop them, or train a new run in another --out",
         )
     # the run's settings, then what may change
-    for key in (*DATA_KEYS, *(f.name for f in settings_of(TrainConfig)), *(f.name for f in settings_of(FamilyConfig))):
+    fields = [*settings_of(TrainConfig), *settings_of(FamilyConfig), *settings_of(SequenceConfig)]
+    for key in (*DATA_KEYS, *TEXT_KEYS, *(f.name for f in fields)):
         if key in recorded and not (key in CHANGEABLE_ON_RESUME and key in given):
             setattr(args, key, recorded[key])
     args.option = [f"{k}={_json(v)}" for k, v in recorded["option"].items()]
@@ -397,16 +425,7 @@ def train_run(
     trainer = Trainer(model, train_config, run_dir=run_dir, progress=progress, callbacks=callbacks)
     result = trainer.fit(x_train, resume=resume)
     if resume is not None and len(result.history) == result.start_epoch:
-        longer = {
-            "epochs": f"give --epochs above {result.start_epoch}",
-            "budget": f"give --max-steps above {result.steps}",
-            "patience": "give a larger --patience",
-        }
-        raise AekitError(
-            f"{run_dir} is complete: {result.stop_detail}",
-            "resuming it with these settings trains nothing, and the run is left as it was",
-            f"{longer.get(result.stop_reason, 'change --epochs')} to train it longer",
-        )
+        raise complete_error(run_dir, result)
     if not is_main:
         return {}
     save_model(model, run_dir)

@@ -1,0 +1,1 @@
+"""Sentences: corpora, subword tokenizers, token batches, sequence models and decoding."""
