@@ -144,6 +144,26 @@ def test_the_vae_reports_kl_and_warms_it_up(tokenizer):
     torch.testing.assert_close(out.total, out.terms["nll"] + out.terms["kl"])
 
 
+def test_importance_weights_average_to_the_elbo_and_bound_it(tokenizer):
+    from aekit.text.pipeline import importance_sampled_nll
+
+    torch.manual_seed(0)
+    model = build_sequence_model(tiny("sequence-vae", architecture="gru"), tokenizer.vocab_size).eval()
+    texts = sentences(6, seed=3)
+    batch = batch_of(tokenizer, texts, texts)
+    weights = model.log_importance_weights(batch, 2000, torch.Generator().manual_seed(0))  # (S, B)
+    # ELBO = E_q[log p(x|z)] - KL(q || p) (analytic KL in the loss): the mean weight estimates it
+    generator = torch.Generator().manual_seed(1)
+    with torch.no_grad():
+        losses = [model.loss(batch, generator) for _ in range(200)]  # z sampled, nats per token
+    elbo = -torch.stack([out.terms["nll"] + out.terms["kl"] for out in losses]).mean() * batch.weight
+    assert float(weights.mean(0).sum()) == pytest.approx(float(elbo), rel=0.02)
+    # log of the mean weight >= mean log weight (Jensen): the IS estimate bounds -ELBO from below
+    report = importance_sampled_nll(Translator(model, tokenizer), texts, samples=50)
+    assert report["is_nll_per_sentence"] <= -float(weights.mean(0).mean()) + 1e-3
+    assert report["kl_per_sentence"] > 0 and 0 <= report["active_units"] <= model.code_size
+
+
 def test_token_corruption_keeps_sentences_well_formed():
     ids = torch.tensor([[5, 6, 7, 8, 9, 10, EOS], [11, 12, EOS, PAD, PAD, PAD, PAD]])
     corruption = TokenCorruption(drop=0.3, mask=0.3, shuffle=2)

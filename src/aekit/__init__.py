@@ -14,6 +14,9 @@ from .families import FamilyConfig, family_config, family_names, make_model
 from .io import load_model, save_model
 from .metrics import importance_sampled_nll, principal_angles, reconstruction_report
 from .model import Autoencoder, LossOutput
+from .text.families import SequenceConfig
+from .text.pipeline import Translator, load_sequence_model, save_sequence_model, train_sequence_model
+from .text.tokenizer import SubwordTokenizer
 from .train import Trainer, TrainingDiverged, TrainResult
 
 __version__ = "0.1.0"
@@ -25,17 +28,23 @@ __all__ = [
     "FamilyConfig",
     "LossOutput",
     "ModelConfig",
+    "SequenceConfig",
+    "SubwordTokenizer",
     "TrainConfig",
     "TrainResult",
     "Trainer",
     "TrainingDiverged",
+    "Translator",
     "family_config",
     "family_names",
     "importance_sampled_nll",
     "load_dataset",
     "load_model",
+    "load_sequence_model",
     "make_model",
     "principal_angles",
     "reconstruction_report",
     "save_model",
+    "save_sequence_model",
+    "train_sequence_model",
 ]

@@ -540,6 +540,30 @@ class SequenceModel(nn.Module):
         return token_nll(logits, batch.target_output).sum(1)
 
     @torch.no_grad()
+    def log_importance_weights(self, batch: TokenBatch, samples: int, generator: torch.Generator | None = None):
+        """(S, B) log p(y | z_s) + log p(z_s) - log q(z_s | x), z_s ~ q(z | x), nats: a Gaussian
+        code's importance weights; logsumexp over S minus log S estimates log p(y) (Burda et al. 2016)."""
+        if not isinstance(self.code, GaussianCode):
+            raise AekitError(
+                f"the {self.code.name} code has no prior",
+                "importance sampling needs a Gaussian code",
+                "use a sequence-vae model",
+            )
+        _, summary = self.encoder(self.embed(batch.source), batch.source_mask)
+        mean, log_var = self.code.posterior(summary)  # (B, K) each
+        std = (0.5 * log_var).exp()
+        prior = torch.distributions.Normal(0.0, 1.0)
+        weights = []
+        for _ in range(samples):
+            z = mean + std * torch.randn(mean.shape, generator=generator, device=mean.device)
+            log_q = torch.distributions.Normal(mean, std).log_prob(z).sum(-1)
+            memory = Memory(code=z)
+            logits = self.logits(self.features(memory, summary, batch.target_input))
+            log_likelihood = -token_nll(logits, batch.target_output).sum(1)
+            weights.append(log_likelihood + prior.log_prob(z).sum(-1) - log_q)
+        return torch.stack(weights)
+
+    @torch.no_grad()
     def encode(self, source: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         """Sentence codes (B, K): the fixed code, the posterior mean, or the mean encoder state."""
         memory, _ = self.memory(source, mask, sample=False)

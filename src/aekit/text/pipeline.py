@@ -346,6 +346,38 @@ class Translator:
         }
 
 
+def importance_sampled_nll(
+    translator: Translator, sentences: Sequence[str], samples: int = 100, seed: int = 0
+) -> dict[str, float]:
+    """-log p(x) of a sentence VAE by importance sampling with ``samples`` draws from q(z|x):
+    nats per sentence and per token (EOS counted), the KL(q || p) per sentence, and the active
+    units (code units whose posterior mean varies over the sentences with variance > 0.01,
+    Burda et al. 2016)."""
+    model = translator.model
+    if samples < 1:
+        raise AekitError(f"samples={samples}", "importance sampling needs at least one draw", "use samples >= 1")
+    ids = translator._ids(sentences)
+    generator = torch.Generator(device=translator.device).manual_seed(seed)
+    total, tokens, kl_total, means = 0.0, 0, 0.0, []
+    for start in range(0, len(ids), translator.batch_size):
+        chunk = ids[start : start + translator.batch_size]
+        batch = make_batch(chunk, chunk).to(translator.device)
+        weights = model.log_importance_weights(batch, samples, generator)  # (S, B)
+        total -= float((torch.logsumexp(weights, 0) - np.log(samples)).sum())
+        tokens += batch.weight
+        memory, _ = model.memory(batch.source, batch.source_mask, sample=False)
+        kl_total += float(memory.kl.sum())
+        means.append(memory.code.float().cpu())
+    variance = torch.cat(means).var(0) if len(ids) > 1 else torch.zeros(model.code_size)
+    return {
+        "is_nll_per_sentence": total / len(ids),
+        "is_nll_per_token": total / max(tokens, 1),
+        "kl_per_sentence": kl_total / len(ids),
+        "active_units": int((variance > 0.01).sum()),
+        "importance_samples": samples,
+    }
+
+
 class _FromCodes:
     """The decoding protocol over given codes: ``start`` ignores its (dummy) source."""
 
