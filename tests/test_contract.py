@@ -78,6 +78,14 @@ MINIMAL_KWARGS = {
     ("encoder", "conv"): {"in_shape": [1, 9, 7], "out_shape": [6], "channels": [4]},
     ("decoder", "conv"): {"in_shape": [3], "out_shape": [1, 9, 7], "channels": [4]},
     ("latent", "identity"): {},
+    ("sequence_encoder", "gru"): {"embedding_size": 8, "hidden": 4},
+    ("sequence_encoder", "transformer"): {"embedding_size": 8, "heads": 2, "feedforward": 16},
+    ("sequence_code", "attention"): {"state_size": 8},
+    ("sequence_code", "fixed"): {"summary_size": 8, "code_size": 3},
+    ("sequence_code", "gaussian"): {"summary_size": 8, "code_size": 3},
+    ("sequence_decoder", "gru"): {"embedding_size": 8, "code_size": 3, "hidden": 4},
+    ("sequence_decoder", "gru-attention"): {"embedding_size": 8, "state_size": 8, "summary_size": 8, "hidden": 4},
+    ("sequence_decoder", "transformer"): {"embedding_size": 8, "heads": 2, "feedforward": 16},
 }
 
 
