@@ -409,6 +409,10 @@ def test_cli_sentence_vae_interpolates_and_encodes(corpus, capsys):
     assert len((corpus / "path.txt").read_text(encoding="utf-8").splitlines()) == 4
     assert main(["encode", str(run), "--data", str(corpus / "train.src"), "--out", str(corpus / "codes.npy")]) == 0
     assert np.load(corpus / "codes.npy").shape == (120, 32)
+    index = corpus / "index.npz"  # semantic hashing of the sentence codes
+    assert main(["hash", "build", "--method", "itq", "--bits", "8", "--data", str(corpus / "codes.npy"),
+                 "--out", str(index)]) == 0  # fmt: skip
+    assert main(["hash", "query", str(index), "--id", "0", "-k", "3"]) == 0
 
 
 # ------------------------------------------------------------------------------------------------ #

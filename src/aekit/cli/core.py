@@ -106,7 +106,7 @@ def _add_encode(parser: argparse.ArgumentParser) -> None:
     """examples:
   aekit encode runs/vae --data fashion-mnist --split test --out codes.npy --labels-out labels.npy
   aekit encode runs/sentences --data sentences.txt --out codes.npy   # one code per sentence
-  aekit hash build codes.npy --out index.npz                          # semantic hashing of sentences""",
+  aekit hash build --method itq --bits 32 --data codes.npy --out index.npz   # hash sentence codes""",
 )
 @arguments(_add_encode)
 def cmd_encode(args: argparse.Namespace) -> int:
