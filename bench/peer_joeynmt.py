@@ -24,8 +24,10 @@ script builds JoeyNMT's TrainManager itself (what ``joeynmt.training.train`` doe
 its methods on that instance: after the budget is spent it sets ``stats.is_max_update``, the flag
 JoeyNMT's own ``updates`` limit sets, so the loop leaves through its normal exit, which saves the
 current weights as a checkpoint (``latest.ckpt``) and closes the logs. ``--stop epoch`` (default,
-as bench/translation.py's WallClockBudget) checks the clock after each validation, which comes
-once an epoch, so training ends at the first epoch end after the budget; ``--stop budget`` ends
+as bench/translation.py) checks the clock after each validation, which comes
+every epoch's worth of updates (JoeyNMT validates every N updates, not at epoch ends: N is the
+updates of one epoch counted beforehand, rounded to a multiple of the logging interval), so
+training ends at the first validation after the budget; ``--stop budget`` ends
 after the first update past the budget and then validates that final state once, so that
 ``best.ckpt`` is chosen among all validated states (smoke tests).
 
@@ -111,30 +113,45 @@ DEVIATIONS = [
     "validation decodes the dev set greedily as well as scoring it (aekit: loss only)",
     "beam search: GNMT length penalty ((5+len)/6)^1.0 (aekit: len^1.0); max output 1.5 x longest source "
     "(aekit: 1.5 x + 10); test batches of 64 in file order (aekit: sorted by length)",
-    "cosine schedule patched in through JoeyNMT's scheduler interface (JoeyNMT has none) unless --schedule "
-    "constant",
+    "cosine schedule patched in through JoeyNMT's scheduler interface (JoeyNMT has none) unless --schedule constant",
     "training sentences over 100 tokens dropped (aekit: an error; Multi30K has none)",
 ]
 
 
 def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--data-dir", type=Path, default=DEFAULT_DATA,
-                        help="Multi30K as {train,val,test_2016_flickr}.{de,en}, plain or .gz "
-                        f"(default {DEFAULT_DATA}, else {SHARED_DATA})")
-    parser.add_argument("--work-dir", type=Path, default=Path("/tmp/peer_joeynmt"),
-                        help="vocabulary, config, checkpoints and logs (replaced on each run)")
+    parser.add_argument(
+        "--data-dir",
+        type=Path,
+        default=DEFAULT_DATA,
+        help="Multi30K as {train,val,test_2016_flickr}.{de,en}, plain or .gz "
+        f"(default {DEFAULT_DATA}, else {SHARED_DATA})",
+    )
+    parser.add_argument(
+        "--work-dir",
+        type=Path,
+        default=Path("/tmp/peer_joeynmt"),
+        help="vocabulary, config, checkpoints and logs (replaced on each run)",
+    )
     parser.add_argument("--pair", default="de-en")
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--minutes", type=float, default=60.0, help="wall-clock training budget")
-    parser.add_argument("--stop", choices=("epoch", "budget"), default="epoch",
-                        help="epoch: at the first epoch end after the budget (as bench/translation.py); "
-                        "budget: at the first update after it, then one last validation")
+    parser.add_argument(
+        "--stop",
+        choices=("epoch", "budget"),
+        default="epoch",
+        help="epoch: at the first epoch end after the budget (as bench/translation.py); "
+        "budget: at the first update after it, then one last validation",
+    )
     parser.add_argument("--epochs", type=int, default=10, help="epochs of the cosine schedule")
     parser.add_argument("--schedule", choices=("cosine", "constant"), default="cosine")
     parser.add_argument("--limit", type=int, default=0, help="use only this many training pairs (a smoke test)")
-    parser.add_argument("--eval-limit", type=int, default=0,
-                        help="use only the first N pairs of val and test_2016_flickr (a smoke test)")
+    parser.add_argument(
+        "--eval-limit",
+        type=int,
+        default=0,
+        help="use only the first N pairs of val and test_2016_flickr (a smoke test)",
+    )
     parser.add_argument("--seed", type=int, default=42)
     parser.add_argument("--out", type=Path, default=Path("bench/results/peer_joeynmt.json"))
     return parser.parse_args()  # fmt: skip
@@ -207,11 +224,27 @@ def updates_per_epoch(data: Path, spm_model: Path, pair: tuple[str, str], batch_
 
 def joeynmt_config(args, data: Path, spm_model: Path, vocab: Path, validation_freq: int, logging_freq: int) -> dict:
     src, trg = args.pair.split("-")
-    side = {"level": "bpe", "lowercase": False, "normalize": False, "max_length": 100, "min_length": 1,
-            "voc_file": str(vocab), "tokenizer_type": "sentencepiece", "tokenizer_cfg": {"model_file": str(spm_model)}}
-    stack = {"type": "transformer", "num_layers": 3, "num_heads": 8, "hidden_size": 256, "ff_size": 512,
-             "dropout": 0.1, "layer_norm": "pre", "activation": "relu",
-             "embeddings": {"embedding_dim": 256, "scale": True, "dropout": 0.1}}
+    side = {
+        "level": "bpe",
+        "lowercase": False,
+        "normalize": False,
+        "max_length": 100,
+        "min_length": 1,
+        "voc_file": str(vocab),
+        "tokenizer_type": "sentencepiece",
+        "tokenizer_cfg": {"model_file": str(spm_model)},
+    }
+    stack = {
+        "type": "transformer",
+        "num_layers": 3,
+        "num_heads": 8,
+        "hidden_size": 256,
+        "ff_size": 512,
+        "dropout": 0.1,
+        "layer_norm": "pre",
+        "activation": "relu",
+        "embeddings": {"embedding_dim": 256, "scale": True, "dropout": 0.1},
+    }
     return {
         "name": f"multi30k_{src}{trg}_transformer_peer",
         "joeynmt_version": "2.3.0",
@@ -296,7 +329,7 @@ def train(args, cfg: dict, total_updates: int) -> dict:
     def over_budget() -> bool:
         if time.perf_counter() - clock["start"] > budget and not trainer.stats.is_max_update:
             trainer.stats.is_max_update = True  # JoeyNMT's own `updates` limit flag: the loop exits normally
-            clock["stop"] = f"spent the wall-clock budget of {args.minutes:g} minutes at update {trainer.stats.steps}"
+            clock["stop"] = f"spent the wall-clock budget of {args.minutes:g} minutes"
         return trainer.stats.is_max_update
 
     def timed_validate(valid_data) -> None:
@@ -335,7 +368,7 @@ def train(args, cfg: dict, total_updates: int) -> dict:
         "train_target_tokens": trainer.stats.total_tokens,
         "best_update": trainer.stats.best_ckpt_iter,
         "best_validation_ppl_smoothed": trainer.stats.best_ckpt_score,
-        "stop_detail": clock["stop"] or "JoeyNMT stopped by itself",
+        "stop_detail": (clock["stop"] or "JoeyNMT stopped by itself") + f", after update {trainer.stats.steps}",
         "final_lr": trainer.optimizer.param_groups[0]["lr"],
     }
 
@@ -380,8 +413,16 @@ def evaluate(args, cfg: dict, data: Path) -> dict:
     model.loss_function = ("crossentropy", 0.0)  # exact nats: NLL summed over target tokens (EOS included)
     model.eval()
     total_nats, total_tokens = 0.0, 0
-    batches = test_data.make_iter(batch_size=64, batch_type="sentence", shuffle=False, seed=0, num_workers=0,
-                                  eos_index=model.eos_index, pad_index=model.pad_index, device=parsed.device)
+    batches = test_data.make_iter(
+        batch_size=64,
+        batch_type="sentence",
+        shuffle=False,
+        seed=0,
+        num_workers=0,
+        eos_index=model.eos_index,
+        pad_index=model.pad_index,
+        device=parsed.device,
+    )
     with torch.no_grad():
         for batch in batches:
             batch_loss, *_ = model(return_type="loss", **vars(batch))
@@ -393,7 +434,8 @@ def evaluate(args, cfg: dict, data: Path) -> dict:
         chosen = [i for i, s in enumerate(sources) if low <= len(s.split()) <= high]
         if chosen:
             bucket = corpus_scores([hypotheses[i] for i in chosen], [references[i] for i in chosen])
-            by_length[f"{low}-{high if high < 1000 else ''}"] = {"sentences": len(chosen), "bleu": round(bucket["bleu"], 2)}
+            name = f"{low}-{high if high < 1000 else ''}"
+            by_length[name] = {"sentences": len(chosen), "bleu": round(bucket["bleu"], 2)}
     (Path(cfg["model_dir"]) / f"best.hyps.test_2016_flickr.{trg}").write_text("\n".join(hypotheses) + "\n", "utf-8")
     return {
         **{k: (round(v, 2) if isinstance(v, float) else v) for k, v in corpus_scores(hypotheses, references).items()},
@@ -422,10 +464,9 @@ def main() -> None:
 
     torch.set_num_threads(args.threads)
     sys.path.insert(0, str(Path(__file__).resolve().parent))
-    from common import print_markdown_table, write_record
-
-    import joeynmt
     from importlib.metadata import version
+
+    from common import print_markdown_table, write_record
 
     pair = tuple(args.pair.split("-"))
     start = time.perf_counter()
@@ -482,7 +523,7 @@ def main() -> None:
     )  # fmt: skip
     print("BLEU by source length:", r["by_length"])
     write_record(args, "peer_joeynmt", time.perf_counter() - start, runs=runs, deviations=DEVIATIONS,
-                 joeynmt_config=cfg, joeynmt_version=joeynmt.__dict__.get("__version__", version("joeynmt")))  # fmt: skip
+                 joeynmt_config=cfg, joeynmt_version=version("joeynmt"))  # fmt: skip
 
 
 if __name__ == "__main__":
