@@ -164,6 +164,33 @@ def test_importance_weights_average_to_the_elbo_and_bound_it(tokenizer):
     assert report["kl_per_sentence"] > 0 and 0 <= report["active_units"] <= model.code_size
 
 
+def test_sequence_autoencoder_features_initialise_a_classifier(tokenizer):
+    from aekit.text.models import SentenceClassifier
+    from aekit.train import fine_tune
+
+    texts = sentences(300, seed=11)
+    labels = np.array([int("dog" in t.split()) for t in texts])
+    model, tokenizer, _ = train_sequence_model(
+        tiny("sequence", architecture="gru", code_size=16), TrainConfig(epochs=4, lr=5e-3), texts, progress=False
+    )
+    ids = Translator(model, tokenizer).token_ids(texts)
+    assert ids.dtype == np.int64 and ids.shape[0] == 300
+    before = {k: v.clone() for k, v in model.encoder.state_dict().items()}
+    frozen = SentenceClassifier(model, classes=2, freeze=True)
+    fine_tune(frozen, ids[:240], labels[:240], TrainConfig(epochs=1, lr=1e-2), ids[240:], labels[240:])
+    for key, value in frozen.encoder.state_dict().items():  # frozen: the features stay as trained
+        assert torch.equal(value, before[key])
+    classifier = SentenceClassifier(model, classes=2)  # fine-tuned from the autoencoder's encoder
+    result = fine_tune(
+        classifier, ids[:240], labels[:240], TrainConfig(epochs=15, lr=3e-3, batch_size=16), ids[240:], labels[240:]
+    )
+    majority = min(labels[240:].mean(), 1 - labels[240:].mean())
+    assert result.best_val["error"] < 0.5 * majority
+    changed = any(not torch.equal(v, before[k]) for k, v in classifier.encoder.state_dict().items())
+    kept = all(torch.equal(v, before[k]) for k, v in model.encoder.state_dict().items())
+    assert changed and kept  # fine-tuning changes the classifier's copy, not the autoencoder
+
+
 def test_token_corruption_keeps_sentences_well_formed():
     ids = torch.tensor([[5, 6, 7, 8, 9, 10, EOS], [11, 12, EOS, PAD, PAD, PAD, PAD]])
     corruption = TokenCorruption(drop=0.3, mask=0.3, shuffle=2)

@@ -22,6 +22,7 @@ over tokens that ignores padding. It implements the decoding protocol of
 
 from __future__ import annotations
 
+import copy
 import math
 from dataclasses import dataclass
 from typing import Any
@@ -609,6 +610,36 @@ class SequenceModel(nn.Module):
             "hidden": None if hidden is None else hidden.index_select(1, index),
             "fed": state["fed"],
         }
+
+
+class SentenceClassifier(nn.Module):
+    """A trained sequence model's embedding, encoder and code, then a linear head: logits (B, C)
+    from PAD-padded token ids (B, S) (ids may arrive as floats: they are rounded to integers). The
+    autoencoder's features (copied) initialise a supervised network; ``freeze`` keeps them fixed and
+    trains the head only. Train it with :func:`aekit.train.fine_tune`."""
+
+    def __init__(self, model: SequenceModel, classes: int, freeze: bool = False) -> None:
+        super().__init__()
+        if classes < 2:
+            raise AekitError(f"classes={classes}", "a classifier needs at least two classes", "pass classes >= 2")
+        # copies: training the classifier leaves the autoencoder as it was
+        self.embedding, self.encoder, self.code = (
+            copy.deepcopy(m) for m in (model.embedding, model.encoder, model.code)
+        )
+        self.scale = math.sqrt(model.embedding_size)
+        self.head = nn.Linear(model.code_size, classes)
+        if freeze:
+            for part in (self.embedding, self.encoder, self.code):
+                part.requires_grad_(False)
+
+    def forward(self, ids: torch.Tensor) -> torch.Tensor:
+        ids = ids.round().long() if ids.is_floating_point() else ids
+        mask = ids != PAD
+        longest = max(int(mask.sum(1).max()), 1)
+        ids, mask = ids[:, :longest], mask[:, :longest]  # (B, S') without columns of padding only
+        states, summary = self.encoder(self.embedding(ids) * self.scale, mask)
+        memory = self.code(states, mask, summary, sample=False)
+        return self.head(self.code.code_of(memory))  # (B, C)
 
 
 class SequenceStep(nn.Module):

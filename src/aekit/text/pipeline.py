@@ -278,6 +278,12 @@ class Translator:
 
     translate = __call__
 
+    def token_ids(self, sentences: Sequence[str]) -> np.ndarray:
+        """Token ids (N, S) int64, each sentence ended by EOS and padded with PAD: the input of a
+        :class:`~aekit.text.models.SentenceClassifier`."""
+        ids = self._ids(sentences)
+        return make_batch(ids, [[UNK]] * len(ids)).source.numpy()
+
     @torch.no_grad()
     def encode(self, sentences: Sequence[str]) -> np.ndarray:
         """Sentence codes (N, K) float32: the fixed code, the posterior mean, or the mean encoder state."""
