@@ -486,3 +486,21 @@ def test_seq2seq_over_two_gloo_processes_matches_one_process(tmp_path):
     fit(SequenceStep(single), source, TrainConfig(**DDP_CONFIG), progress=False)
     for key, value in single.state_dict().items():
         torch.testing.assert_close(state[key], value, rtol=1e-4, atol=1e-5)
+
+
+# ------------------------------------------------------------------------------------------------ #
+# the shipped translator
+
+
+def test_shipped_german_english_translator_works_offline(capsys, monkeypatch):
+    import io
+
+    from aekit.text.pipeline import shipped_dir
+
+    folder = shipped_dir("translate-de-en")
+    size = sum(f.stat().st_size for f in folder.iterdir())
+    assert size <= 16 * 2**20, f"the shipped model and tokenizer take {size / 2**20:.1f} MB"
+    monkeypatch.setattr("sys.stdin", io.TextIOWrapper(io.BytesIO("Ein Hund rennt über die Wiese.\n".encode())))
+    assert main(["translate", "translate-de-en"]) == 0
+    english = capsys.readouterr().out.strip().lower()
+    assert "dog" in english and "ein" not in english.split()
