@@ -25,6 +25,7 @@ from __future__ import annotations
 import argparse
 import os
 import time
+from pathlib import Path
 
 from common import print_markdown_table, write_record
 
@@ -113,7 +114,7 @@ def main() -> None:
     parser.add_argument("--limit", type=int, default=0, help="use only this many training pairs (a smoke test)")
     parser.add_argument("--evaluate", default=None, help="score this trained run or shipped name instead")
     parser.add_argument("--skip-test", action="store_true", help="measure training speed only (no decoding)")
-    parser.add_argument("--out", default="bench/results/translation.json")
+    parser.add_argument("--out", type=Path, default=Path("bench/results/translation.json"))
     args = parser.parse_args()
     os.environ.setdefault("OMP_NUM_THREADS", str(args.threads))
     import torch
