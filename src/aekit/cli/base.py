@@ -376,3 +376,14 @@ def complete_error(run_dir: Path, result: Any) -> AekitError:
         "resuming it with these settings trains nothing, and the run is left as it was",
         f"{longer.get(result.stop_reason, 'change --epochs')} to train it longer",
     )
+
+
+def run_outcome(result: Any) -> dict[str, Any]:
+    """How a run ended, as train.json records it."""
+    return {
+        "epochs_run": len(result.history),
+        "steps": result.steps,
+        "best_epoch": result.best_epoch,
+        "stop_reason": result.stop_reason,
+        "stop_detail": result.stop_detail,
+    }

@@ -10,7 +10,17 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import AekitError
-from .base import RUN_FILE, add_output, arguments, command, complete_error, integer, print_report
+from .base import (
+    RUN_FILE,
+    add_output,
+    arguments,
+    command,
+    complete_error,
+    integer,
+    print_report,
+    run_outcome,
+    save_array,
+)
 
 TEXT_SPLITS = {"train": "train", "val": "val", "test": "test_2016_flickr"}
 
@@ -136,13 +146,7 @@ def train_sequences(
     if not topology.is_main:
         return 0
     save_sequence_model(model, tokenizer, run_dir, {"sequence": settings.to_dict(), "train": train_config.to_dict()})
-    outcome = {
-        "epochs_run": len(result.history),
-        "steps": result.steps,
-        "best_epoch": result.best_epoch,
-        "stop_reason": result.stop_reason,
-        "stop_detail": result.stop_detail,
-    }
+    outcome = run_outcome(result)
     write_json(run_dir / RUN_FILE, {**record, "train": train_config.to_dict(), "result": outcome})
     metrics: dict[str, Any] = {
         "family": settings.family,
@@ -204,28 +208,14 @@ def evaluate_text(args: argparse.Namespace) -> int:
 
 def encode_text(args: argparse.Namespace) -> int:
     """``aekit encode`` on a sequence model: one code per sentence of --data, to a .npy file."""
-    import numpy as np
-
-    from ..files import atomic_write_bytes
     from ..text.pipeline import Translator
 
     translator = Translator.load(args.run, truncate=args.truncate)
     source, _, name = read_text(args, "sequence", args.split)
     codes = translator.encode(source)
-    buffer = _npy_bytes(np.asarray(codes, np.float32))
-    atomic_write_bytes(args.out, buffer)
+    save_array(codes, args.out)
     print(f"{len(codes)} codes of {codes.shape[1]} numbers from {name} written to {args.out}")
     return 0
-
-
-def _npy_bytes(array: Any) -> bytes:
-    import io
-
-    import numpy as np
-
-    buffer = io.BytesIO()
-    np.save(buffer, array)
-    return buffer.getvalue()
 
 
 def interpolate_text(args: argparse.Namespace) -> int:

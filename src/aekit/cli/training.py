@@ -32,6 +32,7 @@ from .base import (
     load_data,
     option_name,
     print_report,
+    run_outcome,
     save_figure,
     settings_from_args,
 )
@@ -429,13 +430,7 @@ def train_run(
     if not is_main:
         return {}
     save_model(model, run_dir)
-    outcome = {
-        "epochs_run": len(result.history),
-        "steps": result.steps,
-        "best_epoch": result.best_epoch,
-        "stop_reason": result.stop_reason,
-        "stop_detail": result.stop_detail,
-    }
+    outcome = run_outcome(result)
     write_json(run_dir / RUN_FILE, {**record, "train": train_config.to_dict(), "result": outcome})
     metrics: dict[str, Any] = {
         "family": model.family,
