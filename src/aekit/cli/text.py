@@ -115,16 +115,16 @@ def train_sequences(
         "text": {"pair": args.pair, "target_data": args.target_data},
     }
 
+    if tokenizer is None:
+        tokenizer = SubwordTokenizer.train([*source, *(target or [])], vocab_size=settings.vocab_size)
+    trained_with = tokenizer
+
     class RecordRun(Callback):  # the tokenizer and the records exist before the first epoch ends
         def on_fit_start(self, loop: Any) -> None:
             if topology.is_main:
-                loop.step_module.model  # noqa: B018  (the model is built; its tokenizer is final)
-                current.save(run_dir / TOKENIZER_FILE)
+                trained_with.save(run_dir / TOKENIZER_FILE)
                 write_json(run_dir / RUN_FILE, {**record, "result": None})
 
-    if tokenizer is None:
-        tokenizer = SubwordTokenizer.train([*source, *(target or [])], vocab_size=settings.vocab_size)
-    current = tokenizer
     if topology.is_main:
         pairs = "pairs" if target is not None else "sentences"
         print(f"{settings.family}: {len(source):,} training {pairs} from {name}; vocabulary {tokenizer.vocab_size:,}")

@@ -297,8 +297,6 @@ class Translator:
     def decode_codes(self, codes: np.ndarray | torch.Tensor, max_len: int | None = None) -> list[str]:
         """Sentences decoded (with this translator's beam) from codes (N, K) of a fixed or Gaussian
         code model."""
-        from .decoding import translate_ids as decode
-
         z = torch.as_tensor(np.asarray(codes, np.float32), device=self.device)
         if z.ndim != 2 or z.shape[1] != self.model.code_size:
             raise AekitError(
@@ -308,7 +306,8 @@ class Translator:
             )
         wrapper = _FromCodes(self.model, z)
         dummy = torch.zeros(len(z), 1, dtype=torch.long, device=self.device)
-        tokens = decode(wrapper, dummy, dummy.bool(), self.beam, max_len or self.model.max_tokens, self.length_penalty)
+        longest = max_len or self.model.max_tokens
+        tokens = translate_ids(wrapper, dummy, dummy.bool(), self.beam, longest, self.length_penalty)
         return self.tokenizer.decode(tokens.cpu())
 
     def interpolate(self, first: str, second: str, steps: int = 5) -> list[str]:
