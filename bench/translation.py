@@ -2,13 +2,20 @@
 
 For each model asked for (``--models``), train through ``aekit.train_sequence_model`` on the
 training split for at most ``--minutes`` of wall-clock time (validation on ``val`` after every
-epoch, the best epoch kept), or evaluate a trained run (``--evaluate RUN``), then translate
-test_2016_flickr with beam search and report: parameters, training target tokens per second, wall
-time, BLEU and chrF (sacreBLEU on detokenised output, signatures printed), nats per token, decoding
-sentences per second, and BLEU by source-length bucket (the fixed-size code degrades on long
-sentences, Cho et al. 2014). A sentence autoencoder (``sequence``) is scored by exact
-reconstructions and BLEU by length bucket; a sentence VAE by importance-sampled -log p(x), KL and
-active units.
+epoch, the best epoch kept), or evaluate a trained run (``--evaluate RUN``), then score it on
+test_2016_flickr with beam search:
+
+* ``attention`` and ``fixed``: seq2seq translation models (every encoder state, or one vector per
+  sentence: the autoencoder bottleneck). Parameters, training target tokens per second, wall time,
+  BLEU and chrF (sacreBLEU on detokenised output, signatures printed), nats per token, decoding
+  sentences per second, and BLEU by source-length bucket (the fixed-size code degrades on long
+  sentences, Cho et al. 2014).
+* ``sequence``: a sentence autoencoder (one vector of ``code_size`` per sentence) on the sentences
+  of one language of the pair (``--ae-language``): reconstruction BLEU, exact reconstructions and
+  BLEU by length bucket.
+* ``sequence-vae``: a sentence VAE (Bowman et al. 2016) on the same sentences: importance-sampled
+  -log p(x) (nats per sentence and per token), KL(q || p), active units, reconstructions, samples
+  from the prior and a homotopy between two test sentences.
 
     python bench/translation.py --data-dir DATA --threads 2 --pair de-en --minutes 60 \\
         --models attention,fixed --out bench/results/translation_de-en.json
@@ -16,8 +23,9 @@ active units.
         --out bench/results/translation_shipped.json
 
 The recipe of every trained model: Transformer, embedding 256, 3 + 3 layers, 8 heads, feed-forward
-512, dropout 0.1, label smoothing 0.1, one BPE vocabulary of 8000, batches of 2048 tokens, Adam lr
-5e-4 with a cosine schedule over ``--epochs``, gradient norm clipped at 1.
+512, dropout 0.1, label smoothing 0.1, one BPE vocabulary of 8000, batches of ``--batch-tokens``
+tokens, Adam ``--lr`` with a cosine schedule over ``--epochs``, gradient norm clipped at 1.
+``--save DIR`` keeps every trained model (``DIR/<model>``) for ``aekit translate`` and the gallery.
 """
 
 from __future__ import annotations
@@ -27,6 +35,7 @@ import os
 import time
 from pathlib import Path
 
+import numpy as np
 from common import print_markdown_table, write_record
 
 BUCKETS = ((1, 10), (11, 15), (16, 20), (21, 25), (26, 1000))  # source length in words
@@ -78,19 +87,27 @@ def score(translator, sources, references, name: str) -> dict:
     }  # fmt: skip
 
 
-def train_one(code: str, family: str, args, data) -> tuple[object, dict]:
+FAMILIES = {"attention": ("seq2seq", "attention"), "fixed": ("seq2seq", "fixed"),
+            "sequence": ("sequence", "fixed"), "sequence-vae": ("sequence-vae", "gaussian")}  # fmt: skip
+
+
+def train_one(name: str, args, data) -> tuple[object, dict]:
     import aekit
 
+    family, code = FAMILIES[name]
     source, target, val_source, val_target = data
-    settings = aekit.SequenceConfig(family=family, code=code)
-    config = aekit.TrainConfig(epochs=args.epochs, lr=5e-4, lr_schedule="cosine", clip_grad_norm=1.0, device="cpu")
+    settings = aekit.SequenceConfig(family=family, code=code, batch_tokens=args.batch_tokens)
+    config = aekit.TrainConfig(
+        epochs=args.epochs, lr=args.lr, lr_schedule="cosine", clip_grad_norm=1.0, device="cpu", seed=args.seed
+    )
     start = time.perf_counter()
     model, tokenizer, result = aekit.train_sequence_model(
         settings, config, source, target, val_source, val_target,
         callbacks=[wall_clock_budget(args.minutes * 60)], progress=True,
     )  # fmt: skip
     seconds = time.perf_counter() - start
-    trained_tokens = sum(len(ids) + 1 for ids in tokenizer.encode(target)) * len(result.history)
+    trained_tokens = sum(len(ids) + 1 for ids in tokenizer.encode(source if target is None else target))
+    trained_tokens *= len(result.history)
     info = {
         "parameters": sum(p.numel() for p in model.parameters()),
         "train_seconds": round(seconds, 1),
@@ -100,7 +117,38 @@ def train_one(code: str, family: str, args, data) -> tuple[object, dict]:
         "train_target_tokens_per_second": round(trained_tokens / seconds, 1),
         "history": result.history,
     }
+    if args.save:
+        aekit.save_sequence_model(model, tokenizer, args.save / name, settings={"sequence": settings.resolved()})
     return aekit.Translator(model, tokenizer, beam=4), info
+
+
+def score_autoencoder(translator, sentences, name: str) -> dict:
+    """Reconstruction of ``sentences`` through the code (beam 4); for a VAE also importance-sampled
+    -log p(x), KL, active units, prior samples and a homotopy."""
+    from aekit.text.pipeline import corpus_scores, importance_sampled_nll
+
+    start = time.perf_counter()
+    outputs = translator(sentences)
+    seconds = time.perf_counter() - start
+    scores = corpus_scores(outputs, sentences)
+    record = {
+        "reconstruction_bleu": round(scores["bleu"], 2),
+        "reconstruction_chrf": round(scores["chrf"], 2),
+        "bleu_signature": scores["bleu_signature"],
+        "exact_reconstructions": round(np.mean([o == s for o, s in zip(outputs, sentences, strict=True)]), 4),
+        "decode_sentences_per_second": round(len(sentences) / seconds, 1),
+        "by_length": bucketed_bleu(outputs, sentences, sentences),
+        "examples": [{"input": s, "output": o} for s, o in zip(sentences[:5], outputs[:5], strict=True)],
+        "test_set": name,
+    }
+    if translator.model.family == "sequence-vae":
+        record.update({k: round(v, 4) if isinstance(v, float) else v
+                       for k, v in importance_sampled_nll(translator, sentences, samples=100).items()})  # fmt: skip
+        record["samples"] = translator.sample(8, seed=0)
+        record["homotopy"] = translator.interpolate(sentences[0], sentences[3], steps=7)
+    else:
+        record.update({k: round(v, 4) for k, v in translator.nll(sentences, sentences).items()})
+    return record
 
 
 def main() -> None:
@@ -108,10 +156,18 @@ def main() -> None:
     parser.add_argument("--data-dir", required=True)
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--pair", default="de-en")
-    parser.add_argument("--models", default="attention,fixed", help="codes of seq2seq models to train")
+    parser.add_argument(
+        "--models", default="attention,fixed", help=f"models to train, from {', '.join(FAMILIES)} (comma-separated)"
+    )
+    parser.add_argument("--ae-language", default="en", help="the language of the pair the autoencoders read")
+    parser.add_argument("--batch-tokens", type=int, default=2048, help="tokens per training batch")
+    parser.add_argument("--lr", type=float, default=5e-4, help="Adam's peak learning rate")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--save", type=Path, default=None, help="keep every trained model in SAVE/<model>")
     parser.add_argument("--minutes", type=float, default=60.0, help="wall-clock training budget per model")
     parser.add_argument("--epochs", type=int, default=10, help="epochs of the cosine schedule")
     parser.add_argument("--limit", type=int, default=0, help="use only this many training pairs (a smoke test)")
+    parser.add_argument("--test-limit", type=int, default=0, help="score only this many test sentences (a smoke test)")
     parser.add_argument("--evaluate", default=None, help="score this trained run or shipped name instead")
     parser.add_argument("--skip-test", action="store_true", help="measure training speed only (no decoding)")
     parser.add_argument("--out", type=Path, default=Path("bench/results/translation.json"))
@@ -124,6 +180,8 @@ def main() -> None:
     from aekit.text.corpus import load_multi30k
 
     test_source, test_target = load_multi30k(args.pair, "test_2016_flickr", args.data_dir)
+    if args.test_limit:
+        test_source, test_target = test_source[: args.test_limit], test_target[: args.test_limit]
     start = time.perf_counter()
     runs = {}
     if args.evaluate:
@@ -137,20 +195,32 @@ def main() -> None:
             source, target = source[: args.limit], target[: args.limit]
         if args.skip_test:  # a speed measurement: validation on 100 sentences only
             val_source, val_target = val_source[:100], val_target[:100]
-        for code in args.models.split(","):
-            translator, info = train_one(code, "seq2seq", args, (source, target, val_source, val_target))
+        side = args.pair.split("-").index(args.ae_language)  # the autoencoders' language
+        for name in args.models.split(","):
+            if name not in FAMILIES:
+                parser.error(f"unknown model {name!r}; choose from {', '.join(FAMILIES)}")
+            translation = FAMILIES[name][0] == "seq2seq"
+            data = (source, target, val_source, val_target)
+            if not translation:
+                data = (data[side], None, data[2 + side], None)
+            translator, info = train_one(name, args, data)
             if args.skip_test:
-                runs[f"seq2seq-{code}"] = info
-                print(f"seq2seq-{code}: {info['train_target_tokens_per_second']} target tokens/s")
-                continue
-            runs[f"seq2seq-{code}"] = {**info, **score(translator, test_source, test_target, "test")}
-            print(runs[f"seq2seq-{code}"]["bleu_signature"])
-    if not args.skip_test:
+                runs[name] = info
+                print(f"{name}: {info['train_target_tokens_per_second']} target tokens/s")
+            elif translation:
+                runs[name] = {**info, **score(translator, test_source, test_target, "test")}
+            else:
+                tests = (test_source, test_target)[side]
+                runs[name] = {**info, **score_autoencoder(translator, tests, f"test ({args.ae_language})")}
+            print(name, {k: v for k, v in runs[name].items() if k not in ("history", "examples")})
+    translations = {name: r for name, r in runs.items() if "bleu" in r}
+    if translations:
         rows = [[name, f"{r['parameters']:,}", r.get("train_target_tokens_per_second", ""), r["bleu"], r["chrf"],
-                 r["nats_per_token"], r["decode_sentences_per_second"]] for name, r in runs.items()]  # fmt: skip
+                 r["nats_per_token"], r["decode_sentences_per_second"]]
+                for name, r in translations.items()]  # fmt: skip
         header = ["model", "parameters", "train tokens/s", "BLEU", "chrF", "nats/token", "decode sent/s"]
         print_markdown_table(header, rows)
-        for name, r in runs.items():
+        for name, r in translations.items():
             print(name, "BLEU by source length:", r["by_length"])
     write_record(args, "translation", time.perf_counter() - start, runs=runs)
 

@@ -434,6 +434,14 @@ def test_cli_sentence_vae_interpolates_and_encodes(corpus, capsys):
         == 0
     )
     assert len((corpus / "path.txt").read_text(encoding="utf-8").splitlines()) == 4
+    capsys.readouterr()
+    report = corpus / "svae.json"
+    assert main(["evaluate", str(run), "--data", str(corpus / "train.src"), "--importance-samples", "5",
+                 "--json", str(report)]) == 0  # fmt: skip
+    measured = json.loads(report.read_text())
+    assert measured["importance_samples"] == 5 and 0 <= measured["active_units"] <= 32
+    assert measured["kl_per_sentence"] >= 0 and measured["is_nll_per_token"] > 0
+    assert "KL(q(z|x) || p(z))" in capsys.readouterr().out
     assert main(["encode", str(run), "--data", str(corpus / "train.src"), "--out", str(corpus / "codes.npy")]) == 0
     assert np.load(corpus / "codes.npy").shape == (120, 32)
     index = corpus / "index.npz"  # semantic hashing of the sentence codes

@@ -327,6 +327,14 @@ def print_report(title: str, report: dict[str, float]) -> None:
         "is_nll": "nats per example (-log p(x), importance sampled)",
         "is_nll_stderr": "nats (standard error of the mean over examples)",
         "importance_samples": "samples of z per example",
+        "bleu": "sacreBLEU",
+        "chrf": "chrF",
+        "nats_per_token": "nats per target token (EOS counted)",
+        "nats_per_sentence": "nats per sentence",
+        "is_nll_per_sentence": "nats per sentence (-log p(x), importance sampled)",
+        "is_nll_per_token": "nats per token (-log p(x), importance sampled)",
+        "kl_per_sentence": "nats per sentence, KL(q(z|x) || p(z))",
+        "active_units": "code units whose posterior mean varies (> 0.01)",
     }
     print(title)
     for key, value in report.items():

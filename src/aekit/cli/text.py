@@ -189,7 +189,9 @@ def _bar(total: int, what: str, show: bool) -> Any:
 
 
 def evaluate_text(args: argparse.Namespace) -> int:
-    """``aekit evaluate`` on a sequence model: BLEU and chrF for seq2seq, NLL for every family."""
+    """``aekit evaluate`` on a sequence model: BLEU and chrF for seq2seq (for the autoencoders, of the
+    reconstructions), NLL for every family; for sequence-vae also the importance-sampled -log p(x),
+    KL and active units."""
     from ..files import write_json
     from ..text.pipeline import Translator
 
@@ -197,6 +199,11 @@ def evaluate_text(args: argparse.Namespace) -> int:
     family = translator.model.family
     source, target, name = read_text(args, family, args.split)
     report = text_report(translator, source, target if target is not None else source, name, progress=True)
+    if family == "sequence-vae":  # -log p(x) by importance sampling, KL and active units
+        from ..text.pipeline import importance_sampled_nll
+
+        samples = 100 if args.importance_samples is None else args.importance_samples
+        report.update(importance_sampled_nll(translator, source, samples=samples, seed=args.seed))
     print(report.pop("bleu_signature"))
     print(report.pop("chrf_signature"))
     print_report(f"{name}, {len(source)} sentences:", report)

@@ -94,6 +94,14 @@ class GRUSequenceEncoder(SequenceEncoder):
         return states, torch.cat([last[-2], last[-1]], dim=1)  # (B, S, 2h), (B, 2h)
 
 
+def xavier_matrices(module: nn.Module) -> None:
+    """Xavier-uniform weight matrices, as ``torch.nn.Transformer`` initialises its layers (torch's
+    per-layer default draws the feed-forward and output projections about half as large)."""
+    for parameter in module.parameters():
+        if parameter.dim() > 1:
+            nn.init.xavier_uniform_(parameter)
+
+
 class TransformerSequenceEncoder(SequenceEncoder):
     """Transformer encoder layers (pre-norm) over embedded tokens with sinusoidal positions;
     summary = the mean of the states over the real tokens (B, dim)."""
@@ -110,6 +118,7 @@ class TransformerSequenceEncoder(SequenceEncoder):
         self.layers = nn.TransformerEncoder(
             layer, layers, norm=nn.LayerNorm(embedding_size), enable_nested_tensor=False
         )
+        xavier_matrices(self.layers)
         self.dropout = nn.Dropout(dropout)
         self.state_size = self.summary_size = embedding_size
 
@@ -306,6 +315,7 @@ class TransformerSequenceDecoder(SequenceDecoder):
             embedding_size, heads, feedforward, dropout, batch_first=True, norm_first=True
         )
         self.layers = nn.TransformerDecoder(layer, layers, norm=nn.LayerNorm(embedding_size))
+        xavier_matrices(self.layers)
         self.from_code = nn.Linear(code_size, embedding_size) if code_size else None
         self.dropout = nn.Dropout(dropout)
 

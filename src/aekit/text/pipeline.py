@@ -351,6 +351,7 @@ class Translator:
         }
 
 
+@torch.no_grad()
 def importance_sampled_nll(
     translator: Translator, sentences: Sequence[str], samples: int = 100, seed: int = 0
 ) -> dict[str, float]:
