@@ -15,7 +15,8 @@ test_2016_flickr with beam search:
   BLEU by length bucket.
 * ``sequence-vae``: a sentence VAE (Bowman et al. 2016) on the same sentences: importance-sampled
   -log p(x) (nats per sentence and per token), KL(q || p), active units, reconstructions, samples
-  from the prior and a homotopy between two test sentences.
+  from the prior and a homotopy between two test sentences; the KL weight ramps from 0 to 1 over
+  ``--kl-warmup-epochs``.
 
     python bench/translation.py --data-dir DATA --threads 2 --pair de-en --minutes 60 \\
         --models attention,fixed --out bench/results/translation_de-en.json
@@ -97,9 +98,11 @@ def train_one(name: str, args, data) -> tuple[object, dict]:
     family, code = FAMILIES[name]
     source, target, val_source, val_target = data
     settings = aekit.SequenceConfig(family=family, code=code, batch_tokens=args.batch_tokens)
+    warmup = args.kl_warmup_epochs if family == "sequence-vae" else 0.0
     config = aekit.TrainConfig(
-        epochs=args.epochs, lr=args.lr, lr_schedule="cosine", clip_grad_norm=1.0, device="cpu", seed=args.seed
-    )
+        epochs=args.epochs, lr=args.lr, lr_schedule="cosine", clip_grad_norm=1.0, device="cpu", seed=args.seed,
+        penalty_warmup_epochs=warmup,
+    )  # fmt: skip
     start = time.perf_counter()
     model, tokenizer, result = aekit.train_sequence_model(
         settings, config, source, target, val_source, val_target,
@@ -162,6 +165,7 @@ def main() -> None:
     parser.add_argument("--ae-language", default="en", help="the language of the pair the autoencoders read")
     parser.add_argument("--batch-tokens", type=int, default=2048, help="tokens per training batch")
     parser.add_argument("--lr", type=float, default=5e-4, help="Adam's peak learning rate")
+    parser.add_argument("--kl-warmup-epochs", type=float, default=1.0, help="sequence-vae: KL weight ramp 0 -> 1")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--save", type=Path, default=None, help="keep every trained model in SAVE/<model>")
     parser.add_argument("--minutes", type=float, default=60.0, help="wall-clock training budget per model")

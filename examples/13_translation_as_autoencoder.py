@@ -104,7 +104,12 @@ def train(name: str, data, tiny: bool) -> aekit.Translator:
     size = dict(embedding_size=64, layers=1, heads=4, feedforward=128, vocab_size=1000) if tiny else {}
     settings = aekit.SequenceConfig(family=family, code=code, batch_tokens=1024, **size)
     config = aekit.TrainConfig(
-        epochs=6 if tiny else 3, lr=3e-3 if tiny else 5e-4, lr_schedule="cosine", clip_grad_norm=1.0, device="cpu"
+        epochs=6 if tiny else 3,
+        lr=3e-3 if tiny else 5e-4,
+        lr_schedule="cosine",
+        clip_grad_norm=1.0,
+        device="cpu",
+        penalty_warmup_epochs=1.0 if family == "sequence-vae" else 0.0,  # KL warm-up (Bowman et al. 2016)
     )
     model, tokenizer, _ = aekit.train_sequence_model(settings, config, *data, progress=not tiny)
     return aekit.Translator(model, tokenizer, beam=1 if tiny else 4)

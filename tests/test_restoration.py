@@ -13,6 +13,7 @@ from aekit.applications.restoration import ImageRestorer, inpainting_model_for, 
 from aekit.cli import main
 from aekit.corruptions import GaussianNoise
 from aekit.degradations import (
+    JPEG,
     Bicubic,
     Grayscale,
     Inpainting,
@@ -148,6 +149,58 @@ def test_grayscale_keeps_the_luma_and_colour_spaces_invert():
 
 # ------------------------------------------------------------------------------------------------ #
 # the network and tiling
+
+
+def smooth_photo(height=48, width=64, channels=3, seed=0):
+    """A smooth random colour field (B=1, C, H, W) in [0, 1], like a photo's low frequencies."""
+    rng = np.random.default_rng(seed)
+    coarse = torch.from_numpy(rng.random((1, channels, height // 8, width // 8))).float()
+    return torch.nn.functional.interpolate(coarse, size=(height, width), mode="bicubic").clamp(0, 1)
+
+
+@pytest.mark.parametrize("channels", [1, 3])
+def test_jpeg_is_a_real_jpeg_file_read_back(channels, tmp_path):
+    from skimage import io as skio
+
+    x = smooth_photo(channels=channels)
+    out = JPEG(quality=30).observe(x)
+    assert out.shape == x.shape and out.dtype == torch.float32
+    pixels = (x[0].permute(1, 2, 0).numpy() * 255).round().astype(np.uint8)
+    path = tmp_path / "photo.jpg"
+    Image.fromarray(pixels[..., 0] if channels == 1 else pixels).save(path, quality=30)
+    expected = skio.imread(path).astype(np.float32) / 255  # another reader of the same file
+    assert np.array_equal(np.atleast_3d(expected), out[0].permute(1, 2, 0).numpy())
+
+
+def test_jpeg_artefacts_grow_as_the_quality_falls_and_qualities_are_drawn_per_image():
+    x = smooth_photo(height=64, width=64, seed=1) + 0.05 * torch.rand(1, 3, 64, 64, generator=generator(1))
+    x = x.clamp(0, 1)
+    errors = [float(((JPEG(q).observe(x) - x) ** 2).mean()) for q in (90, 40, 10)]
+    assert errors[0] < errors[1] < errors[2]
+    batch = x.expand(64, -1, -1, -1)
+    jpeg = JPEG((10, 40))
+    drawn = jpeg.draw_quality(2000, generator(0))
+    assert min(drawn) == 10 and max(drawn) == 40 and abs(np.mean(drawn) - 25) < 1
+    assert torch.equal(jpeg.observe(batch, generator(3)), jpeg.observe(batch, generator(3)))  # seeded
+    assert len({float(e.sum()) for e in jpeg.observe(batch, generator(3))}) > 5  # one quality per image
+
+
+@pytest.mark.parametrize("bad", [0, 96, (40, 10), 2.5])
+def test_jpeg_qualities_outside_1_to_95_are_refused(bad):
+    with pytest.raises(aekit.AekitError):
+        JPEG(bad)
+
+
+def test_the_deblock_family_restores_jpeg_through_the_restorer():
+    model = aekit.make_model("deblock", (3, 32, 32), 1, depth=2, width=4)
+    restorer = ImageRestorer(model)
+    assert restorer.task == "deblock" and restorer.degradation.quality == (20, 20)
+    photo = smooth_photo(32, 40)[0].permute(1, 2, 0).numpy()
+    compressed = restorer.degrade(photo, seed=0)
+    assert compressed.shape == photo.shape and not np.array_equal(compressed, photo)
+    restored = restorer(compressed)
+    assert restored.shape == photo.shape  # RED-Net starts as the identity
+    assert np.abs(restored - compressed).max() < 0.05
 
 
 @pytest.mark.parametrize("downscale", [1, 2, 3])
@@ -389,6 +442,7 @@ def test_bad_inputs_give_one_line_errors(tiny_model, tmp_path, capsys):
         (["--task", "inpaint", "--mask", str(tmp_path / "small-mask.png"), str(image)], "give a mask of the image"),
         (["--task", "inpaint", str(image)], "inpainting needs --mask"),
         (["--task", "super-resolve", "--weights", str(tiny_model), str(image)], "is a denoise model"),
+        (["--task", "deblock", str(image)], "no shipped deblock model"),
     ]
     for arguments, message in cases:
         assert main(["restore", *arguments, str(tmp_path / "out.png")]) == 2
@@ -408,3 +462,22 @@ def test_the_command_line_inpaints_with_the_model_for_the_mask(kind, expected, t
     filled = np.asarray(Image.open(tmp_path / "filled.png"))
     assert np.array_equal(filled[~missing], clean[~missing])
     assert psnr(clean / 255, filled / 255) > psnr(clean / 255, np.where(missing, 0, clean) / 255) + 10
+
+
+def test_the_command_line_trains_a_deblocker_and_removes_jpeg_artefacts(tmp_path, capsys):
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    for i in range(2):
+        photo = (smooth_photo(40, 48, seed=i)[0].permute(1, 2, 0).numpy() * 255).astype(np.uint8)
+        Image.fromarray(photo).save(folder / f"{i}.png")
+    run = tmp_path / "deblock"
+    assert main(["train", "--family", "deblock", "-o", "depth=2", "-o", "width=4", "-o", "quality=[10,30]",
+                 "--data", str(folder), "--image-mode", "rgb", "--patch-size", "16", "--patches", "32", "--epochs", "1",
+                 "--batch-size", "16", "--no-progress", "--out", str(run)]) == 0  # fmt: skip
+    config = json.loads((run / "config.json").read_text())["model"]
+    assert config["corruption"] == {"name": "jpeg", "quality": [10, 30]} and config["data_shape"][0] == 3
+    out = tmp_path / "out.png"
+    assert main(["restore", "--task", "deblock", "--weights", str(run), "--simulate", "--quality", "15",
+                 str(folder / "0.png"), str(out)]) == 0  # fmt: skip
+    assert "PSNR of the restored image" in capsys.readouterr().out
+    assert Image.open(out).size == (48, 40) and (tmp_path / "out-degraded.png").is_file()

@@ -10,14 +10,17 @@ sigma / 255 for 8-bit grey levels).
 ``bicubic``     downscale by 2, 3 or 4 with an antialiased bicubic; ``prepare`` upscales back
 ``inpainting``  holes (random pixels, boxes, text-like strokes); the mask is an extra channel
 ``grayscale``   keep only the lightness (Y of YCbCr, or L of Lab); the colours are to predict
+``jpeg``        a real JPEG encode and decode (Pillow) at a quality drawn per image
 ==============  ===========================================================================
 """
 
 from __future__ import annotations
 
+import io
 import math
 from collections.abc import Sequence
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 
@@ -283,3 +286,49 @@ class Grayscale(Corruption):
         if x.shape[1] != 3:
             raise AekitError(f"colorization needs RGB images, got {x.shape[1]} channel(s)", "", "give RGB images")
         return colour.lightness(x, self.space)
+
+
+class JPEG(Corruption):
+    """JPEG artefacts: each image goes through a real JPEG encode and decode (Pillow, 4:2:0 chroma
+    subsampling for colour, as cameras and browsers write) at a quality drawn uniformly from the
+    integers in ``quality`` (a value or [min, max], 1-95). Pixels are rounded to 8 bits first, as a
+    JPEG file holds them.
+
+    Shapes: ``observe`` (B, C, H, W) -> (B, C, H, W), C 1 (grey) or 3 (RGB).
+    """
+
+    name = "jpeg"
+
+    def __init__(self, quality: int | Sequence[int] = (10, 40)) -> None:
+        super().__init__()
+        low, high = _range(quality, "quality", 1, 95)
+        if low != int(low) or high != int(high):
+            raise AekitError(f"JPEG quality {quality}", "qualities are whole numbers", "use integers in 1-95")
+        self.quality = (int(low), int(high))
+
+    def draw_quality(self, count: int, generator: torch.Generator | None = None) -> list[int]:
+        """``count`` qualities drawn uniformly from the range."""
+        low, high = self.quality
+        return torch.randint(low, high + 1, (count,), generator=generator).tolist()
+
+    def observe(self, x, generator=None, quality: int | None = None):
+        if x.shape[1] not in (1, 3):
+            raise AekitError(f"JPEG needs grey or RGB images, got {x.shape[1]} channel(s)", "", "give 1 or 3 channels")
+        qualities = [quality] * len(x) if quality is not None else self.draw_quality(len(x), generator)
+        pixels = (x.detach().clamp(0, 1) * 255).round().to(torch.uint8).permute(0, 2, 3, 1).cpu().numpy()
+        decoded = [jpeg_roundtrip(image, q) for image, q in zip(pixels, qualities, strict=True)]
+        out = torch.from_numpy(np.stack(decoded)).to(x.device, torch.float32) / 255  # (B, H, W, C)
+        return out.permute(0, 3, 1, 2).contiguous()
+
+
+def jpeg_roundtrip(image: np.ndarray, quality: int) -> np.ndarray:
+    """uint8 (H, W, C), C 1 or 3 -> the same image written as JPEG at ``quality`` and read back."""
+    from PIL import Image
+
+    grey = image.shape[-1] == 1
+    buffer = io.BytesIO()
+    Image.fromarray(image[..., 0] if grey else image, "L" if grey else "RGB").save(
+        buffer, format="JPEG", quality=int(quality), subsampling=0 if grey else 2
+    )
+    decoded = np.asarray(Image.open(io.BytesIO(buffer.getvalue())).convert("L" if grey else "RGB"))
+    return decoded[..., None] if grey else decoded

@@ -13,9 +13,10 @@ denoise        RED-Net removing Gaussian noise (fixed sigma or blind), any image
 super-resolve  RED-Net restoring the detail a bicubic shrink by 2, 3 or 4 removed
 inpaint        RED-Net filling holes (pixels, boxes, strokes); the mask is an input channel
 colorize       RED-Net predicting chroma from lightness (YCbCr or Lab), scored in RGB
+deblock        RED-Net removing JPEG artefacts (a real encode/decode at qualities 10-40)
 =============  ==========================================================================
 
-The four restoration families take ``depth``, ``width`` and ``downscale`` (see
+The restoration families take ``depth``, ``width`` and ``downscale`` (see
 :class:`aekit.nets.conv.RedNet`). Options shared by every other family: ``network`` (``mlp`` |
 ``conv``), ``hidden`` (MLP widths, the decoder mirrors them), ``norm`` (MLP: ``none`` | ``batch``
 | ``layer``), ``channels`` (conv widths), ``activation`` and ``likelihood`` (``gaussian`` |
@@ -514,6 +515,21 @@ def denoise(
     [sigma, max_sigma] when max_sigma is given."""
     noise = {"name": "gaussian", "std": sigma / 255, "max_std": None if max_sigma is None else max_sigma / 255}
     return _restorer("denoise", data_shape, noise, depth=depth, width=width, downscale=downscale)
+
+
+@preset("deblock")
+def deblock(
+    data_shape: list[int],
+    code_size: int,
+    quality: int | list[int] = (10, 40),  # type: ignore[assignment]
+    depth: int = 5,
+    width: int = 64,
+    downscale: int = 2,
+) -> ModelConfig:
+    """RED-Net removing the artefacts of JPEG compression at ``quality`` (a value or [min, max] of
+    Pillow's 1-95 scale, drawn per image); grey or RGB."""
+    jpeg = {"name": "jpeg", "quality": _plain(quality)}
+    return _restorer("deblock", data_shape, jpeg, depth=depth, width=width, downscale=downscale)
 
 
 @preset("super-resolve")

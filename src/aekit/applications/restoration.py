@@ -1,4 +1,5 @@
-"""Image restoration with a trained model: denoising, super-resolution, inpainting, colorization.
+"""Image restoration with a trained model: denoising, super-resolution, inpainting, colorization,
+JPEG artefact removal.
 
 A restoration model is an :class:`~aekit.model.Autoencoder` whose encoder is a RED-Net and whose
 corruption is the degradation it undoes (see :mod:`aekit.degradations`). :class:`ImageRestorer`
@@ -27,13 +28,19 @@ import torch
 
 from .. import colour
 from ..corruptions import Corruption, GaussianNoise
-from ..degradations import Bicubic, Grayscale, Inpainting, with_mask
+from ..degradations import JPEG, Bicubic, Grayscale, Inpainting, with_mask
 from ..errors import AekitError
 from ..io import load_model
 from ..model import Autoencoder
 from ..tensors import to_channels_last
 
-TASKS = {"gaussian": "denoise", "bicubic": "super-resolve", "inpainting": "inpaint", "grayscale": "colorize"}
+TASKS = {
+    "gaussian": "denoise",
+    "bicubic": "super-resolve",
+    "inpainting": "inpaint",
+    "grayscale": "colorize",
+    "jpeg": "deblock",
+}
 
 PRETRAINED = {
     "denoise-sigma25": "grey, Gaussian noise of sigma 25 (of 255)",
@@ -77,13 +84,13 @@ def weights_dir(name: str) -> Path:
 
 
 def task_of(model: Autoencoder) -> str:
-    """``denoise``, ``super-resolve``, ``inpaint`` or ``colorize``, from the model's corruption."""
+    """``denoise``, ``super-resolve``, ``inpaint``, ``colorize`` or ``deblock``, from the model's corruption."""
     name = getattr(model.corruption, "name", None)
     if name not in TASKS:
         raise AekitError(
             f"this model (family {model.family!r}) is not a restoration model",
             f"its corruption is {name!r}; restoration needs one of {', '.join(TASKS)}",
-            "train one with aekit train --family denoise|super-resolve|inpaint|colorize",
+            "train one with aekit train --family denoise|super-resolve|inpaint|colorize|deblock",
         )
     return TASKS[name]
 
@@ -200,7 +207,7 @@ class ImageRestorer:
 
     @classmethod
     def load(cls, directory: str | Path, **options: Any) -> ImageRestorer:
-        """A model trained with ``aekit train --family denoise|super-resolve|inpaint|colorize``."""
+        """A model trained with ``aekit train --family denoise|super-resolve|inpaint|colorize|deblock``."""
         return cls(load_model(directory), **options)
 
     # -------------------------------------------------------------------------------------------- #
@@ -215,7 +222,7 @@ class ImageRestorer:
     def degrade(self, image: Any, seed: int = 0, mask: Any = None) -> np.ndarray:
         """The observation a restorer starts from: noisy, shrunk by the scale, with holes (pixels
         of ``mask`` or of a seeded random mask set to 0), or grey. Shape like ``image`` except for
-        super-resolution (H // s, W // s) and colorization (H, W)."""
+        super-resolution (H // s, W // s) and colorization (H, W); JPEG-compressed for deblocking."""
         x = as_unit_image(image)
         tensor = _to_tensor(x)  # (1, C, H, W)
         generator = torch.Generator().manual_seed(seed)
@@ -323,6 +330,8 @@ def _default_degradation(corruption: Corruption | None) -> Corruption:
         return Inpainting("pixels", rate=0.5)
     if isinstance(corruption, Bicubic) and len(corruption.scales) > 1:
         return Bicubic(corruption.scales[0])
+    if isinstance(corruption, JPEG) and corruption.quality[0] != corruption.quality[1]:
+        return JPEG(min(max(20, corruption.quality[0]), corruption.quality[1]))
     assert corruption is not None
     return corruption
 

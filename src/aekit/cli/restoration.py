@@ -1,4 +1,4 @@
-"""``aekit restore``: denoise, super-resolve, inpaint or colorize an image file."""
+"""``aekit restore``: denoise, super-resolve, inpaint, colorize or deblock an image file."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import numpy as np
 from ..errors import AekitError
 from .base import add_output, arguments, command, integer, save_figure
 
-TASK_NAMES = ("denoise", "super-resolve", "inpaint", "colorize")
+TASK_NAMES = ("denoise", "super-resolve", "inpaint", "colorize", "deblock")
 OUTPUT_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp")
 
 
@@ -26,6 +26,9 @@ def _add_restore(parser: argparse.ArgumentParser) -> None:
         "model (trained on 0-50); with --simulate, the noise added (default 25)",
     )
     parser.add_argument("--scale", type=int, default=2, help="super-resolve: enlargement factor 2, 3 or 4")
+    parser.add_argument(
+        "--quality", type=integer(1), default=20, help="deblock with --simulate: the JPEG quality to compress at (1-95)"
+    )
     parser.add_argument(
         "--mask",
         type=Path,
@@ -58,13 +61,14 @@ def _add_restore(parser: argparse.ArgumentParser) -> None:
 
 @command(
     "restore",
-    "denoise, super-resolve, inpaint or colorize an image with a shipped or your own model",
+    "denoise, super-resolve, inpaint, colorize or deblock an image with a shipped or your own model",
     """examples:
   aekit restore --task denoise noisy.png clean.png                     # sigma 25 model
   aekit restore --task denoise --sigma 40 noisy.png clean.png          # blind model
   aekit restore --task super-resolve --scale 2 small.png big.png       # output twice the size
   aekit restore --task inpaint --mask holes.png damaged.png filled.png # white in holes.png = missing
   aekit restore --task colorize grey.jpg colour.png
+  aekit restore --task deblock --weights runs/deblock photo.jpg clean.png   # JPEG artefacts
   aekit restore --task denoise --simulate --figure fig.png photo.png out.png   # add noise, then remove it
   aekit restore --task denoise --weights runs/my-denoiser noisy.png clean.png
 
@@ -76,10 +80,10 @@ regions (boxes, strokes, scratches) to inpaint.""",
 )
 @arguments(_add_restore)
 def cmd_restore(args: argparse.Namespace) -> int:
-    from ..applications.restoration import PRETRAINED, ImageRestorer, as_unit_image
+    from ..applications.restoration import PRETRAINED, ImageRestorer, as_unit_image, pretrained_names
     from ..corruptions import GaussianNoise
     from ..data.files import read_image
-    from ..degradations import Bicubic, Inpainting, check_scale
+    from ..degradations import JPEG, Bicubic, Inpainting, check_scale
     from ..metrics import psnr
     from ..plots import restoration_panels
 
@@ -105,6 +109,7 @@ def cmd_restore(args: argparse.Namespace) -> int:
         if args.mask_kind == "boxes"
         else Inpainting(args.mask_kind, rate=0.5),
         "colorize": None,
+        "deblock": JPEG(args.quality),
     }[args.task]
     mask = None
     if args.mask is not None:
@@ -116,6 +121,11 @@ def cmd_restore(args: argparse.Namespace) -> int:
         restorer = ImageRestorer.load(args.weights, degradation=degradation, **options)
     else:
         name = _shipped_name(args, mask)
+        if name not in pretrained_names():
+            raise AekitError(
+                f"no shipped {args.task} model", "none is installed with aekit", f"train one with aekit train "
+                f"--family {args.task} and pass --weights DIR"
+            )  # fmt: skip
         if args.task == "inpaint":
             print(f"inpainting with the shipped model {name!r} ({PRETRAINED[name]})")
         restorer = ImageRestorer.pretrained(name, degradation=degradation, **options)
@@ -146,10 +156,6 @@ def cmd_restore(args: argparse.Namespace) -> int:
             save_figure(figure, args.figure)
             print(f"figure written to {args.figure}")
     return 0
-
-
-def _without_alpha(image: np.ndarray) -> np.ndarray:
-    return image[..., :-1] if image.ndim == 3 and image.shape[-1] in (2, 4) else image
 
 
 def _without_alpha(image: np.ndarray) -> np.ndarray:
