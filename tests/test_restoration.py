@@ -11,7 +11,7 @@ import aekit
 from aekit import colour
 from aekit.applications.restoration import ImageRestorer, inpainting_model_for, pretrained_names, tiled
 from aekit.cli import main
-from aekit.corruptions import GaussianNoise
+from aekit.corruptions import GaussianNoise, with_level_map
 from aekit.degradations import (
     JPEG,
     Bicubic,
@@ -22,7 +22,7 @@ from aekit.degradations import (
     smooth_fill,
     with_mask,
 )
-from aekit.metrics import colourfulness, psnr, ssim
+from aekit.metrics import colourfulness, estimate_noise_sigma, psnr, ssim
 from aekit.nets.conv import RedNet
 
 from .conftest import shared_data_dir
@@ -481,3 +481,48 @@ def test_the_command_line_trains_a_deblocker_and_removes_jpeg_artefacts(tmp_path
                  str(folder / "0.png"), str(out)]) == 0  # fmt: skip
     assert "PSNR of the restored image" in capsys.readouterr().out
     assert Image.open(out).size == (48, 40) and (tmp_path / "out-degraded.png").is_file()
+
+
+# ------------------------------------------------------------------------------------------------ #
+# the noise level as an input (FFDNet's map), given or estimated
+
+
+def test_the_level_map_channel_holds_each_images_drawn_noise_level():
+    x = torch.full((64, 1, 8, 8), 0.5)
+    noise = GaussianNoise(0.0, max_std=75 / 255, level_map=True)
+    assert noise.out_shape((1, 8, 8)) == (2, 8, 8)
+    out = noise.observe(x, generator(0))  # (B, 2, H, W)
+    level = out[:, 1]
+    assert torch.equal(level, level[:, :1, :1].expand_as(level))  # constant per image
+    measured = (out[:, 0] - x[:, 0]).std(dim=(1, 2))  # each image's own noise
+    assert torch.corrcoef(torch.stack([measured, level[:, 0, 0]]))[0, 1] > 0.95
+    assert float(level.min()) >= 0 and float(level.max()) <= 75 / 255
+    assert torch.equal(with_level_map(x, 0.1)[:, 1], torch.full((64, 8, 8), 0.1))
+    with pytest.raises(aekit.AekitError, match="needs images"):
+        GaussianNoise(0.1, level_map=True).observe(torch.zeros(4, 10))
+
+
+@pytest.mark.parametrize("sigma", [5, 15, 25, 50, 75])
+def test_the_noise_estimate_finds_the_level_of_white_gaussian_noise(sigma):
+    clean = smooth_photo(128, 128, channels=1)[0, 0].numpy()
+    noisy = clean + np.random.default_rng(sigma).normal(0, sigma / 255, clean.shape)
+    assert abs(255 * estimate_noise_sigma(noisy) - sigma) < 0.06 * sigma
+    assert 255 * estimate_noise_sigma(clean) < 0.5
+
+
+def test_a_denoiser_with_a_level_input_takes_the_level_given_or_estimated(tmp_path, capsys):
+    model = aekit.make_model("denoise", (1, 32, 32), 1, sigma=0, max_sigma=75, noise_map=True, depth=2, width=4)
+    assert model.encoder.in_channels == 2 and model.corruption.level_map
+    seen = []
+    model.reconstruct = lambda block: (seen.append(block.clone()), block[:, :1])[1]  # records its input
+    restorer = ImageRestorer(model, channels_last=False)
+    clean = smooth_photo(96, 96, channels=1)[0, 0].numpy()
+    noisy = clean + np.random.default_rng(0).normal(0, 30 / 255, clean.shape)
+    restorer.restore(noisy, sigma=40)
+    assert restorer.last_sigma == 40 and torch.allclose(seen[-1][:, 1], torch.tensor(40 / 255))
+    restorer.restore(noisy)
+    assert abs(restorer.last_sigma - 30) < 1.5 and torch.allclose(
+        seen[-1][:, 1], torch.tensor(restorer.last_sigma / 255)
+    )
+    with pytest.raises(aekit.AekitError, match="without a level input"):
+        ImageRestorer(aekit.make_model("denoise", (1, 32, 32), 1, depth=2, width=4)).restore(noisy, sigma=25)

@@ -60,12 +60,18 @@ class GaussianNoise(Corruption):
     """x~ = x + std * eps, eps ~ N(0, 1); ``clip`` keeps x~ in [0, 1].
 
     With ``max_std`` the noise is *blind*: each example draws its own std uniformly from
-    [std, max_std], so one model learns every level in the range.
+    [std, max_std], so one model learns every level in the range. With ``level_map`` (images
+    (B, C, H, W) only) the level is an input too, as in FFDNet: a channel filled with each image's
+    std is appended, so one network serves every level and is told which one it faces.
+
+    Shapes: ``observe`` (B, C, ...) -> (B, C, ...), or (B, C + 1, H, W) with ``level_map``.
     """
 
     name = "gaussian"
 
-    def __init__(self, std: float = 0.1, clip: bool = False, max_std: float | None = None) -> None:
+    def __init__(
+        self, std: float = 0.1, clip: bool = False, max_std: float | None = None, level_map: bool = False
+    ) -> None:
         super().__init__()
         if std < 0 or (max_std is not None and max_std < std):
             raise AekitError(
@@ -76,15 +82,33 @@ class GaussianNoise(Corruption):
         self.std = float(std)
         self.clip = bool(clip)
         self.max_std = None if max_std is None else float(max_std)
+        self.level_map = bool(level_map)
+
+    def out_shape(self, data_shape: Sequence[int]) -> tuple[int, ...]:
+        return (data_shape[0] + 1, *data_shape[1:]) if self.level_map else tuple(data_shape)
 
     def observe(self, x, generator=None):
+        if self.level_map and x.ndim != 4:
+            raise AekitError(
+                f"a noise-level map needs images (B, C, H, W), got shape {tuple(x.shape)}",
+                "the level is appended as a channel",
+                "use level_map only for image models",
+            )
         noise = torch.randn(x.shape, generator=generator, device=x.device, dtype=x.dtype)
         std: torch.Tensor | float = self.std
         if self.max_std is not None:  # one level per example, (B, 1, ..., 1)
             u = torch.rand((len(x),) + (1,) * (x.ndim - 1), generator=generator, device=x.device, dtype=x.dtype)
             std = self.std + (self.max_std - self.std) * u
         noisy = x + std * noise
-        return noisy.clamp(0, 1) if self.clip else noisy
+        noisy = noisy.clamp(0, 1) if self.clip else noisy
+        return with_level_map(noisy, std) if self.level_map else noisy
+
+
+def with_level_map(noisy: torch.Tensor, std: torch.Tensor | float) -> torch.Tensor:
+    """(B, C, H, W) noisy images and their noise std (a number, or (B, 1, 1, 1)) -> (B, C + 1, H, W)
+    with the std as a constant last channel (FFDNet's noise-level map, in units of the pixel range)."""
+    level = torch.as_tensor(std, dtype=noisy.dtype, device=noisy.device).reshape(-1, 1, 1, 1)
+    return torch.cat([noisy, level.expand(len(noisy), 1, *noisy.shape[-2:])], 1)
 
 
 class Masking(Corruption):

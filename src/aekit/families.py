@@ -9,7 +9,7 @@ contractive    sigmoid code + weight * ||d code / d x||_F^2
 vae            Gaussian latent (mean, log-variance), + beta * KL to N(0, I); or the IWAE bound
 hashing        binary latent: noise before a sigmoid in training, hard bits at inference;
                + balanced, decorrelated bits and neighbours in the batch sharing bits
-denoise        RED-Net removing Gaussian noise (fixed sigma or blind), any image size
+denoise        RED-Net removing Gaussian noise (fixed sigma, blind, or the level as an input map)
 super-resolve  RED-Net restoring the detail a bicubic shrink by 2, 3 or 4 removed
 inpaint        RED-Net filling holes (pixels, boxes, strokes); the mask is an input channel
 colorize       RED-Net predicting chroma from lightness (YCbCr or Lab), scored in RGB
@@ -507,14 +507,24 @@ def denoise(
     code_size: int,
     sigma: float = 25.0,
     max_sigma: float | None = None,
+    noise_map: bool = False,
     depth: int = 5,
     width: int = 64,
     downscale: int = 2,
 ) -> ModelConfig:
-    """RED-Net removing Gaussian noise of ``sigma`` grey levels (of 255); blind over
-    [sigma, max_sigma] when max_sigma is given."""
-    noise = {"name": "gaussian", "std": sigma / 255, "max_std": None if max_sigma is None else max_sigma / 255}
-    return _restorer("denoise", data_shape, noise, depth=depth, width=width, downscale=downscale)
+    """RED-Net removing Gaussian noise of ``sigma`` grey levels (of 255); over [sigma, max_sigma]
+    when max_sigma is given, blind or, with ``noise_map``, told the level through an extra input
+    channel (FFDNet): one model for every level in the range, the level given or estimated."""
+    noise = {
+        "name": "gaussian",
+        "std": sigma / 255,
+        "max_std": None if max_sigma is None else max_sigma / 255,
+        "level_map": bool(noise_map),
+    }
+    channels_in = data_shape[0] + 1 if noise_map and len(data_shape) == 3 else None
+    return _restorer(
+        "denoise", data_shape, noise, depth=depth, width=width, downscale=downscale, channels_in=channels_in
+    )
 
 
 @preset("deblock")

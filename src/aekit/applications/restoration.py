@@ -27,7 +27,7 @@ import numpy as np
 import torch
 
 from .. import colour
-from ..corruptions import Corruption, GaussianNoise
+from ..corruptions import Corruption, GaussianNoise, with_level_map
 from ..degradations import JPEG, Bicubic, Grayscale, Inpainting, with_mask
 from ..errors import AekitError
 from ..io import load_model
@@ -185,6 +185,9 @@ class ImageRestorer:
         self.degradation = degradation if degradation is not None else _default_degradation(model.corruption)
         self.tile, self.overlap, self.precision = int(tile), int(overlap), precision
         self.channels = int(model.data_shape[0])
+        # a denoiser told the noise level through an input channel (FFDNet); the last level used
+        self.level_map = isinstance(model.corruption, GaussianNoise) and model.corruption.level_map
+        self.last_sigma: float | None = None
         self.scale = self.degradation.scale if isinstance(self.degradation, Bicubic) else 1
         trained = getattr(model.corruption, "scales", [self.scale])
         if self.scale not in trained:
@@ -235,12 +238,22 @@ class ImageRestorer:
         return _to_image(observed, 2 if isinstance(self.degradation, Grayscale) else x.ndim)
 
     @torch.no_grad()
-    def restore(self, observed: Any, mask: Any = None) -> np.ndarray:
+    def restore(self, observed: Any, mask: Any = None, sigma: float | None = None) -> np.ndarray:
         """The restored image, float32 in [0, 1]: (H, W) or (H, W, C) like ``observed``, s times
         larger for super-resolution, (H, W, 3) for colorization. ``mask`` (inpainting, (H, W), True
         or nonzero where a pixel is missing) is required for inpainting; the known pixels come back
-        unchanged."""
+        unchanged. ``sigma``: the noise level in grey levels of 255 for a denoiser that takes the
+        level as an input (``noise_map``); without it the level is estimated from the image
+        (:func:`aekit.metrics.estimate_noise_sigma`). The level used is kept in ``last_sigma``."""
         x = as_unit_image(observed, "observed image")
+        if sigma is not None and not self.level_map:
+            raise AekitError(
+                f"a noise level for a {self.task} model without a level input",
+                "only a denoiser trained with noise_map takes one",
+                "drop the level, or use such a model",
+            )
+        if sigma is not None and not 0 <= sigma <= 255:
+            raise AekitError(f"noise level {sigma}", "levels are grey levels of 255, in [0, 255]", "fix it")
         if (mask is None) == (self.task == "inpaint"):
             raise AekitError(
                 f"{'no' if mask is None else 'a'} mask for a {self.task} model",
@@ -261,6 +274,12 @@ class ImageRestorer:
             fill = self.model.corruption.fill  # pre-fill the holes as in training
             result = self._per_channel(tensor, lambda channels: with_mask(channels * keep, keep, fill))
             result = torch.where(keep > 0, tensor, result)  # the known pixels stay exactly as given
+        elif self.level_map:
+            from ..metrics import estimate_noise_sigma
+
+            self.last_sigma = float(sigma) if sigma is not None else 255 * estimate_noise_sigma(x)
+            level = self.last_sigma / 255
+            result = self._per_channel(tensor, lambda channels: with_level_map(channels, level))
         else:
             result = self._per_channel(tensor, lambda channels: channels)
         restored = _to_image(result.clamp(0, 1), 3 if self.task == "colorize" else x.ndim)

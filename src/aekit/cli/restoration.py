@@ -22,8 +22,10 @@ def _add_restore(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--sigma",
         type=float,
-        help="denoise: the noise level in grey levels of 255; 25 uses the sigma-25 model, any other the blind "
-        "model (trained on 0-50); with --simulate, the noise added (default 25)",
+        help="denoise: the noise level in grey levels of 255; a model that takes the level as an input "
+        "(noise_map) is given it (without --sigma it is estimated from the image); of the shipped models 25 "
+        "uses the sigma-25 model, any other the blind model (trained on 0-50); with --simulate, the noise added "
+        "(default 25)",
     )
     parser.add_argument("--scale", type=int, default=2, help="super-resolve: enlargement factor 2, 3 or 4")
     parser.add_argument(
@@ -144,7 +146,12 @@ def cmd_restore(args: argparse.Namespace) -> int:
         if args.task == "inpaint" and mask is None:
             raise AekitError("inpainting needs --mask FILE", "the model must know which pixels are missing", "add it")
         observed = image
-    restored = restorer.restore(observed, mask=mask)
+    if restorer.level_map:  # the level is an input of the model: given, or estimated from the image
+        restored = restorer.restore(observed, sigma=args.sigma)
+        how = "given" if args.sigma is not None else "estimated from the image"
+        print(f"noise level: sigma {restorer.last_sigma:.1f} grey levels of 255 ({how})")
+    else:
+        restored = restorer.restore(observed, mask=mask)
     _save_image(args.output, restored, bits)
     shape = "x".join(map(str, restored.shape[1::-1]))
     print(f"{args.task}: {args.input} -> {args.output} ({shape}, {bits}-bit)")
