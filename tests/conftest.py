@@ -62,7 +62,9 @@ def rng():
 RESTORATION_CASES = [
     ("denoise", {"depth": 2, "width": 4}),
     ("denoise", {"depth": 2, "width": 4, "max_sigma": 50.0}),
+    ("denoise", {"depth": 2, "width": 4, "sigma": 0.0, "max_sigma": 75.0, "noise_map": True}),
     ("super-resolve", {"depth": 2, "width": 4, "scale": 2}),
     ("inpaint", {"depth": 2, "width": 4, "mask": "pixels"}),
     ("colorize", {"depth": 2, "width": 4}),
+    ("deblock", {"depth": 2, "width": 4}),
 ]

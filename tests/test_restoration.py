@@ -526,3 +526,46 @@ def test_a_denoiser_with_a_level_input_takes_the_level_given_or_estimated(tmp_pa
     )
     with pytest.raises(aekit.AekitError, match="without a level input"):
         ImageRestorer(aekit.make_model("denoise", (1, 32, 32), 1, depth=2, width=4)).restore(noisy, sigma=25)
+
+
+# ------------------------------------------------------------------------------------------------ #
+# tile by tile into the result: the same image as whole-image inference, in the dtype asked for
+
+
+def perturbed(model):
+    """The model with its last layer away from zero (a fresh RED-Net is the identity)."""
+    torch.manual_seed(0)
+    torch.nn.init.normal_(model.encoder.decoder_layers[-1].weight, std=0.05)
+    return model
+
+
+@pytest.mark.parametrize("scale", [2, 3])
+def test_super_resolution_tile_by_tile_equals_the_whole_image(scale):
+    model = perturbed(aekit.make_model("super-resolve", (1, 24, 24), 1, scale=scale, depth=2, width=8))
+    rng = np.random.default_rng(0)
+    small = rng.random((37, 29, 4)).astype(np.float32)  # RGB + alpha: luminance through the model
+    whole = ImageRestorer(model, tile=4096, overlap=0).restore(small)
+    tiles = ImageRestorer(model, tile=24, overlap=12).restore(small)
+    assert whole.shape == tiles.shape == (37 * scale, 29 * scale, 4)
+    assert np.abs(whole - tiles).max() < 1e-5
+    eight_bit = ImageRestorer(model, tile=24, overlap=12).restore(small, dtype=np.uint8)
+    assert eight_bit.dtype == np.uint8  # rounded: at most one level from the float image (ties)
+    assert np.abs(eight_bit.astype(np.float32) - np.round(whole * 255)).max() <= 1
+
+
+@pytest.mark.parametrize("task", ["denoise", "inpaint", "colorize"])
+def test_every_task_restores_tile_by_tile_like_the_whole_image(task):
+    options = {"inpaint": {"mask": "boxes", "fill": "smooth"}}.get(task, {})
+    shape = (3, 24, 24) if task == "colorize" else (1, 24, 24)
+    model = perturbed(aekit.make_model(task, shape, 1, depth=3, width=8, **options))
+    rng = np.random.default_rng(1)
+    image = rng.random((45, 38, 3)).astype(np.float32)
+    mask = np.zeros((45, 38), bool)
+    mask[10:20, 5:30] = True
+    given = {"mask": mask} if task == "inpaint" else {}
+    whole = ImageRestorer(model, tile=4096, overlap=0).restore(image, **given)
+    tiles = ImageRestorer(model, tile=16, overlap=16).restore(image, dtype=np.uint16, **given)
+    assert tiles.shape == whole.shape == (45, 38, 3) and tiles.dtype == np.uint16
+    assert np.abs(tiles / 65535 - whole).max() < 1e-4
+    with pytest.raises(aekit.AekitError, match="float32, uint8 or uint16"):
+        ImageRestorer(model).restore(image, dtype=np.int32, **given)

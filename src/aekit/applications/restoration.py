@@ -25,6 +25,7 @@ from typing import Any
 
 import numpy as np
 import torch
+from tqdm.auto import tqdm
 
 from .. import colour
 from ..corruptions import Corruption, GaussianNoise, with_level_map
@@ -113,6 +114,33 @@ def as_unit_image(image: Any, what: str = "image") -> np.ndarray:
     return array.astype(np.float32)
 
 
+Box = tuple[int, int, int, int]  # (top, left, bottom, right) in pixels, bottom and right excluded
+BlockFunction = Callable[[Box], torch.Tensor]  # an outer box -> its restored block (1, C, h, w)
+
+
+def tile_boxes(height: int, width: int, tile: int = 512, overlap: int = 32, multiple: int = 1) -> list[tuple[Box, Box]]:
+    """The tiles of a ``height`` x ``width`` image as (inner, outer) boxes: each ``tile`` x ``tile``
+    inner block (the pixels a tile contributes) inside its outer block (the block plus ``overlap``
+    pixels of context on each side, fewer at the image's edges). Corners sit on multiples of
+    ``multiple``. A single tile when the image fits in tile + 2 overlap."""
+    if height <= tile + 2 * overlap and width <= tile + 2 * overlap:
+        return [((0, 0, height, width), (0, 0, height, width))]
+    tile = max(multiple, tile // multiple * multiple)
+    context = math.ceil(overlap / multiple) * multiple
+    boxes = []
+    for top in range(0, height, tile):
+        for left in range(0, width, tile):
+            bottom, right = min(top + tile, height), min(left + tile, width)
+            outer = (
+                max(top - context, 0),
+                max(left - context, 0),
+                min(bottom + context, height),
+                min(right + context, width),
+            )
+            boxes.append(((top, left, bottom, right), outer))
+    return boxes
+
+
 def tiled(
     network: Callable[[torch.Tensor], torch.Tensor],
     x: torch.Tensor,
@@ -120,29 +148,22 @@ def tiled(
     overlap: int = 32,
     multiple: int = 1,
 ) -> torch.Tensor:
-    """``network`` (B, C_in, H, W) -> (B, C_out, H, W) applied tile by tile.
-
-    Each ``tile`` x ``tile`` block is computed from the block plus ``overlap`` pixels of context on
-    each side (fewer at the image's edges) and only the block is kept. ``multiple``: tile corners
-    sit on multiples of it (a network that folds s x s pixels into channels sees the same grid).
-    """
-    height, width = x.shape[-2:]
-    if height <= tile + 2 * overlap and width <= tile + 2 * overlap:
+    """``network`` (B, C_in, H, W) -> (B, C_out, H, W) applied tile by tile (see :func:`tile_boxes`):
+    each tile is computed from its block plus context and only the block is kept."""
+    boxes = tile_boxes(*x.shape[-2:], tile, overlap, multiple)
+    if len(boxes) == 1:
         return network(x)
-    tile = max(multiple, tile // multiple * multiple)
-    context = math.ceil(overlap / multiple) * multiple
     out: torch.Tensor | None = None
-    for top in range(0, height, tile):
-        for left in range(0, width, tile):
-            t0, l0 = max(top - context, 0), max(left - context, 0)
-            t1, l1 = min(top + tile + context, height), min(left + tile + context, width)
-            block = network(x[..., t0:t1, l0:l1])  # (B, C_out, t1 - t0, l1 - l0)
-            if out is None:
-                out = block.new_empty((*block.shape[:2], height, width))
-            bottom, right = min(top + tile, height), min(left + tile, width)
-            out[..., top:bottom, left:right] = block[..., top - t0 : bottom - t0, left - l0 : right - l0]
+    for (top, left, bottom, right), (t0, l0, t1, l1) in boxes:
+        block = network(x[..., t0:t1, l0:l1])  # (B, C_out, t1 - t0, l1 - l0)
+        if out is None:
+            out = block.new_empty((*block.shape[:2], *x.shape[-2:]))
+        out[..., top:bottom, left:right] = block[..., top - t0 : bottom - t0, left - l0 : right - l0]
     assert out is not None
     return out
+
+
+OUTPUT_TYPES = (np.float32, np.uint8, np.uint16)
 
 
 class ImageRestorer:
@@ -238,13 +259,25 @@ class ImageRestorer:
         return _to_image(observed, 2 if isinstance(self.degradation, Grayscale) else x.ndim)
 
     @torch.no_grad()
-    def restore(self, observed: Any, mask: Any = None, sigma: float | None = None) -> np.ndarray:
+    def restore(
+        self,
+        observed: Any,
+        mask: Any = None,
+        sigma: float | None = None,
+        dtype: Any = np.float32,
+        progress: bool = False,
+    ) -> np.ndarray:
         """The restored image, float32 in [0, 1]: (H, W) or (H, W, C) like ``observed``, s times
         larger for super-resolution, (H, W, 3) for colorization. ``mask`` (inpainting, (H, W), True
         or nonzero where a pixel is missing) is required for inpainting; the known pixels come back
         unchanged. ``sigma``: the noise level in grey levels of 255 for a denoiser that takes the
         level as an input (``noise_map``); without it the level is estimated from the image
-        (:func:`aekit.metrics.estimate_noise_sigma`). The level used is kept in ``last_sigma``."""
+        (:func:`aekit.metrics.estimate_noise_sigma`). The level used is kept in ``last_sigma``.
+
+        The image is computed tile by tile and written straight into the result, so memory beyond
+        the input and the result stays bounded by the tile size; ``dtype`` uint8 or uint16 stores
+        the result rounded to 8 or 16 bits (a quarter or half of float32's memory). ``progress``
+        shows a bar over the tiles when restoring takes more than 2 seconds."""
         x = as_unit_image(observed, "observed image")
         if sigma is not None and not self.level_map:
             raise AekitError(
@@ -260,34 +293,32 @@ class ImageRestorer:
                 "inpainting needs the mask of the missing pixels, the other tasks take none",
                 "give the mask" if mask is None else "drop the mask",
             )
+        dtype = np.dtype(dtype)
+        if dtype not in [np.dtype(t) for t in OUTPUT_TYPES]:
+            raise AekitError(f"output dtype {dtype}", "restored images are float32, uint8 or uint16", "pick one")
         alpha = None
         if x.ndim == 3 and x.shape[-1] in (2, 4):  # the alpha channel is passed through
             x, alpha = x[..., :-1], x[..., -1]
         tensor = _to_tensor(x)  # (1, C, H, W)
-        if self.task == "colorize":
-            grey = tensor if tensor.shape[1] == 1 else colour.lightness(tensor, self.degradation.space)
-            result = self._run(grey)
-        elif self.task == "super-resolve":
-            result = self._super_resolve(tensor)
-        elif self.task == "inpaint":
-            keep = torch.from_numpy(~self._mask(mask, x.shape[:2])).float()[None, None]
-            fill = self.model.corruption.fill  # pre-fill the holes as in training
-            result = self._per_channel(tensor, lambda channels: with_mask(channels * keep, keep, fill))
-            result = torch.where(keep > 0, tensor, result)  # the known pixels stay exactly as given
-        elif self.level_map:
-            from ..metrics import estimate_noise_sigma
-
-            self.last_sigma = float(sigma) if sigma is not None else 255 * estimate_noise_sigma(x)
-            level = self.last_sigma / 255
-            result = self._per_channel(tensor, lambda channels: with_level_map(channels, level))
-        else:
-            result = self._per_channel(tensor, lambda channels: channels)
-        restored = _to_image(result.clamp(0, 1), 3 if self.task == "colorize" else x.ndim)
+        scale = self.scale if self.task == "super-resolve" else 1
+        channels = 3 if self.task == "colorize" else tensor.shape[1]
+        out = np.empty((x.shape[0] * scale, x.shape[1] * scale, channels + (alpha is not None)), dtype)
+        passes = self._passes(tensor, mask, sigma)  # (output channels, box -> (1, c, h, w) float)
         if alpha is not None:
-            if self.scale > 1:
-                alpha = _to_image(self.degradation.prepare(_to_tensor(alpha), scale=self.scale).clamp(0, 1), 2)
-            restored = np.concatenate([np.atleast_3d(restored), alpha[..., None]], -1)
-        return restored
+            alpha_tensor = _to_tensor(alpha)
+            passes.append((slice(channels, channels + 1), self._alpha_block(alpha_tensor, scale)))
+        multiple = math.lcm(getattr(self.model.encoder, "downscale", 1), scale)
+        boxes = tile_boxes(out.shape[0], out.shape[1], self.tile, self.overlap, multiple)
+        total = len(boxes) * len(passes)
+        bar = tqdm(total=total, desc=f"{self.task}: tiles", unit="tile", delay=2, disable=not progress or total < 2)
+        for where, block_of in passes:
+            for inner, outer in boxes:
+                _store(out, where, inner, outer, block_of(outer))
+                bar.update()
+        bar.close()
+        if alpha is None and x.ndim == 2 and self.task != "colorize":
+            return out[..., 0]
+        return out
 
     __call__ = restore
 
@@ -305,40 +336,105 @@ class ImageRestorer:
             )
         return missing.astype(bool)
 
-    def _run(self, network_input: torch.Tensor) -> torch.Tensor:
-        """The model on its prepared input (B, C_in, H, W), tile by tile."""
-        multiple = getattr(self.model.encoder, "downscale", 1)
-        autocast = torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.precision == "bf16")
-
+    def _network(self, block: torch.Tensor) -> torch.Tensor:
+        """The model on one prepared input block (B, C_in, h, w) -> (B, C_out, h, w), float32 on the CPU."""
         layout = torch.channels_last if self.channels_last else torch.contiguous_format
-
-        def network(block: torch.Tensor) -> torch.Tensor:
-            with autocast:
-                block = block.to(self.device).contiguous(memory_format=layout)
-                return self.model.reconstruct(block).float().cpu()
-
-        return tiled(network, network_input, self.tile, self.overlap, multiple)
+        with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.precision == "bf16"):
+            block = block.to(self.device).contiguous(memory_format=layout)
+            return self.model.reconstruct(block).float().cpu()
 
     def _per_channel(self, x: torch.Tensor, make_input: Callable[[torch.Tensor], torch.Tensor]) -> torch.Tensor:
-        """A grey model restores the channels of a colour image one by one; a colour model given a
-        grey image sees it replicated and returns the mean of its channels."""
+        """A block (1, C, h, w) through the model: a grey model restores the channels of a colour image
+        one by one; a colour model given a grey image sees it replicated and returns the mean of its
+        channels."""
         c = x.shape[1]
         if c == self.channels:
-            return self._run(make_input(x))
+            return self._network(make_input(x))
         if self.channels == 1:
-            return torch.cat([self._run(make_input(x[:, i : i + 1])) for i in range(c)], 1)
+            return torch.cat([self._network(make_input(x[:, i : i + 1])) for i in range(c)], 1)
         if c == 1:
-            return self._run(make_input(x.expand(-1, self.channels, -1, -1))).mean(1, keepdim=True)
+            return self._network(make_input(x.expand(-1, self.channels, -1, -1))).mean(1, keepdim=True)
         raise AekitError(f"a {c}-channel image", f"this model restores {self.channels}-channel images", "convert it")
 
-    def _super_resolve(self, small: torch.Tensor) -> torch.Tensor:
-        enlarged = self.degradation.prepare(small, scale=self.scale)  # (1, C, sH, sW) bicubic
-        if enlarged.shape[1] == self.channels:
-            return self._run(enlarged)
+    def _passes(
+        self, x: torch.Tensor, mask: Any, sigma: float | None
+    ) -> list[tuple[slice, Callable[[Box], torch.Tensor]]]:
+        """How to compute the restored image block by block: (output channels, outer box in output
+        pixels -> the restored block (1, c, h, w), float)."""
+        channels = slice(0, 3 if self.task == "colorize" else x.shape[1])
+
+        def crop(tensor: torch.Tensor, box: Box) -> torch.Tensor:
+            return tensor[..., box[0] : box[2], box[1] : box[3]]
+
+        if self.task == "super-resolve":
+            return [(channels, lambda box: self._super_resolve_block(x, box))]
+        if self.task == "colorize":
+            grey = x if x.shape[1] == 1 else colour.lightness(x, self.degradation.space)
+            return [(channels, lambda box: self._network(crop(grey, box)))]
+        if self.task == "inpaint":  # the hole fill looks far (coarse scales): prepared on the whole image
+            keep = torch.from_numpy(~self._mask(mask, tuple(x.shape[-2:]))).float()[None, None]
+            fill = self.model.corruption.fill  # pre-fill the holes as in training
+            if x.shape[1] != self.channels and self.channels != 1:
+                raise AekitError(f"a {x.shape[1]}-channel image", f"this model restores {self.channels}", "convert it")
+            groups = [x] if x.shape[1] == self.channels else [x[:, i : i + 1] for i in range(x.shape[1])]
+            found = []
+            for i, group in enumerate(groups):
+                prepared = with_mask(group * keep, keep, fill)  # (1, C + 1, H, W)
+                where = channels if len(groups) == 1 else slice(i, i + 1)
+
+                def block(box: Box, group=group, prepared=prepared) -> torch.Tensor:
+                    known = crop(keep, box) > 0  # the known pixels stay exactly as given
+                    return torch.where(known, crop(group, box), self._network(crop(prepared, box)))
+
+                found.append((where, block))
+            return found
+        if self.level_map:
+            from ..metrics import estimate_noise_sigma
+
+            self.last_sigma = float(sigma) if sigma is not None else 255 * estimate_noise_sigma(_to_image(x, 3))
+            level = self.last_sigma / 255
+            return [(channels, lambda box: self._per_channel(crop(x, box), lambda c: with_level_map(c, level)))]
+        return [(channels, lambda box: self._per_channel(crop(x, box), lambda c: c))]
+
+    def _super_resolve_block(self, small: torch.Tensor, box: Box) -> torch.Tensor:
+        """The restored block ``box`` (output pixels, corners on multiples of the scale) of the
+        enlarged image, from the small image's pixels under it plus 2 on each side (bicubic's reach)."""
+        s, (h, w) = self.scale, small.shape[-2:]
+        t0, l0, t1, l1 = box
+        a0, b0 = max(t0 // s - 2, 0), max(l0 // s - 2, 0)
+        a1, b1 = min(-(-t1 // s) + 2, h), min(-(-l1 // s) + 2, w)
+        enlarged = self.degradation.prepare(small[..., a0:a1, b0:b1], scale=s)  # (1, C, s (a1 - a0), ...)
+        enlarged = enlarged[..., t0 - a0 * s : t1 - a0 * s, l0 - b0 * s : l1 - b0 * s]
         if self.channels == 1 and enlarged.shape[1] == 3:  # the luminance through the model, chroma bicubic
             ycc = colour.rgb_to_ycbcr(enlarged)
-            return colour.ycbcr_to_rgb(torch.cat([self._run(ycc[:, :1]), ycc[:, 1:]], 1))
+            return colour.ycbcr_to_rgb(torch.cat([self._network(ycc[:, :1]), ycc[:, 1:]], 1))
         return self._per_channel(enlarged, lambda channels: channels)
+
+    def _alpha_block(self, alpha: torch.Tensor, scale: int) -> Callable[[Box], torch.Tensor]:
+        """Blocks of the alpha channel (1, 1, H, W): as given, or enlarged bicubically."""
+        if scale == 1:
+            return lambda box: alpha[..., box[0] : box[2], box[1] : box[3]]
+        s, (h, w) = scale, alpha.shape[-2:]
+
+        def block(box: Box) -> torch.Tensor:
+            t0, l0, t1, l1 = box
+            a0, b0 = max(t0 // s - 2, 0), max(l0 // s - 2, 0)
+            a1, b1 = min(-(-t1 // s) + 2, h), min(-(-l1 // s) + 2, w)
+            enlarged = self.degradation.prepare(alpha[..., a0:a1, b0:b1], scale=s)
+            return enlarged[..., t0 - a0 * s : t1 - a0 * s, l0 - b0 * s : l1 - b0 * s]
+
+        return block
+
+
+def _store(out: np.ndarray, channels: slice, inner: Box, outer: Box, block: torch.Tensor) -> None:
+    """Write the inner part of a restored block (1, c, h, w) (clamped to [0, 1], rounded for integer
+    outputs) into ``out`` (H, W, C)."""
+    top, left, bottom, right = inner
+    t0, l0 = outer[:2]
+    values = block[0, :, top - t0 : bottom - t0, left - l0 : right - l0].clamp(0, 1).permute(1, 2, 0).numpy()
+    if out.dtype != np.float32:
+        values = np.round(values * np.iinfo(out.dtype).max).astype(out.dtype)
+    out[top:bottom, left:right, channels] = values
 
 
 def _default_degradation(corruption: Corruption | None) -> Corruption:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import io
 from pathlib import Path
 
 import numpy as np
@@ -146,13 +145,16 @@ def cmd_restore(args: argparse.Namespace) -> int:
         if args.task == "inpaint" and mask is None:
             raise AekitError("inpainting needs --mask FILE", "the model must know which pixels are missing", "add it")
         observed = image
+    # written tile by tile straight into the integer pixels of the file: memory stays bounded
+    stored = np.uint16 if bits == 16 and args.output.suffix.lower() == ".png" else np.uint8
     if restorer.level_map:  # the level is an input of the model: given, or estimated from the image
-        restored = restorer.restore(observed, sigma=args.sigma)
+        restored = restorer.restore(observed, sigma=args.sigma, dtype=stored, progress=True)
         how = "given" if args.sigma is not None else "estimated from the image"
         print(f"noise level: sigma {restorer.last_sigma:.1f} grey levels of 255 ({how})")
     else:
-        restored = restorer.restore(observed, mask=mask)
+        restored = restorer.restore(observed, mask=mask, dtype=stored, progress=True)
     _save_image(args.output, restored, bits)
+    restored = as_unit_image(restored)
     shape = "x".join(map(str, restored.shape[1::-1]))
     print(f"{args.task}: {args.input} -> {args.output} ({shape}, {bits}-bit)")
     if original is not None:
@@ -184,32 +186,40 @@ def _shipped_name(args: argparse.Namespace, mask: np.ndarray | None) -> str:
 
 
 def _save_image(path: Path, image: np.ndarray, bits: int) -> None:
-    """Write float [0, 1] pixels as an 8- or 16-bit image, atomically; 16-bit colour PNGs via pypng."""
+    """Write pixels (float in [0, 1], or uint8 / uint16 as they are) as an 8- or 16-bit image,
+    atomically and straight to the file; 16-bit colour PNGs via pypng."""
     from PIL import Image
 
-    from ..io import atomic_write_bytes
+    from ..files import atomic_file
 
     suffix = path.suffix.lower()
     if bits == 16 and suffix != ".png":
         bits = 8  # JPEG, BMP and Pillow's TIFF writer hold 8 bits per channel
-    image = np.clip(image, 0, 1)
     channels = 1 if image.ndim == 2 else image.shape[-1]
     if suffix in (".jpg", ".jpeg") and channels in (2, 4):
         raise AekitError(f"{path} cannot hold the alpha channel", "JPEG has no transparency", "write a .png")
-    buffer = io.BytesIO()
-    if bits == 16 and channels > 1:
-        import png
+    pixels = _integer_pixels(image, bits)
+    if pixels.ndim == 3 and channels == 1:
+        pixels = pixels[..., 0]
+    with atomic_file(path) as handle:
+        if bits == 16 and channels > 1:
+            import png
 
-        pixels = np.round(image * 65535).astype(np.uint16)
-        writer = png.Writer(
-            image.shape[1], image.shape[0], greyscale=channels < 3, alpha=channels in (2, 4), bitdepth=16
-        )
-        writer.write(buffer, pixels.reshape(image.shape[0], -1).tolist())
-    elif bits == 16:
-        Image.fromarray(np.round(image * 65535).astype(np.uint16)).save(buffer, format="PNG")
-    else:
-        pixels = np.round(image * 255).astype(np.uint8)
-        Image.fromarray(pixels[..., 0] if pixels.ndim == 3 and channels == 1 else pixels).save(
-            buffer, format=Image.registered_extensions()[suffix]
-        )
-    atomic_write_bytes(path, buffer.getvalue())
+            writer = png.Writer(
+                image.shape[1], image.shape[0], greyscale=channels < 3, alpha=channels in (2, 4), bitdepth=16
+            )
+            writer.write(handle, (row.reshape(-1) for row in pixels))  # row by row
+        else:
+            Image.fromarray(pixels).save(handle, format="PNG" if bits == 16 else Image.registered_extensions()[suffix])
+
+
+def _integer_pixels(image: np.ndarray, bits: int) -> np.ndarray:
+    """uint8 (``bits`` 8) or uint16 (16) pixels from floats in [0, 1] or from integer pixels."""
+    dtype = np.uint16 if bits == 16 else np.uint8
+    if image.dtype == dtype:
+        return image
+    if image.dtype == np.uint16:  # 16-bit result, 8-bit file
+        return np.round(image / 257).astype(np.uint8)
+    if image.dtype == np.uint8:
+        return image.astype(np.uint16) * 257
+    return np.round(np.clip(image, 0, 1) * np.iinfo(dtype).max).astype(dtype)
