@@ -66,5 +66,6 @@ RESTORATION_CASES = [
     ("super-resolve", {"depth": 2, "width": 4, "scale": 2}),
     ("inpaint", {"depth": 2, "width": 4, "mask": "pixels"}),
     ("colorize", {"depth": 2, "width": 4}),
+    ("colorize", {"depth": 2, "width": 4, "output": "categorical"}),
     ("deblock", {"depth": 2, "width": 4}),
 ]

@@ -1,6 +1,7 @@
 """Image restoration: degradations, the RED-Net, tiling, shipped weights, image files, bad inputs."""
 
 import json
+import math
 
 import numpy as np
 import pytest
@@ -569,3 +570,93 @@ def test_every_task_restores_tile_by_tile_like_the_whole_image(task):
     assert np.abs(tiles / 65535 - whole).max() < 1e-4
     with pytest.raises(aekit.AekitError, match="float32, uint8 or uint16"):
         ImageRestorer(model).restore(image, dtype=np.int32, **given)
+
+
+# ------------------------------------------------------------------------------------------------ #
+# colorization with a categorical output unit over chroma bins (Zhang et al. 2016)
+
+
+def lab_image(lightness, a, b, size=8):
+    """An RGB image (3, size, size) of one Lab colour (L in 0-100, a and b in Lab units)."""
+    lab = torch.tensor([lightness / 100, a / 110, b / 110]).view(3, 1, 1).expand(3, size, size)
+    return colour.lab_to_rgb(lab).clamp(0, 1)
+
+
+def test_the_chroma_bins_cover_the_srgb_gamut():
+    from aekit.likelihoods import ChromaBins
+
+    bins = ChromaBins()
+    assert bins.bins == 261 and bins.centres.shape == (261, 2)
+    rgb = torch.rand(3, 4096, 1, generator=generator(0))
+    ab = colour.rgb_to_lab(rgb)[1:, :, 0].T * 110
+    nearest = bins.centres[bins.nearest(ab)]
+    assert (ab - nearest).abs().max() <= 5.0 + 1e-4  # every colour lies in its bin's 10 x 10 cell
+
+
+def test_chroma_bins_nll_is_the_categorical_log_likelihood_of_the_nearest_bin():
+    from aekit.likelihoods import ChromaBins
+
+    bins = ChromaBins(neighbours=1)  # hard targets, no rebalancing: a plain categorical
+    x = torch.rand(2, 3, 4, 5, generator=generator(1))
+    params = torch.randn(2, 1 + bins.bins, 4, 5, generator=generator(2))
+    nearest = bins.nearest(bins._chroma(x)).view(2, 4, 5)
+    logits = params[:, 1:].permute(0, 2, 3, 1)  # (B, H, W, Q)
+    expected = -torch.distributions.Categorical(logits=logits).log_prob(nearest).flatten(1).sum(1)
+    assert torch.allclose(bins.nll(params, x), expected, rtol=1e-5)
+
+
+def test_rebalancing_weighs_rare_colours_up_and_keeps_the_expected_weight_at_one():
+    from aekit.likelihoods import ChromaBins
+
+    grey, red = lab_image(50, 0, 0), lab_image(50, 60, 40)
+    bins = ChromaBins()
+    bins.from_data(torch.stack([grey] * 19 + [red]))  # red on 5 % of the pixels
+    index = bins.nearest(torch.tensor([[0.0, 0.0], [60.0, 40.0]]))
+    assert bins.weights[index[1]] > 5 * bins.weights[index[0]]
+    none = ChromaBins(rebalance=1.0)  # all uniform: every weight 1
+    none.from_data(torch.stack([grey, red]))
+    assert torch.allclose(none.weights, torch.ones(none.bins), atol=1e-5)
+
+
+def test_the_annealed_mean_sharpens_towards_the_mode():
+    from aekit.likelihoods import ChromaBins
+
+    bins = ChromaBins()
+    red, blue = bins.nearest(torch.tensor([[60.0, 40.0], [10.0, -60.0]]))
+    params = torch.full((1, 1 + bins.bins, 1, 1), -30.0)
+    params[0, 0] = 0.5  # the lightness
+    params[0, 1 + red], params[0, 1 + blue] = math.log(0.7), math.log(0.3)
+
+    def chroma(temperature):
+        bins.temperature = temperature
+        return colour.rgb_to_lab(bins.mean(params))[0, 1:, 0, 0] * 110
+
+    towards_red = [float(torch.dot(chroma(t) - bins.centres[blue], bins.centres[red] - bins.centres[blue]))
+                   for t in (1.0, 0.38, 0.05)]  # fmt: skip
+    assert towards_red[0] < towards_red[1] < towards_red[2]
+    assert torch.allclose(chroma(0.01), bins.centres[red], atol=1.5)  # the mode itself
+
+
+def test_a_categorical_colorizer_keeps_colour_where_a_gaussian_one_averages_it():
+    """Two colours of one lightness, 70 % / 30 %: the Gaussian output unit predicts their mean (less
+    colourful); the categorical one with its annealed mean leans to the common colour (without
+    rebalancing, which would tilt it towards the rarer one)."""
+    red, blue = lab_image(50, 60, 40), lab_image(50, 20, -60)
+    choice = torch.rand(96, generator=generator(3)) < 0.7
+    x = torch.stack([red if c else blue for c in choice])  # (96, 3, 8, 8)
+    made = {}
+    for output in ("gaussian", "categorical"):
+        torch.manual_seed(0)
+        options = {"rebalance": 1.0} if output == "categorical" else {}
+        model = aekit.make_model("colorize", (3, 8, 8), 1, output=output, space="lab", depth=1, width=8,
+                                 downscale=1, **options)  # fmt: skip
+        config = aekit.TrainConfig(epochs=20, batch_size=32, lr=1e-2, val_fraction=0.0, device="cpu")
+        aekit.Trainer(model, config, progress=False).fit(x)
+        with torch.no_grad():
+            made[output] = model.eval().reconstruct(model.corruption(red[None]))[0]
+    chroma = {k: colour.rgb_to_lab(v)[1:].mean((1, 2)) * 110 for k, v in made.items()}
+    target = torch.tensor([60.0, 40.0])
+    assert (chroma["categorical"] - target).norm() < 0.5 * (chroma["gaussian"] - target).norm()
+    assert colourfulness(made["categorical"].permute(1, 2, 0).numpy()) > colourfulness(
+        made["gaussian"].permute(1, 2, 0).numpy()
+    )

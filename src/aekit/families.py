@@ -38,6 +38,7 @@ import numpy as np
 
 from .config import ModelConfig, Settings, setting
 from .errors import AekitError
+from .likelihoods import gamut_bins
 from .model import Autoencoder
 
 Preset = Callable[..., ModelConfig]
@@ -592,26 +593,53 @@ def inpaint(
 def colorize(
     data_shape: list[int],
     code_size: int,
-    space: str = "ycbcr",
+    space: str | None = None,
+    output: str = "gaussian",
+    rebalance: float = 0.5,
+    temperature: float = 0.38,
     depth: int = 5,
     width: int = 64,
     downscale: int = 2,
 ) -> ModelConfig:
-    """RED-Net predicting the chroma of ``space`` (ycbcr or lab) from the lightness, scored in RGB."""
+    """RED-Net predicting the chroma from the lightness. ``output`` is the output unit:
+    ``gaussian`` regresses the chroma of ``space`` (ycbcr, the default, or lab), scored in RGB by
+    squared error; ``categorical`` predicts a distribution over quantised Lab chroma bins per
+    pixel (Zhang et al. 2016: class rebalancing by ``rebalance``, annealed-mean readout at
+    ``temperature``; see :class:`aekit.likelihoods.ChromaBins`)."""
     if data_shape[0] != 3:
         raise AekitError(
             f"colorization trains on RGB images, got {data_shape[0]} channel(s)",
             "it learns colours",
             "use colour images (--image-mode rgb)",
         )
-    return _restorer(
+    if output not in ("gaussian", "categorical"):
+        raise AekitError(f"unknown colorize output {output!r}", "the choices are gaussian, categorical", "pick one")
+    if output == "gaussian":
+        space = space or "ycbcr"
+        return _restorer(
+            "colorize",
+            data_shape,
+            {"name": "grayscale", "space": space},
+            depth=depth,
+            width=width,
+            downscale=downscale,
+            decoder={"name": "colour", "space": space},
+            channels_in=1,
+            channels_out=3,
+        )
+    if space not in (None, "lab"):
+        raise AekitError(f"space {space!r} with categorical output", "the chroma bins are Lab's", "use space=lab")
+    likelihood = {"name": "chroma_bins", "rebalance": rebalance, "temperature": temperature}
+    bins = len(gamut_bins())
+    config = _restorer(
         "colorize",
         data_shape,
-        {"name": "grayscale", "space": space},
+        {"name": "grayscale", "space": "lab"},
         depth=depth,
         width=width,
         downscale=downscale,
-        decoder={"name": "colour", "space": space},
         channels_in=1,
-        channels_out=3,
+        channels_out=1 + bins,  # the lightness (passed through), then the bins' logits
     )
+    config.likelihood = likelihood
+    return config

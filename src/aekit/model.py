@@ -160,6 +160,23 @@ class Autoencoder(nn.Module):
         z, _ = self.latent(self.encoder(x))
         return self.decoder(z)
 
+    @property
+    def learns_data_statistics(self) -> bool:
+        """Whether a part computes a statistic of the training data before training."""
+        return any(callable(getattr(part, "from_data", None)) for part in self.children())
+
+    @torch.no_grad()
+    def fit_data_statistics(self, x: torch.Tensor) -> list[str]:
+        """Before training: every part that learns a statistic of the training data (a
+        ``from_data(x)`` method, e.g. the colour bins' rebalancing weights) sees the sample ``x``
+        (N, *data_shape). The statistics are buffers, saved with the weights. Returns the parts' names."""
+        seen = []
+        for name, part in self.named_children():
+            if callable(getattr(part, "from_data", None)):
+                part.from_data(x)
+                seen.append(name)
+        return seen
+
     def reconstruct(self, x: torch.Tensor) -> torch.Tensor:
         """The likelihood's mean at the decoded code, shaped like x (probabilities for Bernoulli)."""
         return self.likelihood.mean(self.decode(self.encode(x)))

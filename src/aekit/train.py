@@ -436,6 +436,9 @@ def _check_finite(values: torch.Tensor, first_step: int, loop: Loop, names: list
 # fronts of the loop: autoencoders and classifiers
 
 
+STATISTICS_SAMPLE = 2048  # training examples the parts' data statistics are computed from
+
+
 class Trainer:
     """Fit an :class:`Autoencoder` on in-memory or streamed data, in one process or several.
 
@@ -474,7 +477,19 @@ class Trainer:
         """Train on ``x_train`` (N, *data_shape): an array, a tensor, a ``numpy.memmap`` or an
         :class:`ArrayFile` (streamed); validate on ``x_val`` or a seeded split of the training data."""
         train, val = self.sources(x_train, x_val)
+        if resume is None and self.model.learns_data_statistics:  # a resumed run has them in its checkpoint
+            self.model.fit_data_statistics(self.statistics_sample(x_train))
         return fit(self.step(), train, self.config, val, self.callbacks, self.run_dir, resume, self.progress)
+
+    def statistics_sample(self, x_train: Any, size: int = STATISTICS_SAMPLE) -> torch.Tensor:
+        """A seeded sample of at most ``size`` training examples (float32, on the model's device) for
+        :meth:`Autoencoder.fit_data_statistics`."""
+        n = len(x_train)
+        rows = np.sort(np.random.default_rng(self.config.seed + 2).permutation(n)[: min(size, n)])
+        if isinstance(x_train, np.memmap | ArrayFile):
+            source = x_train if isinstance(x_train, ArrayFile) else ArrayFile(x_train)
+            return torch.as_tensor(source.take(rows)).to(self.device)
+        return as_tensor(x_train, "training data")[torch.as_tensor(rows)].float().to(self.device)
 
     def sources(self, x_train: Any, x_val: Any = None) -> tuple[InMemory | Streamed, InMemory | None]:
         """The training and validation sources of ``fit``, with the data checked where they enter:
