@@ -43,16 +43,17 @@ BUCKETS = ((1, 10), (11, 15), (16, 20), (21, 25), (26, 1000))  # source length i
 
 
 def wall_clock_budget(seconds: float):
-    """A callback that stops the loop at the end of the first epoch ending after ``seconds``."""
+    """A callback that stops the loop after the first update past ``seconds`` of training (then
+    the epoch ends early: validation, the record, the best epoch kept), as the peer's ``--stop budget``."""
     from aekit.callbacks import Callback
 
     class WallClockBudget(Callback):
         def on_fit_start(self, loop) -> None:
             self.start = time.perf_counter()
 
-        def on_epoch_end(self, loop, record) -> None:
+        def on_step_start(self, loop) -> None:
             if time.perf_counter() - self.start > seconds and loop.stop_reason is None:
-                loop.stop("budget", f"spent the wall-clock budget of {seconds / 60:.0f} minutes")
+                loop.stop("budget", f"spent the wall-clock budget of {seconds / 60:g} minutes")
 
     return WallClockBudget()
 

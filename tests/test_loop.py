@@ -89,6 +89,18 @@ def test_a_callback_can_stop_the_run_and_sees_every_step():
     assert result.stop_reason == "asked" and len(result.history) == 3 and seen == list(range(9))
 
 
+def test_a_stop_asked_during_an_epoch_ends_it_after_that_step_with_validation():
+    class StopAtStepFour(Callback):  # e.g. a wall-clock budget checked before every step
+        def on_step_start(self, loop):
+            if loop.step == 4:
+                loop.stop("budget", "the budget is spent")
+
+    config = aekit.TrainConfig(batch_size=8, epochs=5)  # 9 steps per epoch
+    result = Trainer(model_for(), config, progress=False, callbacks=[StopAtStepFour()]).fit(data())
+    assert result.stop_reason == "budget" and len(result.history) == 1
+    assert result.history[0]["val"] is not None and result.steps == 5  # the step under way completes
+
+
 def test_fine_tuning_is_a_step_of_the_same_loop():
     generator = torch.Generator().manual_seed(0)
     x = torch.randn(200, 1, 6, 5, generator=generator)

@@ -84,7 +84,9 @@ class Loop:
         return float(self.optimizer.param_groups[0]["lr"])
 
     def stop(self, reason: str, detail: str) -> None:
-        """Ask the loop to stop after this epoch (the first reason given is kept)."""
+        """Ask the loop to stop: asked during an epoch's steps, the epoch ends after the current step
+        (then validation, the epoch's record and checkpoint as usual); asked at an epoch's end, no
+        other epoch starts. The first reason given is kept."""
         if self.stop_reason is None:
             self.stop_reason, self.stop_detail = reason, detail
 

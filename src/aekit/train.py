@@ -276,7 +276,7 @@ def fit(
                 optimizer_step(optimizer)
                 loop.step, loop.examples = loop.step + 1, loop.examples + len(batch)
                 window.add(out, batch_weight(local))
-                if loop.step >= loop.max_steps:
+                if loop.step >= loop.max_steps or loop.stop_reason is not None:  # a callback may stop mid-epoch
                     break
             window.flush()
             loop.epoch += 1
