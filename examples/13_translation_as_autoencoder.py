@@ -6,7 +6,8 @@ a target sentence in place of the input. When the code is one vector of fixed si
 sentences suffer most (Cho et al. 2014); letting the decoder attend to every encoder state
 (Bahdanau et al. 2015) removes the bottleneck. A sentence autoencoder with a Gaussian code (a
 sentence VAE, Bowman et al. 2016) gives a code space whose points between two sentences decode to
-sentences too: a homotopy.
+sentences too, a homotopy, provided its decoder uses the code: the numbers below say whether it
+does (its KL and active units); a collapsed one decodes every point to the same sentence.
 
 **How it is measured.** Multi30K German -> English (train on `train`, score on
 `test_2016_flickr`, 1 000 sentences, sacreBLEU on detokenised output, beam 4): two Transformer
@@ -43,7 +44,6 @@ BUCKET_NAMES = tuple(BANDS)
 # at the tiny size BLEU is near zero for both codes: the bucket comparison needs the full size
 TINY_EXEMPT = {
     "the fixed code's BLEU falls as the sources grow longer (short > middle > long)",
-    "the sentence VAE uses its code (KL above 1 nat per sentence, at least 4 active units)",
 }
 
 LABELS = {
@@ -73,8 +73,6 @@ def claims(n: dict[str, float]) -> dict[str, bool]:
         "the fixed code's BLEU falls as the sources grow longer (short > middle > long)": n["bleu_fixed_short"]
         > n["bleu_fixed_middle"]
         > n["bleu_fixed_long"],
-        "the sentence VAE uses its code (KL above 1 nat per sentence, at least 4 active units)": n["vae_kl"] > 1
-        and n["vae_active_units"] >= 4,
     }
 
 
