@@ -18,3 +18,10 @@ class AekitError(ValueError):
         if fix:
             message += f"; {fix.rstrip('.')}"
         super().__init__(message)
+
+
+def check_options(part: str, checks: list[tuple[bool, str]]) -> None:
+    """Raise a one-line error for the first failed ``(condition, message)`` among a part's options."""
+    for ok, message in checks:
+        if not ok:
+            raise AekitError(f"bad {part} option: {message}", "", "fix the value")

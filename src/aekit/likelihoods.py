@@ -15,7 +15,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .errors import AekitError
+from .errors import AekitError, check_options
 from .registry import Part
 
 
@@ -237,9 +237,7 @@ class ChromaBins(Likelihood):
             (0 <= rebalance <= 1, f"rebalance {rebalance} must be in [0, 1]"),
             (temperature > 0, f"temperature {temperature} must be positive"),
         ]
-        for ok, message in checks:
-            if not ok:
-                raise AekitError(f"bad chroma_bins option: {message}", "", "fix the value")
+        check_options("chroma_bins", checks)
         self.grid, self.neighbours, self.spread = float(grid), int(neighbours), float(spread)
         self.rebalance, self.temperature = float(rebalance), float(temperature)
         centres = gamut_bins(self.grid)

@@ -14,7 +14,7 @@ import torch
 from torch import nn
 
 from .. import colour
-from ..errors import AekitError
+from ..errors import AekitError, check_options
 from ..registry import Part
 from .mlp import _shape, layer_widths, make_activation
 
@@ -176,9 +176,7 @@ class RedNet(Part):
             (skip_every >= 1, "skip_every must be >= 1"),
             (downscale >= 1, "downscale must be >= 1"),
         ]
-        for ok, message in checks:
-            if not ok:
-                raise AekitError(f"bad RED-Net option: {message}", "", "fix the value")
+        check_options("RED-Net", checks)
         self.in_channels, self.out_channels = int(in_channels), int(out_channels)
         self.depth, self.skip_every = int(depth), int(skip_every)
         self.residual, self.downscale = bool(residual), int(downscale)
