@@ -73,6 +73,23 @@ def test_state_of_another_architecture_is_refused():
         load_state(model, other.state_dict(), "weights")
 
 
+def test_a_noise_map_input_widens_a_trained_first_layer_with_zeros():
+    from aekit.io import load_state
+
+    torch.manual_seed(0)
+    plain = aekit.make_model("denoise", (1, 16, 16), 1, sigma=25, width=4, depth=2)
+    mapped = aekit.make_model("denoise", (1, 16, 16), 1, sigma=0, max_sigma=75, noise_map=True, width=4, depth=2)
+    with pytest.raises(aekit.AekitError, match="does not match"):
+        load_state(mapped, plain.state_dict(), "weights")
+    load_state(mapped, plain.state_dict(), "weights", widen_inputs=True)
+    x = torch.rand(2, 1, 16, 16)
+    level = torch.full_like(x, 0.3)
+    with torch.no_grad():  # the new input starts with zero weights: the output is the trained model's
+        torch.testing.assert_close(mapped.reconstruct(torch.cat([x, level], 1)), plain.reconstruct(x))
+    with pytest.raises(aekit.AekitError, match="does not match"):  # fewer inputs are never cut
+        load_state(plain, mapped.state_dict(), "weights", widen_inputs=True)
+
+
 def test_unknown_format_version_and_missing_files(tmp_path):
     aekit.save_model(aekit.make_model("linear", (6,), 2), tmp_path)
     config = json.loads((tmp_path / CONFIG_FILE).read_text())

@@ -131,7 +131,7 @@ def test_a_fixed_code_is_all_the_decoder_sees(tokenizer):
 
 def test_the_vae_reports_kl_and_warms_it_up(tokenizer):
     torch.manual_seed(0)
-    model = build_sequence_model(tiny("sequence-vae", architecture="gru"), tokenizer.vocab_size)
+    model = build_sequence_model(tiny("sequence-vae", architecture="gru", free_bits=0.0), tokenizer.vocab_size)
     step = SequenceStep(model, penalty_warmup=True)
     batch = batch_of(tokenizer, sentences(8), sentences(8))
     generator = torch.Generator().manual_seed(0)
@@ -142,6 +142,19 @@ def test_the_vae_reports_kl_and_warms_it_up(tokenizer):
     step.penalty_scale.fill_(1.0)
     out = step(batch, torch.Generator().manual_seed(0))
     torch.testing.assert_close(out.total, out.terms["nll"] + out.terms["kl"])
+
+
+def test_free_bits_charge_each_code_unit_at_least_its_floor(tokenizer):
+    torch.manual_seed(0)
+    config = tiny("sequence-vae", architecture="gru", free_bits=50.0, code_size=4)
+    model = build_sequence_model(config, tokenizer.vocab_size)
+    batch = batch_of(tokenizer, sentences(8), sentences(8))
+    out = SequenceStep(model)(batch, torch.Generator().manual_seed(0))
+    tokens = (batch.target_output != 0).sum()
+    assert out.terms["kl"] * tokens < 4 * 50.0 * 8  # the true KL is far below the floor ...
+    torch.testing.assert_close(out.total, out.terms["nll"] + 4 * 50.0 * 8 / tokens)  # ... which is charged
+    with pytest.raises(AekitError, match="free_bits"):
+        build_sequence_model(tiny("sequence", free_bits=0.5), tokenizer.vocab_size)
 
 
 def test_importance_weights_average_to_the_elbo_and_bound_it(tokenizer):
@@ -381,6 +394,11 @@ def test_cli_train_translate_evaluate_resume(corpus, capsys, monkeypatch):
             "--target-data",
         ),
         (lambda d: None, ["translate", "{d}/nothing"], "neither a run directory"),
+        (
+            lambda d: (d / "a.txt").write_text("one\ntwo\n"),
+            ["train", "--family", "sequence-vae", "--data", "{d}/a.txt", "-o", "architecture=gru"],
+            "--architecture",
+        ),
     ],
 )
 def test_cli_bad_text_input_is_one_line_and_exit_2(tmp_path, capsys, setup, argv, message):

@@ -87,9 +87,30 @@ def load_model(directory: str | Path, device: str | torch.device = "cpu") -> Aut
     return model.to(device).eval()
 
 
-def load_state(module: torch.nn.Module, tensors: dict[str, torch.Tensor], source: str) -> None:
-    """``load_state_dict`` with a one-line error when the tensors belong to another architecture."""
+def load_state(
+    module: torch.nn.Module, tensors: dict[str, torch.Tensor], source: str, widen_inputs: bool = False
+) -> None:
+    """``load_state_dict`` with a one-line error when the tensors belong to another architecture.
+
+    ``widen_inputs``: a weight that takes more input channels here than in ``tensors`` (dim 1, all
+    else equal: e.g. a noise-level map added to the first convolution's input) gets the given
+    weights on its leading channels and zeros on the new ones, so the model starts by computing
+    what the given one did and learns to use the new inputs."""
     expected = module.state_dict()
+    if widen_inputs:
+        tensors = dict(tensors)
+        for key, target in expected.items():
+            given = tensors.get(key)
+            if given is None or given.shape == target.shape or given.dim() < 2 or given.dim() != target.dim():
+                continue
+            if (
+                given.shape[0] == target.shape[0]
+                and given.shape[2:] == target.shape[2:]
+                and given.shape[1] < target.shape[1]
+            ):
+                widened = torch.zeros_like(target)
+                widened[:, : given.shape[1]] = given
+                tensors[key] = widened
     missing = sorted(set(expected) - set(tensors))
     unexpected = sorted(set(tensors) - set(expected))
     mismatched = [k for k in expected if k in tensors and tensors[k].shape != expected[k].shape]

@@ -56,9 +56,18 @@ class GaussianPosterior:
         """log q(z|x) summed over the K dimensions, in nats; z is (..., B, K), result (..., B)."""
         return -0.5 * (((z - self.mean) ** 2) * torch.exp(-self.logvar) + self.logvar + math.log(2 * math.pi)).sum(-1)
 
+    def kl_per_unit(self) -> torch.Tensor:
+        """Analytic KL(q(z|x) || N(0, I)) of each code unit, nats (B, K)."""
+        return 0.5 * (self.mean.pow(2) + torch.exp(self.logvar) - 1.0 - self.logvar)
+
     def kl_to_standard_normal(self) -> torch.Tensor:
         """Analytic KL(q(z|x) || N(0, I)) in nats per example (B,)."""
-        return 0.5 * (self.mean.pow(2) + torch.exp(self.logvar) - 1.0 - self.logvar).sum(-1)
+        return self.kl_per_unit().sum(-1)
+
+    def kl_with_free_bits(self, free_bits: float) -> torch.Tensor:
+        """The KL the objective charges, nats per example (scalar): each unit's batch-mean KL,
+        counted as at least ``free_bits`` (Kingma et al. 2016); 0 gives the batch-mean KL."""
+        return self.kl_per_unit().mean(0).clamp(min=free_bits).sum()
 
 
 class Latent(Part):

@@ -191,9 +191,7 @@ class KLDivergence(Penalty):
 
     def forward(self, ctx: StepContext) -> torch.Tensor:
         assert ctx.posterior is not None
-        q = ctx.posterior
-        kl_per_unit = 0.5 * (q.mean.pow(2) + torch.exp(q.logvar) - 1.0 - q.logvar).mean(0)  # (K,) batch means
-        return kl_per_unit.clamp(min=self.free_bits).sum()
+        return ctx.posterior.kl_with_free_bits(self.free_bits)
 
 
 class ImportanceWeighted(Penalty):

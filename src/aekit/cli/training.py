@@ -70,7 +70,8 @@ def _add_train(parser: argparse.ArgumentParser) -> None:
         type=Path,
         metavar="MODEL",
         help="start from the weights of a trained model of the same architecture (fine-tuning, e.g. a blind "
-        "denoiser from a fixed-level one)",
+        "denoiser from a fixed-level one); a first layer that takes more input channels here (a noise map) "
+        "starts with zero weights on them",
     )
     add_data_arguments(parser, required=False)
     add_text_arguments(parser)
@@ -192,6 +193,14 @@ def _train(args: argparse.Namespace, topology: Any) -> int:
     if is_sequence_family(args.family):
         from .text import train_sequences
 
+        if args.option:
+            key = args.option[0].split("=", 1)[0].strip().replace("_", "-")
+            raise AekitError(
+                f"-o {args.option[0]} with --family {args.family}",
+                "the sequence families take their settings as flags, not -o options",
+                f"write --{key} VALUE (aekit train --help lists them under 'text')",
+            )
+
         record = {"model": {"family": args.family}, "data": data_description(args)}
         return train_sequences(args, run_dir, checkpoint, topology, record, train_config)
     if args.pair or args.target_data:
@@ -216,7 +225,7 @@ def _train(args: argparse.Namespace, topology: Any) -> int:
     torch.manual_seed(train_config.seed)
     model = Autoencoder.from_config(config)
     if args.init is not None and checkpoint is None:
-        load_state(model, load_model(args.init).state_dict(), f"--init {args.init}")
+        load_state(model, load_model(args.init).state_dict(), f"--init {args.init}", widen_inputs=True)
     record = {
         "model": family.to_dict(),
         "overrides": args.overrides,

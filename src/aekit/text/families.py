@@ -91,6 +91,13 @@ class SequenceConfig(Settings):
     corrupt_mask: float = setting(0.1, "sequence-denoising: probability of masking a token", minimum=0.0, below=1.0)
     corrupt_shuffle: int = setting(3, "sequence-denoising: how far a token may move", minimum=0)
     kl_weight: float = setting(1.0, "sequence-vae: weight of the KL term (after warm-up)", minimum=0.0)
+    free_bits: float | str = setting(
+        AUTO,
+        "sequence-vae: KL floor per code dimension in nats (free bits: the code keeps at least "
+        "free_bits * code_size nats); auto: 0.25 for sequence-vae",
+        minimum=0.0,
+        auto=True,
+    )
 
     def resolved(self) -> dict[str, Any]:
         """The preset's choices with every ``auto`` decided."""
@@ -112,7 +119,17 @@ class SequenceConfig(Settings):
                 "each head takes an equal share",
                 "change one of them",
             )
-        return {"code": code, "code_size": int(code_size), "word_dropout": float(word_dropout)}
+        free_bits = self.free_bits if self.free_bits != AUTO else (0.25 if vae else 0.0)
+        if free_bits and not vae:
+            raise AekitError(
+                f"free_bits={free_bits} outside sequence-vae", "only a Gaussian code has a KL", "leave it at auto"
+            )
+        return {
+            "code": code,
+            "code_size": int(code_size),
+            "word_dropout": float(word_dropout),
+            "free_bits": float(free_bits),
+        }
 
 
 def build_sequence_model(config: SequenceConfig, vocab_size: int, tokenizer_fingerprint: str = "") -> SequenceModel:
@@ -129,7 +146,7 @@ def build_sequence_model(config: SequenceConfig, vocab_size: int, tokenizer_fing
     elif choice["code"] == "fixed":
         code = FixedCode(encoder.summary_size, choice["code_size"])
     else:
-        code = GaussianCode(encoder.summary_size, choice["code_size"])
+        code = GaussianCode(encoder.summary_size, choice["code_size"], choice["free_bits"])
     attends = choice["code"] == "attention"
     if gru and attends:
         decoder = AttentionGRUDecoder(

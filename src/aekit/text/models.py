@@ -33,6 +33,7 @@ from torch import nn
 
 from .. import registry
 from ..errors import AekitError
+from ..latents import GaussianPosterior
 from ..model import LossOutput
 from .batches import TokenBatch
 from .tokenizer import BOS, EOS, PAD, UNK
@@ -41,12 +42,15 @@ from .tokenizer import BOS, EOS, PAD, UNK
 @dataclass
 class Memory:
     """What the decoder conditions on. ``states`` (B, S, H) with ``mask`` (B, S) for attention;
-    ``code`` (B, K) for a fixed-size code; ``kl`` (B,) nats for a Gaussian code."""
+    ``code`` (B, K) for a fixed-size code; ``kl`` (B,) nats for a Gaussian code, and
+    ``kl_objective`` (scalar, nats summed over the batch) the KL the training objective charges
+    (with free bits, never below the floor)."""
 
     states: torch.Tensor | None = None
     mask: torch.Tensor | None = None
     code: torch.Tensor | None = None
     kl: torch.Tensor | None = None
+    kl_objective: torch.Tensor | None = None
 
     def index_select(self, index: torch.Tensor) -> Memory:
         pick = lambda t: None if t is None else t.index_select(0, index)  # noqa: E731
@@ -181,14 +185,18 @@ class FixedCode(SequenceCode):
 
 class GaussianCode(SequenceCode):
     """q(z|x) = N(mu, diag sigma^2) of ``code_size`` numbers, with KL(q || N(0, I)) in nats per
-    sentence (Bowman et al. 2016). Samples in training, the mean otherwise."""
+    sentence (Bowman et al. 2016). Samples in training, the mean otherwise.
+
+    ``free_bits`` (nats per code dimension, Kingma et al. 2016): the objective charges each
+    dimension's batch-mean KL at least this much, so pushing a dimension's KL below it gains
+    nothing; a decoder strong enough to ignore the code (posterior collapse) then has no reason to."""
 
     name = "gaussian"
 
-    def __init__(self, summary_size: int, code_size: int = 32) -> None:
+    def __init__(self, summary_size: int, code_size: int = 32, free_bits: float = 0.0) -> None:
         super().__init__()
         self.project = nn.Linear(summary_size, 2 * code_size)
-        self.code_size = code_size
+        self.code_size, self.free_bits = code_size, free_bits
 
     def posterior(self, summary: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Mean and log-variance (B, K) each."""
@@ -197,11 +205,13 @@ class GaussianCode(SequenceCode):
 
     def forward(self, states, mask, summary, generator=None, sample=True) -> Memory:
         mean, log_var = self.posterior(summary)
-        kl = 0.5 * (mean.pow(2) + log_var.exp() - 1 - log_var).sum(-1)  # (B,)
+        q = GaussianPosterior(mean, log_var)
+        kl = q.kl_to_standard_normal()  # (B,)
+        objective = q.kl_with_free_bits(self.free_bits) * len(kl)  # summed over the batch
         if sample:
             noise = torch.randn(mean.shape, generator=generator, device=mean.device)
-            return Memory(code=mean + (0.5 * log_var).exp() * noise, kl=kl)
-        return Memory(code=mean, kl=kl)
+            return Memory(code=mean + (0.5 * log_var).exp() * noise, kl=kl, kl_objective=objective)
+        return Memory(code=mean, kl=kl, kl_objective=objective)
 
     def code_of(self, memory: Memory) -> torch.Tensor:
         assert memory.code is not None
@@ -540,7 +550,8 @@ class SequenceModel(nn.Module):
         if memory.kl is not None:
             kl = memory.kl.sum() / tokens
             terms["kl"] = kl
-            total = total + self.kl_weight * penalty_scale * kl
+            charged = kl if memory.kl_objective is None else memory.kl_objective / tokens
+            total = total + self.kl_weight * penalty_scale * charged
         return LossOutput(total=total, terms=terms)
 
     @torch.no_grad()
