@@ -23,14 +23,15 @@ from aekit.degradations import (
     smooth_fill,
     with_mask,
 )
-from aekit.metrics import colourfulness, estimate_noise_sigma, psnr, ssim
+from aekit.metrics import chroma_accuracy_auc, colourfulness, estimate_noise_sigma, psnr, ssim
 from aekit.nets.conv import RedNet
 
 from .conftest import shared_data_dir
 
 REQUIRED_WEIGHTS = [
-    "denoise-sigma25",
-    "denoise-blind",
+    "denoise",
+    "denoise-colour",
+    "deblock",
     "super-resolve-x2",
     "super-resolve-x3",
     "super-resolve-x4",
@@ -247,16 +248,16 @@ def test_tiles_with_enough_overlap_equal_whole_image_inference():
 
 
 def test_the_restorer_runs_channels_last_and_matches_contiguous_inference():
-    restorer = ImageRestorer.pretrained("denoise-sigma25")
+    restorer = ImageRestorer.pretrained("deblock")
     assert restorer.channels_last
     assert restorer.model.encoder.encoder_layers[1].weight.is_contiguous(memory_format=torch.channels_last)
     noisy = restorer.degrade(np.random.default_rng(0).random((37, 50)).astype(np.float32), seed=0)
-    reference = ImageRestorer.pretrained("denoise-sigma25").model.to(memory_format=torch.contiguous_format)
+    reference = ImageRestorer.pretrained("deblock").model.to(memory_format=torch.contiguous_format)
     assert reference.encoder.encoder_layers[1].weight.is_contiguous()
     with torch.no_grad():
         expected = reference.reconstruct(torch.from_numpy(noisy)[None, None])[0, 0].clamp(0, 1).numpy()
     np.testing.assert_allclose(restorer(noisy), expected, atol=1e-5)
-    contiguous = ImageRestorer.pretrained("denoise-sigma25", channels_last=False)
+    contiguous = ImageRestorer.pretrained("deblock", channels_last=False)
     assert not contiguous.channels_last and contiguous.model.encoder.encoder_layers[1].weight.is_contiguous()
     np.testing.assert_allclose(contiguous(noisy), expected, atol=1e-5)
 
@@ -287,6 +288,33 @@ def test_psnr_and_ssim_match_scikit_image():
     assert colourfulness(clean) > 10
 
 
+def test_chroma_accuracy_auc_against_scikit_image():
+    skimage_color = pytest.importorskip("skimage.color")
+    rng = np.random.default_rng(0)
+    rgb = 0.3 + 0.4 * rng.random((20, 24, 3))  # mid tones: a small chroma shift stays in the gamut
+    assert chroma_accuracy_auc(rgb, rgb) == 1.0
+    pixels = np.round(255 * rgb).astype(np.uint8)
+    assert chroma_accuracy_auc(pixels, pixels) == 1.0
+    # a constant (a, b) shift of 10.5 Lab units: inside the thresholds 11, ..., 150 and none below
+    lab = skimage_color.rgb2lab(rgb)
+    shifted = lab + np.array([0.0, 0.6 * 10.5, 0.8 * 10.5])
+    estimate = skimage_color.lab2rgb(shifted)
+    assert estimate.min() > 0 and estimate.max() < 1
+    distance = np.linalg.norm(skimage_color.rgb2lab(estimate)[..., 1:] - lab[..., 1:], axis=-1)
+    np.testing.assert_allclose(distance, 10.5, atol=1e-6)
+    assert chroma_accuracy_auc(rgb, estimate) == pytest.approx((150 - 11 + 1) / 151, abs=1e-12)
+    assert chroma_accuracy_auc(rgb, estimate, max_threshold=20) == pytest.approx((20 - 11 + 1) / 21, abs=1e-12)
+    # unrelated images: the mean share within t = 0..150 of scikit-image's chroma distances
+    other = rng.random((20, 24, 3))
+    distance = np.linalg.norm(skimage_color.rgb2lab(rgb)[..., 1:] - skimage_color.rgb2lab(other)[..., 1:], axis=-1)
+    expected = np.mean([(distance <= t).mean() for t in range(151)])
+    assert 0.5 < expected < 0.95
+    # aekit's D65 white differs from scikit-image's in the fifth digit: a pixel may cross a threshold
+    assert chroma_accuracy_auc(rgb, other) == pytest.approx(expected, abs=1e-3)
+    with pytest.raises(aekit.AekitError):
+        chroma_accuracy_auc(rgb[..., 0], other[..., 0])
+
+
 # ------------------------------------------------------------------------------------------------ #
 # shipped weights
 
@@ -303,17 +331,52 @@ def crop(folder: str, name: str, size: int = 96) -> np.ndarray:
     return image[100 : 100 + size, 100 : 100 + size]
 
 
-def test_shipped_denoisers_beat_the_best_gaussian_blur():
+def best_blur(clean: np.ndarray, noisy: np.ndarray) -> float:
+    """PSNR of the best Gaussian blur of ``noisy``, its width chosen on the clean image (an oracle)."""
     from scipy.ndimage import gaussian_filter
 
+    sigma = (0.3, 0.3, 0) if noisy.ndim == 3 else 0.3
+    widths = [np.asarray(sigma) * w / 0.3 for w in np.arange(0.3, 3, 0.1)]
+    return max(psnr(clean, np.clip(gaussian_filter(noisy, width), 0, 1)) for width in widths)
+
+
+def test_shipped_denoiser_takes_the_level_and_beats_the_best_gaussian_blur():
     clean = crop("BSD68", "test003.png")  # a textured crop: BM3D gains 3.2 / 4.5 / 6.9 dB at sigma 15 / 25 / 50
-    for name, sigma in [("denoise-sigma25", 25), ("denoise-blind", 15), ("denoise-blind", 50)]:
-        restorer = ImageRestorer.pretrained(name, degradation=GaussianNoise(sigma / 255))
-        noisy = restorer.degrade(clean, seed=1)
-        # the baseline: a Gaussian blur whose width is chosen on the clean image (an oracle)
-        blurred = max(psnr(clean, np.clip(gaussian_filter(noisy, width), 0, 1)) for width in np.arange(0.3, 3, 0.1))
+    restorer = ImageRestorer.pretrained("denoise")
+    assert restorer.level_map
+    for sigma in (15, 25, 50):
+        noisy = clean + sigma / 255 * np.random.default_rng(sigma).standard_normal(clean.shape).astype(np.float32)
+        blurred = best_blur(clean, noisy)
         assert blurred > psnr(clean, noisy)
-        assert psnr(clean, np.clip(restorer(noisy), 0, 1)) > blurred + 0.5
+        given = psnr(clean, np.clip(restorer.restore(noisy, sigma=sigma), 0, 1))
+        assert given > blurred + 0.5
+        estimated = psnr(clean, np.clip(restorer.restore(noisy), 0, 1))  # the level estimated from the image
+        assert abs(restorer.last_sigma - sigma) < 0.15 * sigma and estimated > given - 0.3
+    noisy = clean + 25 / 255 * np.random.default_rng(0).standard_normal(clean.shape).astype(np.float32)
+    # the map is an input: telling the model a higher level smooths more
+    assert np.abs(np.diff(restorer.restore(noisy, sigma=50), axis=0)).mean() < np.abs(
+        np.diff(restorer.restore(noisy, sigma=10), axis=0)
+    ).mean()
+
+
+def test_shipped_colour_denoiser_beats_the_grey_model_channel_by_channel():
+    clean = crop("Kodak24", "kodim23.png")
+    assert clean.shape == (96, 96, 3)
+    noisy = clean + 25 / 255 * np.random.default_rng(1).standard_normal(clean.shape).astype(np.float32)
+    colour = psnr(clean, np.clip(ImageRestorer.pretrained("denoise-colour").restore(noisy, sigma=25), 0, 1))
+    grey = psnr(clean, np.clip(ImageRestorer.pretrained("denoise").restore(noisy, sigma=25), 0, 1))
+    assert colour > grey + 0.3 and grey > best_blur(clean, noisy)
+
+
+def test_shipped_deblocker_beats_the_jpeg_it_is_given():
+    from aekit.degradations import jpeg_roundtrip
+
+    clean = crop("BSD68", "test003.png")  # 8-bit pixels / 255
+    restorer = ImageRestorer.pretrained("deblock")
+    for quality in (10, 30):
+        pixels = np.round(clean * 255).astype(np.uint8)[..., None]
+        decoded = jpeg_roundtrip(pixels, quality)[..., 0].astype(np.float32) / 255
+        assert psnr(clean, np.clip(restorer(decoded), 0, 1)) > psnr(clean, decoded) + 0.5
 
 
 @pytest.mark.parametrize("scale", [2, 3, 4])

@@ -1,5 +1,5 @@
 """Measures: reconstruction error, likelihood bounds and estimates, subspace angles, Hamming retrieval,
-image quality (PSNR, SSIM, colourfulness).
+image quality (PSNR, SSIM, colourfulness, chroma accuracy).
 
 Units are stated per function: squared error summed over data dimensions per example, nats per
 example, degrees.
@@ -272,6 +272,38 @@ def colourfulness(rgb: Any) -> float:
     rg = rgb[..., 0] - rgb[..., 1]
     yb = 0.5 * (rgb[..., 0] + rgb[..., 1]) - rgb[..., 2]
     return float(np.hypot(rg.std(), yb.std()) + 0.3 * np.hypot(rg.mean(), yb.mean()))
+
+
+def chroma_accuracy_auc(reference_rgb: Any, estimate_rgb: Any, max_threshold: int = 150) -> float:
+    """The raw accuracy of a colorization (Zhang, Isola and Efros 2016, "Colorful Image
+    Colorization"): the area under the curve of the share of pixels whose chroma lies within ``t``
+    of the reference, for the whole thresholds t = 0, 1, ..., ``max_threshold``, normalised to
+    [0, 1] (the mean of the shares over those thresholds).
+
+    The chroma distance of a pixel is the Euclidean distance between the (a, b) of the two images
+    in CIE Lab (D65, :func:`aekit.colour.rgb_to_lab`), in Lab units; a pixel counts at ``t`` when
+    its distance is at most ``t``. ``reference_rgb``, ``estimate_rgb``: (H, W, 3) RGB, uint8 or
+    float in [0, 1]. Identical images score 1; a constant chroma error d (0 < d <= max_threshold)
+    scores (max_threshold - ceil(d) + 1) / (max_threshold + 1).
+    """
+    from . import colour
+
+    def ab(rgb: Any) -> torch.Tensor:
+        array = np.asarray(rgb)
+        if array.ndim != 3 or array.shape[-1] != 3:
+            raise AekitError(f"chroma accuracy needs (H, W, 3) images, got {array.shape}", "", "pass RGB images")
+        array = array / 255 if array.dtype == np.uint8 else array.astype(np.float64)
+        lab = colour.rgb_to_lab(torch.from_numpy(np.ascontiguousarray(array.transpose(2, 0, 1))))
+        return lab[1:] * 110  # (2, H, W) in Lab units
+
+    if int(max_threshold) != max_threshold or max_threshold < 0:
+        raise AekitError(f"max_threshold {max_threshold}", "thresholds are whole Lab units >= 0", "fix it")
+    reference, estimate = ab(reference_rgb), ab(estimate_rgb)
+    _check_same_shape(reference.numpy(), estimate.numpy())
+    distance = np.sort(torch.linalg.vector_norm(reference - estimate, dim=0).numpy().ravel())
+    thresholds = np.arange(int(max_threshold) + 1)
+    within = np.searchsorted(distance, thresholds, side="right") / distance.size  # share with distance <= t
+    return float(within.mean())
 
 
 # Daubechies-2 decomposition high-pass filter: two vanishing moments, so smooth image content

@@ -44,14 +44,16 @@ TASKS = {
 }
 
 PRETRAINED = {
-    "denoise-sigma25": "grey, Gaussian noise of sigma 25 (of 255)",
-    "denoise-blind": "grey, Gaussian noise of any sigma in [0, 50]",
+    "denoise": "grey, Gaussian noise of any sigma in [0, 75] (of 255), the level given or estimated",
+    "denoise-colour": "RGB, Gaussian noise of any sigma in [0, 75] (of 255), the level given or estimated",
+    "deblock": "grey, JPEG artefacts of any quality in [10, 40]",
+    "deblock-colour": "RGB, JPEG artefacts of any quality in [10, 40]",
     "super-resolve-x2": "grey / luminance, bicubic shrink by 2",
     "super-resolve-x3": "grey / luminance, bicubic shrink by 3",
     "super-resolve-x4": "grey / luminance, bicubic shrink by 4",
     "inpaint": "grey, holes of any kind (pixels, boxes, strokes) with the mask as input",
     "inpaint-pixels": "grey, scattered missing pixels (30-70 %) with the mask as input",
-    "colorize": "RGB from the luminance (YCbCr chroma)",
+    "colorize": "RGB from the lightness: a distribution over Lab chroma bins per pixel, annealed-mean readout",
 }
 
 
@@ -178,7 +180,7 @@ class ImageRestorer:
     ``channels_last``: run the convolutions in the NHWC layout, which oneDNN (and cuDNN) compute
     faster; the model's weights are converted in place.
 
-    >>> restorer = ImageRestorer.pretrained("denoise-sigma25")          # doctest: +SKIP
+    >>> restorer = ImageRestorer.pretrained("denoise")                  # doctest: +SKIP
     >>> noisy = restorer.degrade(clean, seed=0)                          # doctest: +SKIP
     >>> restored = restorer(noisy)                                       # doctest: +SKIP
     """

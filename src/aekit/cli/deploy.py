@@ -38,7 +38,7 @@ def _add_export(parser: argparse.ArgumentParser) -> None:
     """examples:
   aekit export runs/vae --part encoder --out vae-encoder.onnx
   aekit export runs/vae --part decoder --out vae-decoder.onnx
-  aekit export denoise-sigma25 --out denoise.onnx          # a shipped restoration model
+  aekit export denoise --out denoise.onnx                 # a shipped restoration model
 
 The batch dimension is dynamic, and so are height and width for the restoration models (from 8
 pixels up). A restoration model's graph takes the prepared input the network sees: the degraded

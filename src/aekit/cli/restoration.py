@@ -121,14 +121,14 @@ def cmd_restore(args: argparse.Namespace) -> int:
     if args.weights is not None:
         restorer = ImageRestorer.load(args.weights, degradation=degradation, **options)
     else:
-        name = _shipped_name(args, mask)
+        name = _shipped_name(args, mask, colour=image.ndim == 3 and image.shape[-1] >= 3)
         if name not in pretrained_names():
             raise AekitError(
                 f"no shipped {args.task} model", "none is installed with aekit", f"train one with aekit train "
                 f"--family {args.task} and pass --weights DIR"
             )  # fmt: skip
-        if args.task == "inpaint":
-            print(f"inpainting with the shipped model {name!r} ({PRETRAINED[name]})")
+        if args.task in ("inpaint", "denoise", "deblock"):
+            print(f"{args.task} with the shipped model {name!r} ({PRETRAINED[name]})")
         restorer = ImageRestorer.pretrained(name, degradation=degradation, **options)
     if restorer.task != args.task:
         raise AekitError(f"the model in {args.weights} is a {restorer.task} model", f"not {args.task}", "fix --task")
@@ -171,17 +171,17 @@ def _without_alpha(image: np.ndarray) -> np.ndarray:
     return image[..., :-1] if image.ndim == 3 and image.shape[-1] in (2, 4) else image
 
 
-def _shipped_name(args: argparse.Namespace, mask: np.ndarray | None) -> str:
-    from ..applications.restoration import inpainting_model_for
+def _shipped_name(args: argparse.Namespace, mask: np.ndarray | None, colour: bool) -> str:
+    from ..applications.restoration import inpainting_model_for, pretrained_names
 
     if args.task == "inpaint":  # the model for scattered pixels, or the one for regions
         if mask is not None:
             return inpainting_model_for(mask)
         return "inpaint-pixels" if args.mask_kind == "pixels" else "inpaint"
-    if args.task == "denoise":
-        return "denoise-sigma25" if args.sigma in (None, 25) else "denoise-blind"
     if args.task == "super-resolve":
         return f"super-resolve-x{args.scale}"
+    if args.task in ("denoise", "deblock") and colour:  # the colour model, or the grey one channel by channel
+        return f"{args.task}-colour" if f"{args.task}-colour" in pretrained_names() else args.task
     return args.task
 
 
