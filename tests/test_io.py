@@ -73,6 +73,20 @@ def test_state_of_another_architecture_is_refused():
         load_state(model, other.state_dict(), "weights")
 
 
+def test_half_precision_storage_halves_the_file_and_loads_as_float32(tmp_path):
+    torch.manual_seed(0)
+    model = aekit.make_model("denoise", (1, 16, 16), 1, width=8, depth=2)
+    aekit.save_model(model, tmp_path / "fp32")
+    aekit.save_model(model, tmp_path / "fp16", dtype=torch.float16)
+    size = {d: (tmp_path / d / WEIGHTS_FILE).stat().st_size for d in ("fp32", "fp16")}
+    assert size["fp16"] < 0.6 * size["fp32"]
+    loaded = aekit.load_model(tmp_path / "fp16")
+    assert all(p.dtype == torch.float32 for p in loaded.parameters())
+    x = torch.rand(1, 1, 16, 16)
+    with torch.no_grad():
+        torch.testing.assert_close(loaded.reconstruct(x), model.reconstruct(x), atol=2e-3, rtol=0)
+
+
 def test_a_noise_map_input_widens_a_trained_first_layer_with_zeros():
     from aekit.io import load_state
 

@@ -32,11 +32,13 @@ CONFIG_FILE = "config.json"
 WEIGHTS_FILE = "model.safetensors"
 
 
-def save_model(model: Autoencoder, directory: str | Path) -> Path:
-    """Write ``config.json`` and ``model.safetensors`` into ``directory``; returns the directory."""
+def save_model(model: Autoencoder, directory: str | Path, dtype: torch.dtype = torch.float32) -> Path:
+    """Write ``config.json`` and ``model.safetensors`` into ``directory``; returns the directory.
+    ``dtype`` float16/bfloat16 halves the weights file (shipped models); loading casts back."""
     directory = ensure_writable_dir(directory)
     config = {"format_version": FORMAT_VERSION, "model": model.config.to_dict()}
-    weights = write_safetensors(directory / WEIGHTS_FILE, model.state_dict(), {"config": config})
+    tensors = {k: v.to(dtype) if v.is_floating_point() else v for k, v in model.state_dict().items()}
+    weights = write_safetensors(directory / WEIGHTS_FILE, tensors, {"config": config})
     write_json(directory / CONFIG_FILE, {**config, "weights_sha256": sha256_of(weights)})
     return directory
 
