@@ -27,7 +27,7 @@
   pixels whose Lab chroma is within t of the truth, averaged over t = 0..150), for ``colorize``
   (categorical chroma) and a Gaussian-output ``colorize-gaussian`` when given, against the grey
   image replicated to RGB.
-* speed: a 512 x 512 grey image denoised by the sigma-25 model (1 and 2 threads, fp32 and bf16,
+* speed: a 512 x 512 grey image denoised by ``denoise`` told sigma 25 (1 and 2 threads, fp32 and bf16,
   NHWC and NCHW layout); every available model on a 512 x 512 output (1 thread, fp32, default
   layout; median of 3 after a warm-up); the bf16 denoiser's PSNR against fp32 on BSD68 at sigma 25;
   peak memory of ``aekit restore`` on a 4000 x 3000 colour image (denoise) in a child process, and
@@ -546,11 +546,11 @@ def run_speed(args, models: dict[str, str]) -> dict:
         torch.set_num_threads(threads)
         for precision in ("fp32", "bf16"):
             for channels_last in (True, False):  # NHWC (the default) against the contiguous NCHW layout
-                net = restorer("denoise-sigma25", models, precision, channels_last)
+                net = restorer("denoise", models, precision, channels_last)
                 if net is None:
                     break
                 row = {"threads": threads, "precision": precision, "layout": "NHWC" if channels_last else "NCHW",
-                       "seconds_median": median_seconds(net, noisy)}  # fmt: skip
+                       "seconds_median": median_seconds(net, noisy, sigma=25)}  # fmt: skip
                 results["denoise 512x512 grey"].append(row)
                 print(f"  speed: {row}", flush=True)
     results["models 512x512"] = model_speeds(args, models)
@@ -613,9 +613,9 @@ def model_speeds(args, models: dict[str, str]) -> list[dict]:
 
 
 def bf16_quality(args, models: dict[str, str]) -> dict:
-    """What bfloat16 costs in quality: the sigma-25 denoiser in fp32 and in bf16 on the BSD68
+    """What bfloat16 costs in quality: the denoiser (told sigma 25) in fp32 and in bf16 on the BSD68
     images with the denoise section's noise (mean PSNR/SSIM and the per-image PSNR difference)."""
-    nets = {precision: restorer("denoise-sigma25", models, precision) for precision in ("fp32", "bf16")}
+    nets = {precision: restorer("denoise", models, precision) for precision in ("fp32", "bf16")}
     if None in nets.values():
         return {}
     scores: dict = {precision: [] for precision in nets}
@@ -623,7 +623,8 @@ def bf16_quality(args, models: dict[str, str]) -> dict:
         clean = image.astype(np.float64) / 255
         for precision, net in nets.items():
             seed = seed_of("BSD68", image_name, 25)
-            scores[precision].append(denoise_one(clean, seed, 25, lambda x, net=net: net.restore(x.astype(np.float32))))
+            function = lambda x, net=net: net.restore(x.astype(np.float32), sigma=25)  # noqa: E731
+            scores[precision].append(denoise_one(clean, seed, 25, function))
     gaps = [b["psnr"] - a["psnr"] for a, b in zip(scores["fp32"], scores["bf16"], strict=True)]
     row = {precision: summarise(rows) for precision, rows in scores.items()}
     row["bf16 - fp32 psnr"] = {"mean": round(float(np.mean(gaps)), 4), "min": round(float(np.min(gaps)), 4),
