@@ -512,7 +512,7 @@ def test_bad_inputs_give_one_line_errors(tiny_model, tmp_path, capsys):
         (["--task", "inpaint", "--mask", str(tmp_path / "small-mask.png"), str(image)], "give a mask of the image"),
         (["--task", "inpaint", str(image)], "inpainting needs --mask"),
         (["--task", "super-resolve", "--weights", str(tiny_model), str(image)], "is a denoise model"),
-        (["--task", "deblock", str(image)], "no shipped deblock model"),
+        (["--task", "deblock", "--simulate", "--quality", "120", str(image)], "bad quality 120"),
     ]
     for arguments, message in cases:
         assert main(["restore", *arguments, str(tmp_path / "out.png")]) == 2
