@@ -288,6 +288,16 @@ def test_psnr_and_ssim_match_scikit_image():
     assert colourfulness(clean) > 10
 
 
+@pytest.mark.parametrize("space", ["ycbcr", "lab"])
+def test_a_grey_photo_has_the_lightness_of_the_colour_one(space):
+    from aekit import colour
+
+    rgb = torch.rand(2, 3, 8, 8, generator=generator(0))
+    grey = colour.grey_photo(rgb, space)  # (2, 1, 8, 8): R = G = B
+    assert grey.shape == (2, 1, 8, 8)
+    torch.testing.assert_close(colour.lightness(grey.expand(-1, 3, -1, -1), space), colour.lightness(rgb, space))
+
+
 def test_chroma_accuracy_auc_against_scikit_image():
     skimage_color = pytest.importorskip("skimage.color")
     rng = np.random.default_rng(0)
@@ -355,9 +365,10 @@ def test_shipped_denoiser_takes_the_level_and_beats_the_best_gaussian_blur():
         assert sigma <= restorer.last_sigma < 1.3 * sigma and estimated > given - 0.75
     noisy = clean + 25 / 255 * np.random.default_rng(0).standard_normal(clean.shape).astype(np.float32)
     # the map is an input: telling the model a higher level smooths more
-    assert np.abs(np.diff(restorer.restore(noisy, sigma=50), axis=0)).mean() < np.abs(
-        np.diff(restorer.restore(noisy, sigma=10), axis=0)
-    ).mean()
+    assert (
+        np.abs(np.diff(restorer.restore(noisy, sigma=50), axis=0)).mean()
+        < np.abs(np.diff(restorer.restore(noisy, sigma=10), axis=0)).mean()
+    )
 
 
 def test_shipped_colour_denoiser_beats_the_grey_model_channel_by_channel():

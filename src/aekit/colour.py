@@ -109,3 +109,14 @@ def from_space(values: torch.Tensor, space: str) -> torch.Tensor:
 def lightness(rgb: torch.Tensor, space: str) -> torch.Tensor:
     """The achromatic channel of ``space``: (..., 3, H, W) -> (..., 1, H, W) (Y, or L / 100)."""
     return luma(rgb) if space == "ycbcr" else to_space(rgb, space)[..., :1, :, :]
+
+
+def grey_photo(rgb: torch.Tensor, space: str) -> torch.Tensor:
+    """The grey photograph of an RGB one, as the lightness of ``space`` sees it: the grey level
+    (R = G = B) whose lightness is the colour pixel's, (..., 3, H, W) -> (..., 1, H, W) in [0, 1].
+    For YCbCr it is the luma; for Lab the grey of the same L*."""
+    if space == "ycbcr":
+        return luma(rgb)
+    values = to_space(rgb, space)
+    achromatic = torch.cat([values[..., :1, :, :], torch.zeros_like(values[..., 1:, :, :])], -3)
+    return from_space(achromatic, space)[..., :1, :, :].clamp(0, 1)

@@ -257,8 +257,9 @@ class ImageRestorer:
             return _to_image(tensor * torch.from_numpy(~missing).float(), x.ndim)
         if mask is not None:
             raise AekitError(f"a {self.task} model takes no mask", "masks are for inpainting", "drop the mask")
-        observed = self.degradation.observe(tensor, generator)
-        return _to_image(observed, 2 if isinstance(self.degradation, Grayscale) else x.ndim)
+        if isinstance(self.degradation, Grayscale):  # what a user would give: a grey photo
+            return _to_image(colour.grey_photo(tensor[:, :3], self.degradation.space), 2)
+        return _to_image(self.degradation.observe(tensor, generator), x.ndim)
 
     @torch.no_grad()
     def restore(
@@ -371,7 +372,9 @@ class ImageRestorer:
         if self.task == "super-resolve":
             return [(channels, lambda box: self._super_resolve_block(x, box))]
         if self.task == "colorize":
-            grey = x if x.shape[1] == 1 else colour.lightness(x, self.degradation.space)
+            # a grey photo holds gamma-encoded grey levels: as R = G = B, its lightness in the model's space
+            # (Y for YCbCr is the grey itself; Lab's L* is not)
+            grey = colour.lightness(x.expand(-1, 3, -1, -1) if x.shape[1] == 1 else x, self.degradation.space)
             return [(channels, lambda box: self._network(crop(grey, box)))]
         if self.task == "inpaint":  # the hole fill looks far (coarse scales): prepared on the whole image
             keep = torch.from_numpy(~self._mask(mask, tuple(x.shape[-2:]))).float()[None, None]
