@@ -12,12 +12,12 @@ occurs, not the average of several.
 **How it is measured.** Two colorizers with the same network (the `colorize` family: a RED-Net
 that sees the lightness, with the same width, depth and downscale), trained on the same random
 crops of the CBSD432 colour photos for the same number of steps. Only the output unit, and so the
-loss, differs: `output=gaussian` regresses the YCbCr chroma (squared error in RGB);
+loss, differs: `output=gaussian` regresses the Lab (a, b) chroma (squared error in RGB);
 `output=categorical` gives 261 logits per pixel over the in-gamut 10 x 10 cells of the Lab (a, b)
 plane, trained by cross-entropy with class rebalancing and read out by the annealed mean
 (temperature 0.38; `aekit.likelihoods.ChromaBins`). Both colour the centre crops of the Kodak24
-photos, which neither saw, from the grey image of their own colour space (BT.601 luma; Lab
-lightness). Scores against the originals: PSNR in dB on RGB next to that of the BT.601 luma
+photos, which neither saw, from the grey photo of the same Lab lightness (what
+`ImageRestorer.degrade` gives). Scores against the originals: PSNR in dB on RGB next to that of the BT.601 luma
 replicated to RGB, the colourfulness of Hasler and Suesstrunk (`aekit.metrics.colourfulness`, 0
 for a grey image), the mean Lab chroma, and the raw accuracy of Zhang et al.
 (`aekit.metrics.chroma_accuracy_auc`: the share of pixels whose (a, b) lies within t of the truth,
@@ -172,7 +172,7 @@ def train(output: str, root: Path, tiny: bool, network: dict[str, int]) -> tuple
     files = image_files(root / "CBSD432")[: settings["photos"]]
     images = [image for path in files for image in read_images(path, "rgb")]
     crops = extract_patches(images, settings["side"], settings["crops"], seed=0)  # (N, 3, side, side)
-    model = build("colorize", crops.shape[1:], 1, output=output, **network)
+    model = build("colorize", crops.shape[1:], 1, output=output, space="lab", **network)
     config = aekit.TrainConfig(
         epochs=settings["epochs"],
         batch_size=settings["batch"],
