@@ -154,10 +154,10 @@ def cmd_restore(args: argparse.Namespace) -> int:
     else:
         restored = restorer.restore(observed, mask=mask, dtype=stored, progress=True)
     _save_image(args.output, restored, bits)
-    restored = as_unit_image(restored)
     shape = "x".join(map(str, restored.shape[1::-1]))
     print(f"{args.task}: {args.input} -> {args.output} ({shape}, {bits}-bit)")
-    if original is not None:
+    if original is not None:  # only a simulation compares: a float copy of the result is made for it
+        restored = as_unit_image(restored)
         score = psnr(_without_alpha(original), _without_alpha(restored))
         print(f"  PSNR of the restored image against INPUT: {score:.2f} dB")
         if args.figure:
@@ -202,13 +202,13 @@ def _save_image(path: Path, image: np.ndarray, bits: int) -> None:
     if pixels.ndim == 3 and channels == 1:
         pixels = pixels[..., 0]
     with atomic_file(path) as handle:
-        if bits == 16 and channels > 1:
+        if suffix == ".png":  # row by row with pypng: no second copy of a large result (Pillow makes one)
             import png
 
             writer = png.Writer(
-                image.shape[1], image.shape[0], greyscale=channels < 3, alpha=channels in (2, 4), bitdepth=16
+                image.shape[1], image.shape[0], greyscale=channels < 3, alpha=channels in (2, 4), bitdepth=bits
             )
-            writer.write(handle, (row.reshape(-1) for row in pixels))  # row by row
+            writer.write(handle, (row.reshape(-1) for row in pixels))
         else:
             Image.fromarray(pixels).save(handle, format="PNG" if bits == 16 else Image.registered_extensions()[suffix])
 
