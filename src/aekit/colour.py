@@ -77,6 +77,9 @@ def _linear_to_srgb(c: torch.Tensor) -> torch.Tensor:
 _EPS, _KAPPA = 216 / 24389, 24389 / 27
 
 
+AB_SCALE = 110.0  # working Lab holds a / AB_SCALE and b / AB_SCALE; multiply back for Lab units
+
+
 def rgb_to_lab(rgb: torch.Tensor) -> torch.Tensor:
     """(..., 3, H, W) sRGB -> working Lab (L / 100, a / 110, b / 110)."""
     xyz = _mix(_RGB_TO_XYZ, _srgb_to_linear(rgb)) / _WHITE.to(rgb.device, rgb.dtype)[:, None, None]

@@ -196,7 +196,7 @@ def gamut_bins(grid: float = 10.0, levels: int = 64) -> torch.Tensor:
 
     values = torch.linspace(0, 1, levels, dtype=torch.float64)
     rgb = torch.stack(torch.meshgrid(values, values, values, indexing="ij")).reshape(3, -1, 1)
-    ab = colour.rgb_to_lab(rgb)[1:, :, 0].T * 110  # (levels^3, 2) in Lab units
+    ab = colour.rgb_to_lab(rgb)[1:, :, 0].T * colour.AB_SCALE  # (levels^3, 2) in Lab units
     return (torch.unique(torch.round(ab / grid), dim=0) * grid).float()
 
 
@@ -249,7 +249,7 @@ class ChromaBins(Likelihood):
         """RGB (B, 3, H, W) -> its (a, b) per pixel (B * H * W, 2) in Lab units."""
         from . import colour
 
-        ab = colour.rgb_to_lab(x.float())[:, 1:] * 110  # (B, 2, H, W)
+        ab = colour.rgb_to_lab(x.float())[:, 1:] * colour.AB_SCALE  # (B, 2, H, W)
         return ab.permute(0, 2, 3, 1).reshape(-1, 2)
 
     def nearest(self, ab: torch.Tensor, chunk: int = 1 << 16) -> torch.Tensor:
@@ -290,7 +290,8 @@ class ChromaBins(Likelihood):
     def _rgb(self, lightness: torch.Tensor, ab: torch.Tensor) -> torch.Tensor:
         from . import colour
 
-        return colour.lab_to_rgb(torch.cat([lightness, ab / 110], -3).float()).clamp(0, 1).to(lightness.dtype)
+        lab = torch.cat([lightness, ab / colour.AB_SCALE], -3).float()
+        return colour.lab_to_rgb(lab).clamp(0, 1).to(lightness.dtype)
 
     def mean(self, params: torch.Tensor) -> torch.Tensor:
         p = torch.softmax(params[:, 1:].float() / self.temperature, dim=1)  # (B, Q, H, W), annealed

@@ -294,7 +294,7 @@ def chroma_accuracy_auc(reference_rgb: Any, estimate_rgb: Any, max_threshold: in
             raise AekitError(f"chroma accuracy needs (H, W, 3) images, got {array.shape}", "", "pass RGB images")
         array = array / 255 if array.dtype == np.uint8 else array.astype(np.float64)
         lab = colour.rgb_to_lab(torch.from_numpy(np.ascontiguousarray(array.transpose(2, 0, 1))))
-        return lab[1:] * 110  # (2, H, W) in Lab units
+        return lab[1:] * colour.AB_SCALE  # (2, H, W) in Lab units
 
     if int(max_threshold) != max_threshold or max_threshold < 0:
         raise AekitError(f"max_threshold {max_threshold}", "thresholds are whole Lab units >= 0", "fix it")
