@@ -167,6 +167,9 @@ class Metrics:
         import numpy as np
         from sklearn.decomposition import PCA
 
+        from aekit.metrics import frechet_distance
+
+        self.frechet_distance = frechet_distance
         self.train = train_x.reshape(len(train_x), -1)
         self.test = test_x.reshape(len(test_x), -1)
         self.pca = PCA(50, random_state=seed).fit(self.train[:20000])
@@ -184,7 +187,7 @@ class Metrics:
     def sample_scores(self, images) -> dict:
         flat = images.reshape(len(images), -1)
         return {
-            "frechet_pca50": round(frechet(self.real_features, self.pca.transform(flat)), 2),
+            "frechet_pca50": round(self.frechet_distance(self.real_features, self.pca.transform(flat)), 2),
             "nn_distance": round(float(self.nearest_distance(flat[:500]).mean()), 2),
         }
 
@@ -208,17 +211,6 @@ class Metrics:
             block = self.train_tensor[start : start + 10000]
             best = torch.minimum(best, torch.cdist(queries, block).min(1).values)
         return best.pow(2).numpy()
-
-
-def frechet(a, b) -> float:
-    """Frechet distance between Gaussians fitted to feature rows a and b."""
-    import numpy as np
-    import scipy.linalg
-
-    mean_a, mean_b = a.mean(0), b.mean(0)
-    cov_a, cov_b = np.cov(a, rowvar=False), np.cov(b, rowvar=False)
-    root = scipy.linalg.sqrtm(cov_a @ cov_b).real
-    return float(((mean_a - mean_b) ** 2).sum() + np.trace(cov_a + cov_b - 2 * root))
 
 
 def knn_accuracy(train_codes, train_labels, test_codes, test_labels) -> float:

@@ -23,13 +23,13 @@ with the same MLP, for codes of size 50 and 3. For each model:
 from __future__ import annotations
 
 import numpy as np
-import scipy.linalg
 from _gallery import Run, build, command_line, encode, fashion_mnist, fit, new_figure, style
 from matplotlib.patches import Circle
 from sklearn.decomposition import PCA
 from sklearn.neighbors import NearestNeighbors
 
 from aekit.applications import generation
+from aekit.metrics import frechet_distance
 
 NAME = "09_ae_vs_vae_generation"
 KINDS = {"ae": "undercomplete", "vae": "vae"}
@@ -65,18 +65,10 @@ def claims(n: dict[str, float]) -> dict[str, bool]:
 
 
 # %% [markdown]
-# ## Fréchet distance in a PCA feature space
+# ## How close the samples are: the nearest training code (the Fréchet distance is aekit.metrics')
 
 
 # %%
-def frechet(a: np.ndarray, b: np.ndarray) -> float:
-    """Fréchet distance between Gaussians fitted to feature rows a (N, F) and b (M, F)."""
-    mean_a, mean_b = a.mean(0), b.mean(0)
-    cov_a, cov_b = np.cov(a, rowvar=False), np.cov(b, rowvar=False)
-    root = scipy.linalg.sqrtm(cov_a @ cov_b).real
-    return float(((mean_a - mean_b) ** 2).sum() + np.trace(cov_a + cov_b - 2 * root))
-
-
 def relative_nearest_distance(samples: np.ndarray, codes: np.ndarray) -> float:
     """Median distance from samples to the nearest code, over the codes' own nearest-neighbour median."""
     index = NearestNeighbors(n_neighbors=2).fit(codes)
@@ -98,7 +90,8 @@ def measure(train, test, tiny: bool):
     n_samples = 300 if tiny else 2000
     test_features = features.transform(flat(test.x[:n_samples]))
     half = len(test) // 2
-    numbers = {"fd_floor": frechet(features.transform(flat(test.x[:half])), features.transform(flat(test.x[half:])))}
+    halves = features.transform(flat(test.x[:half])), features.transform(flat(test.x[half:]))
+    numbers = {"fd_floor": frechet_distance(*halves)}
     shown, pairs, maps = {}, {}, {}
     for size in codes_sizes(tiny):
         for key, family in KINDS.items():
@@ -107,12 +100,12 @@ def measure(train, test, tiny: bool):
             codes = encode(model, train.x)
             prior_codes = np.random.default_rng(1).normal(size=(n_samples, size)).astype(np.float32)
             samples = generation.decode_codes(model, prior_codes)
-            numbers[f"fd_{key}_{size}"] = frechet(features.transform(flat(samples)), test_features)
+            numbers[f"fd_{key}_{size}"] = frechet_distance(features.transform(flat(samples)), test_features)
             numbers[f"holes_{key}_{size}"] = relative_nearest_distance(prior_codes, codes)
             if key == "ae":
                 mixture = generation.CodeMixture(n_components=10).fit(codes)
                 mixed = generation.decode_codes(model, mixture.sample(n_samples, seed=2))
-                numbers[f"fd_ae_mixture_{size}"] = frechet(features.transform(flat(mixed)), test_features)
+                numbers[f"fd_ae_mixture_{size}"] = frechet_distance(features.transform(flat(mixed)), test_features)
                 shown[(key + " mixture", size)] = mixed[:8]
             shown[(key, size)] = samples[:8]
             if size == max(codes_sizes(tiny)):

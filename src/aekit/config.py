@@ -266,6 +266,13 @@ class TrainConfig(Settings):
     dynamic_binarization: bool = setting(
         False, "draw x ~ Bernoulli(x) anew for every batch (on the command line: --binarize dynamic)", cli=False
     )
+    walkback: int = setting(
+        0,
+        "walk-back steps of a denoising model (Bengio et al. 2013): also train on corruptions of draws from "
+        "the model's own reconstruction distribution, chained this many times, each scored against the clean "
+        "example; costs K + 1 forward passes per batch; 0 = off",
+        minimum=0,
+    )
     penalty_warmup_epochs: float = setting(
         0.0, "ramp every penalty weight linearly from 0 over these epochs (KL warm-up for a vae); 0 = off", minimum=0.0
     )

@@ -36,6 +36,9 @@ def _sum_data_dims(values: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
     return values.flatten(-(x.dim() - 1)).sum(-1)  # (..., B, *data_shape) -> (..., B)
 
 
+DRAWS = ("auto", "sample", "mean")  # how a chain reads a reconstruction distribution (Likelihood.draw)
+
+
 class Likelihood(Part):
     """Base class: ``nll(params, x)`` (B,) nats, ``mean(params)`` like x, ``sample(params)`` like x."""
 
@@ -49,6 +52,19 @@ class Likelihood(Part):
 
     def sample(self, params: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
         raise NotImplementedError
+
+    # whether the spread of the distribution is a fixed convention of the loss rather than learned
+    # (a Gaussian with a fixed sigma): its samples say nothing about the data's spread
+    fixed_spread: bool = False
+
+    def draw(self, params: torch.Tensor, generator: torch.Generator | None = None, how: str = "auto") -> torch.Tensor:
+        """One reconstruction for a Markov chain, like x: ``sample`` draws from the distribution,
+        ``mean`` takes its mean, ``auto`` samples unless the spread is fixed (then the mean)."""
+        if how not in DRAWS:
+            raise AekitError(f"unknown draw {how!r}", f"the choices are {', '.join(DRAWS)}", "pick one")
+        if how == "mean" or (how == "auto" and self.fixed_spread):
+            return self.mean(params)
+        return self.sample(params, generator)
 
     # the values data may take under this likelihood, as (low, high); None: unbounded
     domain: tuple[float | None, float | None] = (None, None)
@@ -106,6 +122,10 @@ class GaussianLikelihood(Likelihood):
             self.register_buffer("log_sigma", log_sigma, persistent=False)
         else:
             self.log_sigma = nn.Parameter(log_sigma)
+
+    @property
+    def fixed_spread(self) -> bool:  # type: ignore[override]
+        return self.learn_sigma == "none"
 
     def _log_sigma(self) -> torch.Tensor:
         if self.learn_sigma == "none":
@@ -215,7 +235,10 @@ class ChromaBins(Likelihood):
     ``spread`` and mixed with a uniform by ``rebalance`` (0: none; Zhang et al. use 0.5), so rare
     saturated colours are not drowned by the common greys. ``mean``: the annealed mean (softmax
     with ``temperature``, 0.38 in the paper, between the mode's vividness and the mean's
-    smoothness) as RGB; ``sample``: one bin per pixel.
+    smoothness) as RGB; ``sample``: one bin per pixel. Rebalancing biases what the network learns
+    towards the rare colours (the weighted cross-entropy is minimised by p(q) proportional to
+    weight(q) times the true frequency); ``calibrate`` divides that weight back out before either
+    readout, so the colours read are the data's and the temperature alone sets the vividness.
     """
 
     name = "chroma_bins"
@@ -228,6 +251,7 @@ class ChromaBins(Likelihood):
         spread: float = 5.0,
         rebalance: float = 0.5,
         temperature: float = 0.38,
+        calibrate: bool = False,
     ) -> None:
         super().__init__()
         checks = [
@@ -240,6 +264,7 @@ class ChromaBins(Likelihood):
         check_options("chroma_bins", checks)
         self.grid, self.neighbours, self.spread = float(grid), int(neighbours), float(spread)
         self.rebalance, self.temperature = float(rebalance), float(temperature)
+        self.calibrate = bool(calibrate)
         centres = gamut_bins(self.grid)
         self.register_buffer("centres", centres)  # (Q, 2) (a, b) in Lab units
         self.register_buffer("weights", torch.ones(len(centres)))  # (Q,) rebalancing weights, from data
@@ -293,13 +318,20 @@ class ChromaBins(Likelihood):
         lab = torch.cat([lightness, ab / colour.AB_SCALE], -3).float()
         return colour.lab_to_rgb(lab).clamp(0, 1).to(lightness.dtype)
 
+    def _logits(self, params: torch.Tensor) -> torch.Tensor:
+        """The readout's logits (B, Q, H, W), the rebalancing weights divided out if ``calibrate``."""
+        logits = params[:, 1:].float()
+        if self.calibrate:
+            logits = logits - self.weights.log().view(1, -1, 1, 1)
+        return logits
+
     def mean(self, params: torch.Tensor) -> torch.Tensor:
-        p = torch.softmax(params[:, 1:].float() / self.temperature, dim=1)  # (B, Q, H, W), annealed
+        p = torch.softmax(self._logits(params) / self.temperature, dim=1)  # (B, Q, H, W), annealed
         ab = torch.einsum("bqhw,qc->bchw", p, self.centres)  # (B, 2, H, W)
         return self._rgb(params[:, :1], ab)
 
     def sample(self, params, generator=None):
-        logits = params[:, 1:].float().permute(0, 2, 3, 1).reshape(-1, self.bins)
+        logits = self._logits(params).permute(0, 2, 3, 1).reshape(-1, self.bins)
         drawn = torch.multinomial(torch.softmax(logits, 1), 1, generator=generator)[:, 0]
         b, _, h, w = params.shape
         ab = self.centres[drawn].view(b, h, w, 2).permute(0, 3, 1, 2)

@@ -188,13 +188,15 @@ class Autoencoder(nn.Module):
         generator: torch.Generator | None = None,
         noisy: bool | None = None,
         penalty_scale: float | torch.Tensor = 1.0,
+        corrupted: torch.Tensor | None = None,
     ) -> LossOutput:
         """The objective for a batch x (B, *data_shape): mean NLL plus weighted penalties, nats/example.
 
         ``target`` defaults to x (the clean image the reconstruction is scored against).
         ``noisy`` (default: ``self.training``) turns on the corruption and the latent's noise; all
         random draws come from ``generator``. ``penalty_scale`` multiplies every penalty weight
-        (the trainer's warm-up ramps it from 0 to 1).
+        (the trainer's warm-up ramps it from 0 to 1). ``corrupted`` (B, *input_shape) is the
+        encoder's input when it was corrupted elsewhere (walk-back feeds corrupted chain states).
         """
         self._check_input(x)
         target = x if target is None else target
@@ -202,7 +204,11 @@ class Autoencoder(nn.Module):
         if generator is None and not noisy:
             # estimators that draw (random projections) stay repeatable on the noise-free path
             generator = torch.Generator(device=x.device).manual_seed(0)
-        x_input = self.corruption(x, generator) if (noisy and self.corruption is not None) else x
+        if corrupted is not None:
+            self._check_input(corrupted, self.input_shape)
+            x_input = corrupted
+        else:
+            x_input = self.corruption(x, generator) if (noisy and self.corruption is not None) else x
         needs_grad = any(p.needs_input_grad for p in self.penalties)
         grad_mode = torch.enable_grad() if needs_grad else contextlib.nullcontext()
         with grad_mode:

@@ -313,3 +313,58 @@ def restoration_panels(
     if title:
         fig.suptitle(title)
     return fig
+
+
+def chain_figure(
+    states: np.ndarray, steps: Sequence[int], reference: np.ndarray | None = None, title: str = ""
+) -> Figure:
+    """A Markov chain's kept states ``states`` (T, C, *data_shape) at ``steps`` (T,).
+
+    Images: on the left, up to 8 chains (rows) at up to 10 kept steps (columns) from first to last;
+    on the right, the last state of every chain. Other data: the paths of up to 8 chains and the
+    last states of all, in the plane of the data (2-D) or of its first two principal components,
+    over ``reference`` examples (grey) when given."""
+    states = np.asarray(states, np.float32)
+    kept, chains = states.shape[:2]
+    images = as_images(states[-1])
+    if images is not None and states[0, 0].size >= 16:  # pictures, not points
+        columns = np.unique(np.linspace(0, kept - 1, min(kept, 10)).round().astype(int))
+        rows = min(chains, 8)
+        fig = Figure(figsize=(0.8 * len(columns) + 3.6, 0.8 * rows + 0.9), layout="constrained")
+        left, right = fig.subfigures(1, 2, width_ratios=[len(columns), 4.5])
+        axes = left.subplots(rows, len(columns), squeeze=False)
+        for c, t in enumerate(columns):
+            shown = as_images(states[t, :rows])
+            for r in range(rows):
+                axes[r, c].imshow(np.clip(shown[r], 0, 1), cmap="gray", vmin=0, vmax=1, interpolation="nearest")
+                axes[r, c].set_xticks([])
+                axes[r, c].set_yticks([])
+            axes[0, c].set_title(f"step {int(steps[t])}", fontsize=7)
+        left.suptitle("chains over time")
+        ax = right.subplots()
+        ax.imshow(tile(images, min(8, math.ceil(math.sqrt(chains)))), cmap="gray", vmin=0, vmax=1)
+        ax.set_title(f"last states of {chains} chains")
+        ax.set_axis_off()
+    else:
+        flat = states.reshape(kept * chains, -1)
+        pool = (
+            flat
+            if reference is None
+            else np.concatenate([flat, np.asarray(reference, np.float32).reshape(len(reference), -1)])
+        )
+        points, labels = project_codes(pool)
+        paths = points[: kept * chains].reshape(kept, chains, 2)
+        fig = Figure(figsize=(5.2, 4.6), layout="constrained")
+        ax = fig.subplots()
+        if reference is not None:
+            ax.scatter(*points[kept * chains :].T, s=2, color="0.75", label="data")
+        for c in range(min(chains, 8)):
+            ax.plot(*paths[:, c].T, lw=0.6, alpha=0.7)
+        ax.scatter(*paths[-1].T, s=5, color="tab:red", label=f"last states of {chains} chains")
+        ax.set_xlabel(labels[0].replace("codes", "data"))
+        ax.set_ylabel(labels[1].replace("codes", "data"))
+        ax.legend(loc="upper right", fontsize=7)
+        ax.set_aspect("equal", adjustable="datalim")
+    if title:
+        fig.suptitle(title)
+    return fig

@@ -42,6 +42,14 @@ class AutoencoderStep(nn.Module):
     ``dynamic_binarization`` draws x ~ Bernoulli(x) anew for every batch. ``penalty_scale`` (a
     buffer the warm-up callback fills in place, so a compiled step never recompiles) multiplies
     every penalty weight during training; held-out data are scored at full weight, unaugmented.
+
+    ``walkback`` = K > 0 (a model with a corruption; Bengio et al. 2013, "Generalized Denoising
+    Auto-Encoders as Generative Models", walk-back training) also trains on the corruptions of the
+    model's own chain: x~_0 = C(x), then x*_k ~ P(x | x~_(k-1)) (the reconstruction distribution's
+    draw, :meth:`~aekit.likelihoods.Likelihood.draw`: its mean for a fixed-sigma Gaussian; no
+    gradient) and x~_k = C(x*_k), each x~_k scored against the clean x. The loss is the mean over
+    the K + 1 pairs, so the chain's spurious places far from the data are visited and
+    pulled back. Held-out data are scored on the plain pairs (comparable across K).
     """
 
     def __init__(
@@ -50,12 +58,14 @@ class AutoencoderStep(nn.Module):
         dynamic_binarization: bool = False,
         penalty_warmup: bool = False,
         augment: str = "none",
+        walkback: int = 0,
     ) -> None:
         super().__init__()
         self.model = model
         self.dynamic_binarization = dynamic_binarization
         self.penalty_warmup = penalty_warmup
         self.augment = augment
+        self.walkback = int(walkback)
         self.register_buffer("penalty_scale", torch.ones(()), persistent=False)
 
     def _input(self, x: Any, generator: torch.Generator | None) -> torch.Tensor:
@@ -65,7 +75,22 @@ class AutoencoderStep(nn.Module):
     def forward(self, x: Any, generator: torch.Generator | None = None) -> LossOutput:
         x = augmented(self._input(x, generator), self.augment, generator)
         scale = self.penalty_scale if self.penalty_warmup else 1.0  # no kernel when nothing ramps
-        return self.model.loss(x, generator=generator, penalty_scale=scale)
+        if not self.walkback:
+            return self.model.loss(x, generator=generator, penalty_scale=scale)
+        inputs = self.walkback_inputs(x, generator)  # K + 1 of (B, *input_shape)
+        targets = x.expand(len(inputs), *x.shape).flatten(0, 1)  # ((K + 1) B, *data_shape)
+        return self.model.loss(targets, generator=generator, penalty_scale=scale, corrupted=torch.cat(inputs))
+
+    @torch.no_grad()
+    def walkback_inputs(self, x: torch.Tensor, generator: torch.Generator | None = None) -> list[torch.Tensor]:
+        """The encoder inputs of one walk-back from clean x (B, *data_shape): [x~_0, ..., x~_K], each
+        (B, *input_shape), x~_0 = C(x) and x~_k = C(x*_k) with x*_k ~ P(x | x~_(k-1))."""
+        model = self.model
+        inputs = [model.corruption.corrupt(x, generator)]
+        for _ in range(self.walkback):
+            drawn = model.likelihood.draw(model.decode(model.encode(inputs[-1])), generator)  # (B, *data_shape)
+            inputs.append(model.corruption.corrupt(drawn.to(x.dtype), generator))
+        return inputs
 
     def evaluate(self, x: Any, generator: torch.Generator | None = None) -> LossOutput:
         # corruption and latent noise stay on (seeded): the objective the loop minimises

@@ -471,7 +471,15 @@ class Trainer:
     def step(self) -> AutoencoderStep:
         """The step function this trainer trains with."""
         cfg = self.config
-        return AutoencoderStep(self.model, cfg.dynamic_binarization, cfg.penalty_warmup_epochs > 0, cfg.augment)
+        if cfg.walkback and self.model.corruption is None:
+            raise AekitError(
+                f"walkback={cfg.walkback} for a {self.model.family} model without a corruption",
+                "walk-back corrupts the model's own samples with the corruption it is trained with",
+                "train a denoising model (family denoising or a restoration task), or drop walkback",
+            )
+        return AutoencoderStep(
+            self.model, cfg.dynamic_binarization, cfg.penalty_warmup_epochs > 0, cfg.augment, cfg.walkback
+        )
 
     def fit(self, x_train: Any, x_val: Any = None, resume: str | Path | None = None) -> TrainResult:
         """Train on ``x_train`` (N, *data_shape): an array, a tensor, a ``numpy.memmap`` or an

@@ -1,10 +1,19 @@
 """Generating with a trained autoencoder: prior samples, an ex-post Gaussian mixture on the codes,
-interpolation between two inputs' codes, and latent traversals.
+interpolation between two inputs' codes, latent traversals, and the Markov chain of a denoising
+autoencoder.
 
 A VAE's decoder was trained on codes drawn near its prior N(0, I), so prior samples decode to
 plausible images. A plain autoencoder has no prior: its codes fill an irregular region with holes,
 and N(0, I) draws land mostly outside it. :class:`CodeMixture` fits a Gaussian mixture to the codes
 of real data after training (an ex-post density estimate), which any model can sample from.
+
+A denoising autoencoder needs no code density at all: trained to map corrupted x~ ~ C(x~|x) back
+to x, its reconstruction distribution P(x|x~) and the corruption define a Markov chain whose
+stationary distribution estimates the data's (Bengio et al. 2013, "Generalized Denoising
+Auto-Encoders as Generative Models"): :func:`denoising_chain` alternates x~ ~ C(x~|x) and
+x ~ P(x|x~). Its field r(x~) - x~ (:func:`denoising_field`) estimates sigma^2 * grad log p_sigma(x~)
+for small Gaussian corruption of std sigma (Alain and Bengio 2013; the optimal denoiser is
+x~ + sigma^2 grad log p_sigma(x~), Miyasawa/Tweedie), p_sigma the density of the corrupted data.
 
 Images come back as the likelihood's mean (probabilities for Bernoulli outputs), shaped like the
 data: (N, *data_shape). Nothing here trains or writes files.
@@ -14,6 +23,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -220,6 +230,93 @@ def traverse(
         codes[row, :, d] = code[d] + offsets * scale[d]
     images = decode_codes(model, codes.reshape(-1, model.code_size))
     return codes, images.reshape(len(dims), len(offsets), *model.data_shape)
+
+
+@torch.no_grad()
+def denoising_field(model: Autoencoder, x: Any, batch_size: int = 4096) -> np.ndarray:
+    """r(x) - x at points x (N, *data_shape): the reconstruction's mean minus the point, float32
+    like x. For a denoising model trained with Gaussian corruption of std sigma it estimates
+    sigma^2 * grad log p_sigma(x) (compare with :func:`aekit.metrics.score_alignment`)."""
+    _check_data_input(model, "the field r(x) - x")
+    points = as_tensor(x).float()
+    model.eval()
+    return (apply_batched(model.reconstruct, points, batch_size, _device(model)) - points).numpy()
+
+
+@dataclass
+class Chain:
+    """Kept states of C chains run in parallel: ``states`` (T, C, *data_shape) float32 after the
+    burn-in, every ``thin``-th step; ``steps`` (T,) the step number of each (1 = after one move)."""
+
+    states: np.ndarray
+    steps: np.ndarray
+
+    @property
+    def samples(self) -> np.ndarray:
+        """The last kept state of every chain, (C, *data_shape)."""
+        return self.states[-1]
+
+
+@torch.no_grad()
+def denoising_chain(
+    model: Autoencoder,
+    start: Any,
+    steps: int,
+    burn_in: int = 0,
+    thin: int = 1,
+    draw: str = "auto",
+    seed: int = 0,
+) -> Chain:
+    """Run the Markov chain of a denoising autoencoder from ``start`` (C, *data_shape), all C chains
+    as one batch: each step corrupts with the model's own training corruption, x~ ~ C(x~|x), then
+    reads x from the reconstruction distribution P(x|x~): ``draw`` = ``sample`` draws from it,
+    ``mean`` takes its mean, ``auto`` samples unless its spread is a fixed convention (a Gaussian
+    with a fixed sigma; then the mean). ``steps`` moves in all; the states after ``burn_in`` moves,
+    every ``thin``-th, are kept. Every random draw comes from ``seed``."""
+    from ..likelihoods import DRAWS
+
+    if model.corruption is None:
+        raise AekitError(
+            f"a chain for a {model.family} model without a corruption",
+            "the chain alternates the training corruption and the reconstruction",
+            "use a denoising model (family denoising)",
+        )
+    checks = [(int(steps) >= 1, f"{steps} steps"), (0 <= int(burn_in) < int(steps), f"burn-in {burn_in}")]
+    checks.append((int(thin) >= 1, f"thinning {thin}"))
+    for ok, what in checks:
+        if not ok:
+            raise AekitError(what, "a chain needs steps >= 1, 0 <= burn-in < steps and thinning >= 1", "fix it")
+    if draw not in DRAWS:
+        raise AekitError(f"unknown draw {draw!r}", f"the choices are {', '.join(DRAWS)}", "pick one")
+    device = _device(model)
+    x = as_tensor(start).float().to(device)  # (C, *data_shape)
+    if tuple(x.shape[1:]) != tuple(model.data_shape) or len(x) < 1:
+        raise AekitError(
+            f"chain starts of shape {tuple(x.shape)}",
+            f"the model's examples are {tuple(model.data_shape)}",
+            "give one start per chain, (C, *data_shape)",
+        )
+    model.eval()
+    generator = torch.Generator(device=device).manual_seed(int(seed))
+    kept, kept_steps = [], []
+    for step in range(1, int(steps) + 1):
+        corrupted = model.corruption.corrupt(x, generator)  # x~ ~ C(x~|x), (C, *input_shape)
+        x = model.likelihood.draw(model.decode(model.encode(corrupted)), generator, draw).float()  # (C, *data_shape)
+        if step > burn_in and (step - burn_in) % thin == 0:
+            kept.append(x.cpu().numpy())
+            kept_steps.append(step)
+    if not kept:  # the last state is always kept
+        kept, kept_steps = [x.cpu().numpy()], [int(steps)]
+    return Chain(np.stack(kept).astype(np.float32), np.asarray(kept_steps))
+
+
+def _check_data_input(model: Autoencoder, what: str) -> None:
+    if tuple(model.input_shape) != tuple(model.data_shape):
+        raise AekitError(
+            f"{what} of a model whose input is not the data ({tuple(model.input_shape)} vs {tuple(model.data_shape)})",
+            "the field feeds points of the data space to the encoder",
+            "use a denoising model without an extra input channel",
+        )
 
 
 def _one_example(model: Autoencoder, x: Any) -> np.ndarray:

@@ -54,11 +54,30 @@ def _add_sample(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--from",
         dest="source",
-        choices=["prior", "mixture"],
+        choices=["prior", "mixture", "chain"],
         default="prior",
-        help="prior: z ~ N(0, I) (a VAE); mixture: a Gaussian mixture fitted on the codes of --data (any model)",
+        help="prior: z ~ N(0, I) (a VAE); mixture: a Gaussian mixture fitted on the codes of --data (any model); "
+        "chain: the Markov chain of a denoising model (corrupt, then draw a reconstruction, repeated)",
     )
     parser.add_argument("--components", type=integer(1), default=10, help="mixture components (--from mixture)")
+    chain = parser.add_argument_group("--from chain")
+    chain.add_argument("--chains", type=integer(1), default=16, help="chains run in parallel (default: 16)")
+    chain.add_argument("--steps", type=integer(1), default=200, help="moves of each chain (default: 200)")
+    chain.add_argument("--burn-in", type=integer(0), default=50, help="moves before states are kept (default: 50)")
+    chain.add_argument("--thin", type=integer(1), default=10, help="keep every n-th state after it (default: 10)")
+    chain.add_argument(
+        "--draw",
+        choices=["auto", "sample", "mean"],
+        default="auto",
+        help="read each reconstruction as a sample of its distribution or its mean; auto: the sample, except "
+        "the mean for a Gaussian output with a fixed sigma (default: auto)",
+    )
+    chain.add_argument(
+        "--start",
+        choices=["noise", "data"],
+        default="noise",
+        help="noise: uniform over the range of --data (or [0, 1]); data: random examples of --data (default: noise)",
+    )
     parser.add_argument("--columns", type=integer(1), default=8, help="images per row of the figure")
     add_output(parser, "--codes-out", metavar="FILE.npy", help="also write the codes (N, K)")
     add_output(parser, "--images-out", metavar="FILE.npy", help="also write the images (N, ...)")
@@ -71,15 +90,22 @@ def _add_sample(parser: argparse.ArgumentParser) -> None:
   aekit sample runs/vae --out samples.png -n 64
   aekit sample runs/ae --from mixture --data fashion-mnist --split train --out samples.png
   aekit sample runs/vae --from mixture --data my.npy --components 20 --out s.png --images-out s.npy
+  aekit sample runs/dae --from chain --steps 300 --burn-in 100 --chains 32 --out chain.png
 
 A plain autoencoder has no prior: sample it --from mixture, which fits a Gaussian mixture to the
-codes of --data (ex-post density estimation) and decodes draws from it.""",
+codes of --data (ex-post density estimation) and decodes draws from it. A denoising autoencoder
+needs neither: --from chain alternates its training corruption and a draw from its reconstruction
+distribution (Bengio et al. 2013), several chains as one batch; the figure shows the chains over
+time and their last states, which are also written as .npy (--images-out, default: the figure's
+name with .npy).""",
 )
 @arguments(_add_sample)
 def cmd_sample(args: argparse.Namespace) -> int:
     from ..applications.generation import sample_mixture, sample_prior
     from ..plots import image_grids
 
+    if args.source == "chain":
+        return _sample_chain(args)
     if args.source == "prior":
         model = _load_model(args)
         codes, images = sample_prior(model, args.count, args.seed)
@@ -96,6 +122,48 @@ def cmd_sample(args: argparse.Namespace) -> int:
         if path is not None:
             save_array(array.astype(np.float32), path)
     print(f"{len(images)} samples ({label}) written to {args.out}")
+    return 0
+
+
+def _sample_chain(args: argparse.Namespace) -> int:
+    from ..applications.generation import denoising_chain
+    from ..plots import chain_figure
+
+    samples_out = args.images_out or args.out.with_suffix(".npy")
+    if args.images_out is None and samples_out.exists() and not args.force:
+        raise AekitError(
+            f"{samples_out} exists", "the chain's samples would replace it", "give --images-out or --force"
+        )
+    if args.codes_out is not None:
+        raise AekitError("--codes-out with --from chain", "a chain moves in the data space, not the codes", "drop it")
+    if args.burn_in >= args.steps:
+        raise AekitError(f"--burn-in {args.burn_in} with --steps {args.steps}", "no state would be kept", "lower it")
+    model, dataset = load_run_and_data(args) if args.data else (_load_model(args), None)
+    if model.corruption is None:
+        raise AekitError(
+            f"--from chain with a {model.family} model",
+            "the chain alternates the model's training corruption and its reconstruction",
+            "use a denoising model (aekit train --family denoising), or --from prior/mixture",
+        )
+    rng = np.random.default_rng(args.seed)
+    if args.start == "data":
+        if dataset is None:
+            raise AekitError("--start data needs data", "the chains start from its examples", "add --data")
+        start = dataset.x[np.sort(rng.choice(len(dataset), args.chains, replace=len(dataset) < args.chains))]
+    elif dataset is not None:
+        low, high = float(dataset.x.min()), float(dataset.x.max())
+        start = rng.uniform(low, high, (args.chains, *dataset.x.shape[1:]))
+    else:
+        if None in model.data_shape:
+            raise AekitError("--from chain without --data", "this model takes any image size", "add --data")
+        start = rng.uniform(0.0, 1.0, (args.chains, *model.data_shape))
+    start = np.asarray(start, np.float32)
+    chain = denoising_chain(model, start, args.steps, args.burn_in, args.thin, args.draw, args.seed)
+    title = f"{model.family} autoencoder: {args.chains} chains, {args.steps} moves ({args.draw} draws)"
+    reference = None if dataset is None else dataset.x[: min(len(dataset), 2000)]
+    save_figure(chain_figure(chain.states, chain.steps, reference, title), args.out)
+    save_array(chain.samples.astype(np.float32), samples_out)
+    print(f"{args.chains} chains of {args.steps} moves: figure {args.out}, last states {samples_out}")
     return 0
 
 
