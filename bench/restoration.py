@@ -165,8 +165,10 @@ def restorer(name: str, models: dict[str, str], precision: str = "fp32", channel
     else:
         print(f"  (no model {name}: skipped)", flush=True)
         return None
-    # cached results belong to these exact weights
-    net.fingerprint = f"{zlib.crc32(b''.join(t.numpy().tobytes() for t in net.model.state_dict().values())):08x}"
+    # cached results belong to these exact weights and readout (the likelihood's settings)
+    weights = b"".join(t.numpy().tobytes() for t in net.model.state_dict().values())
+    readout = json.dumps(net.model.likelihood.spec(), sort_keys=True).encode()
+    net.fingerprint = f"{zlib.crc32(weights + readout):08x}"
     return net
 
 

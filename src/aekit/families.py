@@ -597,6 +597,7 @@ def colorize(
     output: str = "gaussian",
     rebalance: float = 0.5,
     temperature: float = 0.38,
+    calibrate: float = 0.25,
     depth: int = 5,
     width: int = 64,
     downscale: int = 2,
@@ -605,7 +606,8 @@ def colorize(
     ``gaussian`` regresses the chroma of ``space`` (ycbcr, the default, or lab), scored in RGB by
     squared error; ``categorical`` predicts a distribution over quantised Lab chroma bins per
     pixel (Zhang et al. 2016: class rebalancing by ``rebalance``, annealed-mean readout at
-    ``temperature``; see :class:`aekit.likelihoods.ChromaBins`)."""
+    ``temperature`` after dividing a ``calibrate`` power of the rebalancing weights back out, 0.25
+    as chosen on CBSD432 by bench/colorize_temperature.py; see :class:`aekit.likelihoods.ChromaBins`)."""
     if data_shape[0] != 3:
         raise AekitError(
             f"colorization trains on RGB images, got {data_shape[0]} channel(s)",
@@ -629,7 +631,7 @@ def colorize(
         )
     if space not in (None, "lab"):
         raise AekitError(f"space {space!r} with categorical output", "the chroma bins are Lab's", "use space=lab")
-    likelihood = {"name": "chroma_bins", "rebalance": rebalance, "temperature": temperature}
+    likelihood = {"name": "chroma_bins", "rebalance": rebalance, "temperature": temperature, "calibrate": calibrate}
     bins = len(gamut_bins())
     config = _restorer(
         "colorize",

@@ -237,8 +237,9 @@ class ChromaBins(Likelihood):
     with ``temperature``, 0.38 in the paper, between the mode's vividness and the mean's
     smoothness) as RGB; ``sample``: one bin per pixel. Rebalancing biases what the network learns
     towards the rare colours (the weighted cross-entropy is minimised by p(q) proportional to
-    weight(q) times the true frequency); ``calibrate`` divides that weight back out before either
-    readout, so the colours read are the data's and the temperature alone sets the vividness.
+    weight(q) times the true frequency); ``calibrate`` in [0, 1] divides weight(q) ** calibrate back
+    out before either readout: 0 reads the tilted distribution (vivid, but rare colours are
+    over-predicted), 1 the data's frequencies (faithful on average, but muted).
     """
 
     name = "chroma_bins"
@@ -251,7 +252,7 @@ class ChromaBins(Likelihood):
         spread: float = 5.0,
         rebalance: float = 0.5,
         temperature: float = 0.38,
-        calibrate: bool = False,
+        calibrate: float = 0.0,
     ) -> None:
         super().__init__()
         checks = [
@@ -260,11 +261,12 @@ class ChromaBins(Likelihood):
             (spread > 0, f"spread {spread} must be positive"),
             (0 <= rebalance <= 1, f"rebalance {rebalance} must be in [0, 1]"),
             (temperature > 0, f"temperature {temperature} must be positive"),
+            (0 <= calibrate <= 1, f"calibrate {calibrate} must be in [0, 1]"),
         ]
         check_options("chroma_bins", checks)
         self.grid, self.neighbours, self.spread = float(grid), int(neighbours), float(spread)
         self.rebalance, self.temperature = float(rebalance), float(temperature)
-        self.calibrate = bool(calibrate)
+        self.calibrate = float(calibrate)
         centres = gamut_bins(self.grid)
         self.register_buffer("centres", centres)  # (Q, 2) (a, b) in Lab units
         self.register_buffer("weights", torch.ones(len(centres)))  # (Q,) rebalancing weights, from data
@@ -319,10 +321,10 @@ class ChromaBins(Likelihood):
         return colour.lab_to_rgb(lab).clamp(0, 1).to(lightness.dtype)
 
     def _logits(self, params: torch.Tensor) -> torch.Tensor:
-        """The readout's logits (B, Q, H, W), the rebalancing weights divided out if ``calibrate``."""
+        """The readout's logits (B, Q, H, W), the rebalancing weights ** ``calibrate`` divided out."""
         logits = params[:, 1:].float()
         if self.calibrate:
-            logits = logits - self.weights.log().view(1, -1, 1, 1)
+            logits = logits - self.calibrate * self.weights.log().view(1, -1, 1, 1)
         return logits
 
     def mean(self, params: torch.Tensor) -> torch.Tensor:

@@ -361,8 +361,9 @@ def chain_figure(
         for c in range(min(chains, 8)):
             ax.plot(*paths[:, c].T, lw=0.6, alpha=0.7)
         ax.scatter(*paths[-1].T, s=5, color="tab:red", label=f"last states of {chains} chains")
-        ax.set_xlabel(labels[0].replace("codes", "data"))
-        ax.set_ylabel(labels[1].replace("codes", "data"))
+        labels = [label.replace("codes", "data").replace("z", "x") for label in labels]  # data, not codes
+        ax.set_xlabel(labels[0])
+        ax.set_ylabel(labels[1])
         ax.legend(loc="upper right", fontsize=7)
         ax.set_aspect("equal", adjustable="datalim")
     if title:
