@@ -6,7 +6,7 @@
 >>> codes = model.encode(x)                                                    # doctest: +SKIP
 """
 
-from . import corruptions, degradations, latents, likelihoods, nets, penalties, registry  # noqa: F401  (registers parts)
+from . import corruptions, degradations, latents, likelihoods, nets, penalties, registry, sae  # noqa: F401  (registers parts)
 from .config import ModelConfig, TrainConfig
 from .data import Dataset, load_dataset
 from .errors import AekitError

@@ -645,3 +645,112 @@ def colorize(
     )
     config.likelihood = likelihood
     return config
+
+
+# ------------------------------------------------------------------------------------------------ #
+# sparse dictionaries (aekit.sae.parts): a linear encoder and a unit-norm dictionary
+
+
+def _dictionary(
+    family: str,
+    data_shape: list[int],
+    code_size: int,
+    latent: dict[str, Any],
+    width: int | None,
+    expansion: float | None,
+    aux_k: int,
+    aux_weight: float,
+    centre: str,
+    seed: int,
+    penalties: Sequence[dict[str, Any]] = (),
+) -> ModelConfig:
+    dim = math.prod(d for d in data_shape if d is not None)
+    if len(data_shape) != 1 or data_shape[0] is None:
+        raise AekitError(
+            f"a sparse dictionary of examples shaped {tuple(data_shape)}",
+            "it learns directions in a space of vectors (activations of a network layer)",
+            "flatten the data to (N, D)",
+        )
+    if width is None:
+        width = round(expansion * dim) if expansion is not None else code_size
+    parts = {"dim": dim, "width": int(width), "init_seed": seed, "centre": centre}
+    penalties = [*penalties, {"name": "auxk", "weight": aux_weight, "aux_k": aux_k}] if aux_k > 0 else list(penalties)
+    return ModelConfig(
+        data_shape=list(data_shape),
+        encoder={"name": "dictionary", **parts},
+        latent={**latent, "code_size": int(width)},
+        decoder={"name": "dictionary", **parts},
+        likelihood={"name": "gaussian"},  # squared error, summed over the D dimensions
+        penalties=penalties,
+        family=family,
+    )
+
+
+@preset("sae-topk")
+def sae_topk(
+    data_shape: list[int],
+    code_size: int,
+    k: int = 32,
+    width: int | None = None,
+    expansion: float | None = None,
+    aux_k: int = 256,
+    aux_weight: float = 1 / 32,
+    dead_window: int = 1_000_000,
+    centre: str = "mean",
+    seed: int = 0,
+) -> ModelConfig:
+    """A sparse dictionary whose code keeps the k largest pre-activations of each example (Gao et
+    al. 2024), AuxK reviving dead latents. ``width`` latents (or ``expansion`` times the input
+    dimension; default: the code size); ``aux_k`` 0 turns AuxK off; ``dead_window``: examples
+    without firing after which a latent counts as dead; ``centre``: mean or median (geometric) of
+    the data, the decoder's starting bias; ``seed``: the starting dictionary."""
+    latent = {"name": "topk", "k": k, "dead_window": dead_window}
+    return _dictionary("sae-topk", data_shape, code_size, latent, width, expansion, aux_k, aux_weight, centre, seed)
+
+
+@preset("sae-batchtopk")
+def sae_batchtopk(
+    data_shape: list[int],
+    code_size: int,
+    k: int = 32,
+    width: int | None = None,
+    expansion: float | None = None,
+    aux_k: int = 256,
+    aux_weight: float = 1 / 32,
+    dead_window: int = 1_000_000,
+    centre: str = "mean",
+    seed: int = 0,
+) -> ModelConfig:
+    """A sparse dictionary whose training batch keeps its k * B largest pre-activations, so each
+    example uses k latents on average (Bussmann et al. 2024); in inference a threshold estimated in
+    training replaces the batch. Options as sae-topk."""
+    latent = {"name": "batchtopk", "k": k, "dead_window": dead_window}
+    return _dictionary(
+        "sae-batchtopk", data_shape, code_size, latent, width, expansion, aux_k, aux_weight, centre, seed
+    )
+
+
+@preset("sae-jumprelu")
+def sae_jumprelu(
+    data_shape: list[int],
+    code_size: int,
+    l0_weight: float = 1e-3,
+    threshold: float = 0.001,
+    bandwidth: float = 0.001,
+    width: int | None = None,
+    expansion: float | None = None,
+    aux_k: int = 0,
+    aux_weight: float = 1 / 32,
+    dead_window: int = 1_000_000,
+    centre: str = "mean",
+    seed: int = 0,
+) -> ModelConfig:
+    """A sparse dictionary whose latents fire above a learnt threshold each, trained with an L0
+    penalty of weight ``l0_weight`` by straight-through estimators (Rajamanoharan et al. 2024);
+    ``threshold`` is where they start, ``bandwidth`` the estimators' kernel width. Other options as
+    sae-topk (AuxK off by default: the L0 penalty sets the sparsity)."""
+    latent = {"name": "jumprelu", "threshold": threshold, "bandwidth": bandwidth, "dead_window": dead_window}
+    l0 = [{"name": "l0", "weight": l0_weight}]
+    return _dictionary(
+        "sae-jumprelu", data_shape, code_size, latent, width, expansion, aux_k, aux_weight, centre, seed, l0
+    )

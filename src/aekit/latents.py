@@ -150,6 +150,8 @@ ABILITY_HINTS = {
     "prior": ("a prior p(z) and a posterior q(z|x)", 'use {"name": "gaussian"} (the vae family)'),
     "sigmoid_code": ("codes in (0, 1)", 'use {"name": "deterministic", "activation": "sigmoid"}'),
     "bits": ("a code of bits", 'use {"name": "binary"} (the hashing family)'),
+    "dead_latents": ("counts of dead latents", "use a sparse dictionary activation (the sae-* families)"),
+    "thresholds": ("learnt thresholds", 'use {"name": "jumprelu"} (the sae-jumprelu family)'),
 }
 
 

@@ -223,6 +223,76 @@ def hamming_retrieval_report(
     return report
 
 
+# ------------------------------------------------------------------------------------------------ #
+# sparse dictionaries
+
+
+def feature_recovery(true_directions: Any, learned_directions: Any, threshold: float = 0.9) -> dict[str, float]:
+    """How well learned directions (K, D) recover known ones (F, D), both one direction per row
+    (any norm): ``mcc``, the mean over the true features of their largest absolute cosine with a
+    learned direction (the mean maximum correlation; 1 = every feature found); and ``precision``,
+    ``recall``, ``f1`` of the matching at ``threshold``: a true feature is recovered when some learned
+    direction has |cosine| >= threshold with it, a learned direction is correct when it has that with
+    some true feature."""
+    truth = torch.as_tensor(np.asarray(true_directions), dtype=torch.float64)
+    learned = torch.as_tensor(np.asarray(learned_directions), dtype=torch.float64)
+    if truth.ndim != 2 or learned.ndim != 2 or truth.shape[1] != learned.shape[1]:
+        raise AekitError(
+            f"directions of shapes {tuple(truth.shape)} and {tuple(learned.shape)}",
+            "both are one direction per row in the same space",
+            "pass (F, D) and (K, D)",
+        )
+    cosine = (_unit_rows(truth) @ _unit_rows(learned).T).abs()  # (F, K)
+    recall = float((cosine.max(1).values >= threshold).double().mean())
+    precision = float((cosine.max(0).values >= threshold).double().mean())
+    f1 = 0.0 if precision + recall == 0 else 2 * precision * recall / (precision + recall)
+    return {"mcc": float(cosine.max(1).values.mean()), "precision": precision, "recall": recall, "f1": f1}
+
+
+def _unit_rows(rows: torch.Tensor) -> torch.Tensor:
+    """Each row of (N, D) divided by its norm."""
+    return rows / rows.norm(dim=1, keepdim=True).clamp(min=1e-300)
+
+
+@torch.no_grad()
+def dictionary_report(model: Autoencoder, x: Any, batch_size: int = 4096, dense_rate: float = 0.1) -> dict[str, float]:
+    """The measures of a sparse dictionary (or any autoencoder with a code) on examples x (N, D):
+    ``fvu``, the fraction of variance unexplained (summed squared error over the summed squared
+    deviation from the data's mean); ``l0``, non-zero code units per example; ``dead`` and ``dense``,
+    the shares of units that never fire on x and that fire on more than ``dense_rate`` of it;
+    ``shrinkage``, the mean of ||x^|| / ||x|| over the non-zero examples (below 1: the code shrinks
+    what it reconstructs, as an L1 penalty does)."""
+    model.eval()
+    device = next(model.parameters()).device
+    x = as_tensor(x).float()
+    mean = x.flatten(1).double().mean(0)  # (D,)
+    squared_error = deviation = l0 = shrinkage = 0.0
+    nonzero = 0
+    fired = torch.zeros(model.code_size, dtype=torch.float64)
+    for start in range(0, len(x), batch_size):
+        batch = x[start : start + batch_size]  # (b, *data_shape)
+        code = model.encode(batch.to(device))  # (b, K)
+        recon = model.likelihood.mean(model.decode(code)).flatten(1).double().cpu()  # (b, D)
+        flat = batch.flatten(1).double()
+        squared_error += float((recon - flat).square().sum())
+        deviation += float((flat - mean).square().sum())
+        active = (code != 0).cpu()
+        l0 += float(active.sum())
+        fired += active.sum(0).double()
+        norms = flat.norm(dim=1)  # (b,); an all-zero example has no scale to shrink
+        shrinkage += float((recon.norm(dim=1)[norms > 0] / norms[norms > 0]).sum())
+        nonzero += int((norms > 0).sum())
+    n, rate = len(x), fired / len(x)
+    return {
+        "fvu": squared_error / max(deviation, 1e-300),
+        "l0": l0 / n,
+        "dead": float((rate == 0).double().mean()),
+        "dense": float((rate > dense_rate).double().mean()),
+        "shrinkage": shrinkage / max(nonzero, 1),
+    }
+
+
+# ------------------------------------------------------------------------------------------------ #
 # generative models: what a denoising field estimates, and how close samples are to data
 
 

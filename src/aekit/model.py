@@ -227,10 +227,15 @@ class Autoencoder(nn.Module):
             ctx = StepContext(
                 target, x_input, h, z, posterior, params, nll, self.latent.mean, generator,
                 encoder_weight=getattr(self.encoder, "affine_weight", None), log_weights=log_weights,
+                dead=getattr(self.latent, "dead", None), decode_directions=getattr(self.decoder, "directions", None),
+                active=getattr(self.latent, "active", None),
             )  # fmt: skip
             for penalty in self.penalties:
                 terms[penalty.name] = penalty_scale * penalty.weight * penalty(ctx)
             total = functools.reduce(operator.add, terms.values())  # no kernel for a lone term
+        if ctx.dead is not None:  # a sparse dictionary: reported beside the loss, not part of it
+            terms["active"] = (z.detach() != 0).sum(1).float().mean()  # L0, latents per example
+            terms["dead_fraction"] = ctx.dead.float().mean()
         return LossOutput(total=total, terms=terms, nll=nll)
 
     def log_importance_weights(

@@ -33,6 +33,9 @@ class StepContext:
     h to the noise-free, differentiable code (the latent's ``mean``). ``encoder_weight`` is W (K, D)
     when the encoder is one affine map, else None. ``log_weights(S)`` gives the importance weights
     log p(x|z_s) + log p(z_s) - log q(z_s|x) (S, B) for a latent with a prior, else it is None.
+    For a sparse dictionary: ``dead`` (K,) bool marks the latents silent for too long,
+    ``decode_directions(z)`` is what codes (B, K) add to the reconstruction without its bias, and
+    ``active(h)`` is H(h - theta) (B, K) with straight-through gradients; None elsewhere.
     """
 
     x: torch.Tensor
@@ -46,6 +49,9 @@ class StepContext:
     generator: torch.Generator | None = None
     encoder_weight: torch.Tensor | None = None
     log_weights: Callable[[int], torch.Tensor] | None = None
+    dead: torch.Tensor | None = None
+    decode_directions: Callable[[torch.Tensor], torch.Tensor] | None = None
+    active: Callable[[torch.Tensor], torch.Tensor] | None = None
     _code: torch.Tensor | None = field(default=None, init=False, repr=False)
 
     @property

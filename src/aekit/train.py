@@ -241,6 +241,8 @@ def fit(
     step.to(device)
     forward = _prepare(step, cfg, topology, device)
     optimizer = make_optimizer(step, cfg, device)
+    # parts that keep a constraint after every update (a dictionary's unit-norm columns)
+    constraints = [m.after_optimizer_step for m in step.modules() if callable(getattr(m, "after_optimizer_step", None))]
     # a source that forms its own batches (a token budget) says how many it makes
     counted = getattr(train, "steps_per_epoch", None)
     steps_per_epoch = counted() if counted is not None else math.ceil(len(train) / cfg.batch_size)
@@ -274,6 +276,8 @@ def fit(
                 if cfg.clip_grad_norm > 0:
                     nn.utils.clip_grad_norm_(step.parameters(), cfg.clip_grad_norm)
                 optimizer_step(optimizer)
+                for constrain in constraints:
+                    constrain()
                 loop.step, loop.examples = loop.step + 1, loop.examples + len(batch)
                 window.add(out, batch_weight(local))
                 if loop.step >= loop.max_steps or loop.stop_reason is not None:  # a callback may stop mid-epoch

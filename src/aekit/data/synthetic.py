@@ -27,3 +27,48 @@ def ring_mixture(modes: int = 8, radius: float = 2.0, std: float = 0.1) -> torch
         torch.distributions.Categorical(torch.full((int(modes),), 1.0 / int(modes), dtype=torch.float64)),
         torch.distributions.Independent(torch.distributions.Normal(means, float(std)), 1),
     )
+
+
+def sparse_features(
+    n: int,
+    features: int = 512,
+    dim: int = 64,
+    mean_active: float = 8.0,
+    exponent: float = 0.5,
+    group_size: int = 1,
+    group_rate: float = 0.5,
+    seed: int = 0,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """n vectors made of sparse features superposed in fewer dimensions: the ground truth a sparse
+    dictionary should recover. Returns (x (n, dim), the true directions (features, dim) with unit
+    rows, the activations (n, features)), float32.
+
+    Feature i fires with probability proportional to (i + 1) ** -exponent (a Zipf law), scaled so
+    that ``mean_active`` features fire per vector on average, with a magnitude ~ (1 + |N(0, 1)|)
+    times (i + 1) ** (-exponent / 2) (rarer features are weaker). With ``group_size`` g > 1 the
+    features come in groups of g that share a gate open with probability ``group_rate`` per
+    vector, so features of a group fire together more often than chance (correlated features).
+    The directions are seeded Gaussian, so with features > dim they overlap (superposition)."""
+    checks = [n >= 1, features >= 1, dim >= 1, mean_active > 0, exponent >= 0, group_size >= 1, 0 < group_rate <= 1]
+    if not all(checks):
+        raise AekitError(
+            "sparse_features settings",
+            "n, features, dim, group_size >= 1; mean_active > 0; exponent >= 0; group_rate in (0, 1]",
+            "fix the values",
+        )
+    generator = torch.Generator().manual_seed(int(seed))
+    directions = torch.randn(features, dim, generator=generator)
+    directions = directions / directions.norm(dim=1, keepdim=True)  # (F, dim)
+    rank = torch.arange(1, features + 1, dtype=torch.float64)
+    rate = rank ** -float(exponent)
+    rate = (rate * (mean_active / rate.sum())).clamp(max=1.0)  # (F,) firing probabilities
+    scale = (rank ** (-float(exponent) / 2)).float()  # (F,)
+    groups = (features + group_size - 1) // group_size
+    gate_rate = float(group_rate) if group_size > 1 else 1.0
+    within = (rate / gate_rate).clamp(max=1.0).float()  # P(fire | gate open)
+    gate = torch.rand(n, groups, generator=generator) < gate_rate  # (n, G)
+    gate = gate.repeat_interleave(group_size, dim=1)[:, :features]  # (n, F)
+    fires = gate & (torch.rand(n, features, generator=generator) < within)
+    magnitude = (1 + torch.randn(n, features, generator=generator).abs()) * scale
+    activations = torch.where(fires, magnitude, torch.zeros(()))  # (n, F)
+    return activations @ directions, directions, activations

@@ -1,0 +1,336 @@
+"""The parts of a sparse dictionary (a sparse autoencoder of today's kind) over vectors of D numbers.
+
+* encoder ``dictionary``: h = W_enc (s x - c) + b_enc (B, K): the input scaled by s so that its
+  mean squared norm is D and centred by c (the data's mean or geometric median, times s), both
+  learnt from the training data before training (``from_data``); W_enc starts as W_dec's
+  transpose (both parts draw the same matrix from ``init_seed``).
+* decoder ``dictionary``: x^ = (W_dec z + b_dec) / s, in the data's units; the K columns of W_dec
+  (D, K) are the dictionary's directions, kept at unit norm: the component of each column's
+  gradient along the column is removed as the gradient is computed, and the columns are
+  renormalised after every optimiser step (:meth:`DictionaryDecoder.after_optimizer_step`, which
+  the training loop calls). b_dec starts at c.
+* latents: ``topk`` (the k largest pre-activations of each example, ReLU'd; Gao et al. 2024),
+  ``batchtopk`` (the k * B largest of the whole batch in training, and in inference every
+  pre-activation at or above a threshold estimated from the training batches: Bussmann et al.
+  2024), ``jumprelu`` (z = h where h > theta_j, a learnt threshold per latent, trained by
+  straight-through estimators; Rajamanoharan et al. 2024). Each counts the examples since each
+  latent last fired (``dead_window``: a latent silent for longer is dead).
+* penalties: ``auxk`` (reconstruct the detached residual x - x^ from the ``aux_k`` largest
+  pre-activations of the dead latents: the gradient revives them; zero when none is dead) and
+  ``l0`` (the number of active latents, its gradient reaching the thresholds straight through).
+
+Shapes: data (B, D); h and z (B, K), K the dictionary's width.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import nn
+
+from ..errors import AekitError, check_options
+from ..latents import Latent
+from ..penalties import Penalty, StepContext
+from ..registry import Part
+
+
+def initial_directions(dim: int, width: int, seed: int) -> torch.Tensor:
+    """The dictionary both parts start from: (D, K), unit-norm columns of a seeded Gaussian matrix."""
+    generator = torch.Generator().manual_seed(int(seed))
+    directions = torch.randn(dim, width, generator=generator)
+    return directions / directions.norm(dim=0, keepdim=True)
+
+
+def geometric_median(x: torch.Tensor, iterations: int = 50) -> torch.Tensor:
+    """The point (D,) minimising the summed Euclidean distance to the rows of x (N, D), by
+    Weiszfeld's iterations from the mean: robust to a few huge activations, unlike the mean."""
+    median = x.mean(0)
+    for _ in range(iterations):
+        weights = 1 / (x - median).norm(dim=1).clamp(min=1e-8)  # (N,)
+        median = (weights[:, None] * x).sum(0) / weights.sum()
+    return median
+
+
+def _statistics(x: torch.Tensor, centre: str) -> tuple[torch.Tensor, torch.Tensor]:
+    """The scale s (a number: the data's mean squared norm becomes D) and the centre c (D,) in the
+    scaled units, from a sample x (N, D)."""
+    x = x.flatten(1).double()
+    scale = math.sqrt(x.shape[1] / max(float(x.square().sum(1).mean()), 1e-30))
+    middle = x.mean(0) if centre == "mean" else geometric_median(x)
+    return torch.tensor(scale), (middle * scale)
+
+
+class _Statistics(Part):
+    """The data statistics both dictionary parts hold: ``scale`` s and ``centre`` c (scaled units)."""
+
+    def _init_statistics(self, dim: int, centre: str) -> None:
+        check_options(self.name, [(centre in ("mean", "median"), f"centre {centre!r} must be mean or median")])
+        self.centre_kind = centre
+        self.register_buffer("scale", torch.ones(()))
+        self.register_buffer("centre", torch.zeros(dim))
+
+    @torch.no_grad()
+    def from_data(self, x: torch.Tensor) -> None:
+        scale, centre = _statistics(x, self.centre_kind)
+        self.scale.copy_(scale)
+        self.centre.copy_(centre)
+
+
+class DictionaryEncoder(_Statistics):
+    """h = W_enc (s x - c) + b_enc: (B, D) -> (B, K). ``dim`` D, ``width`` K."""
+
+    kind = "encoder"
+    name = "dictionary"
+
+    def __init__(self, dim: int, width: int, init_seed: int = 0, centre: str = "mean") -> None:
+        super().__init__()
+        check_options("dictionary", [(int(dim) >= 1 and int(width) >= 1, f"dim {dim} and width {width} must be >= 1")])
+        self._init_statistics(int(dim), centre)
+        self.weight = nn.Parameter(initial_directions(int(dim), int(width), init_seed).T.contiguous())  # (K, D)
+        self.bias = nn.Parameter(torch.zeros(int(width)))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        centred = x.flatten(1) * self.scale - self.centre  # (B, D), mean squared norm about D
+        return centred @ self.weight.T + self.bias  # (B, K)
+
+
+class DictionaryDecoder(_Statistics):
+    """x^ = (W_dec z + b_dec) / s: (B, K) -> (B, D), unit-norm columns of W_dec (D, K)."""
+
+    kind = "decoder"
+    name = "dictionary"
+
+    def __init__(self, dim: int, width: int, init_seed: int = 0, centre: str = "mean") -> None:
+        super().__init__()
+        check_options("dictionary", [(int(dim) >= 1 and int(width) >= 1, f"dim {dim} and width {width} must be >= 1")])
+        self._init_statistics(int(dim), centre)
+        self.weight = nn.Parameter(initial_directions(int(dim), int(width), init_seed))  # (D, K)
+        self.bias = nn.Parameter(torch.zeros(int(dim)))
+        self.weight.register_hook(self._tangent)
+
+    @torch.no_grad()
+    def from_data(self, x: torch.Tensor) -> None:
+        super().from_data(x)
+        self.bias.copy_(self.centre)  # the reconstruction of an all-zero code: the data's centre
+
+    def _tangent(self, grad: torch.Tensor) -> torch.Tensor:
+        """The gradient without its component along each (unit) column: a step then turns the
+        column instead of scaling it, which the norm constraint would undo."""
+        w = self.weight.detach()
+        return grad - w * (grad * w).sum(0, keepdim=True)
+
+    @torch.no_grad()
+    def after_optimizer_step(self) -> None:
+        """Put every column back on the unit sphere (called by the training loop after each step)."""
+        self.weight.div_(self.weight.norm(dim=0, keepdim=True).clamp(min=1e-12))
+
+    def directions(self, z: torch.Tensor) -> torch.Tensor:
+        """What the codes z (B, K) add to the reconstruction, without the bias: W_dec z / s (B, D)."""
+        return z @ self.weight.T / self.scale
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        return (z @ self.weight.T + self.bias) / self.scale  # (B, D), the data's units
+
+
+# ------------------------------------------------------------------------------------------------ #
+# activations
+
+
+class SparseActivation(Latent):
+    """Base of the dictionary activations: z = activation(h), the same in training and inference
+    except where a subclass says. ``since_fired`` (K,) counts the training examples since each
+    latent was last non-zero; ``dead`` is where that exceeds ``dead_window``."""
+
+    def __init__(self, code_size: int, dead_window: int = 1_000_000) -> None:
+        super().__init__(code_size)
+        check_options(self.name, [(int(dead_window) >= 1, f"dead_window {dead_window} must be >= 1")])
+        self.dead_window = int(dead_window)
+        self.register_buffer("since_fired", torch.zeros(self.code_size, dtype=torch.long))
+
+    @property
+    def abilities(self) -> frozenset[str]:
+        return frozenset({"dead_latents"})
+
+    @property
+    def dead(self) -> torch.Tensor:
+        """(K,) bool: latents silent for more than ``dead_window`` training examples."""
+        return self.since_fired > self.dead_window
+
+    def activate(self, h: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError
+
+    def forward(self, h, generator=None, stochastic=None):
+        z = self.activate(h)  # (B, K)
+        if self.training:
+            with torch.no_grad():
+                self.since_fired += len(h)
+                self.since_fired[(z != 0).any(0)] = 0
+        return z, None
+
+    def mean(self, h: torch.Tensor) -> torch.Tensor:
+        return self.activate(h)
+
+
+class TopK(SparseActivation):
+    """The k largest pre-activations of each example, through a ReLU; the others 0."""
+
+    name = "topk"
+
+    def __init__(self, code_size: int, k: int = 32, dead_window: int = 1_000_000) -> None:
+        super().__init__(code_size, dead_window)
+        check_options("topk", [(1 <= int(k) <= self.code_size, f"k {k} must be in [1, width {self.code_size}]")])
+        self.k = int(k)
+
+    def activate(self, h: torch.Tensor) -> torch.Tensor:
+        values, index = h.topk(self.k, dim=1)  # (B, k)
+        return torch.zeros_like(h).scatter(1, index, values.relu())
+
+
+class BatchTopK(SparseActivation):
+    """Training: the k * B largest pre-activations of the whole batch (ReLU'd), so examples share a
+    budget of k active latents on average. Inference: every pre-activation >= ``threshold``, the
+    running mean (``momentum``) of the smallest value a training batch kept."""
+
+    name = "batchtopk"
+
+    def __init__(self, code_size: int, k: int = 32, momentum: float = 0.01, dead_window: int = 1_000_000) -> None:
+        super().__init__(code_size, dead_window)
+        check_options(
+            "batchtopk",
+            [
+                (1 <= int(k) <= self.code_size, f"k {k} must be in [1, width {self.code_size}]"),
+                (0 < momentum <= 1, f"momentum {momentum} must be in (0, 1]"),
+            ],
+        )
+        self.k, self.momentum = int(k), float(momentum)
+        self.register_buffer("threshold", torch.zeros(()))
+        self.register_buffer("batches_seen", torch.zeros((), dtype=torch.long))
+
+    def batch_selection(self, h: torch.Tensor) -> torch.Tensor:
+        """The training-time code: the k * B largest entries of h (B, K), ReLU'd."""
+        flat = h.flatten()
+        values, index = flat.topk(min(self.k * len(h), flat.numel()))
+        return torch.zeros_like(flat).scatter(0, index, values.relu()).view_as(h)
+
+    def activate(self, h: torch.Tensor) -> torch.Tensor:
+        if not self.training:
+            return torch.where((h >= self.threshold) & (h > 0), h, torch.zeros_like(h))
+        z = self.batch_selection(h)
+        with torch.no_grad():
+            kept = z[z > 0]
+            if kept.numel():
+                smallest = kept.min()
+                first = self.batches_seen == 0
+                self.threshold.copy_(torch.where(first, smallest, torch.lerp(self.threshold, smallest, self.momentum)))
+                self.batches_seen += 1
+        return z
+
+
+class _JumpReLU(torch.autograd.Function):
+    """z = h * H(h - theta). Gradients: to h where the unit is on; to theta by the rectangle kernel
+    of width ``bandwidth`` (Rajamanoharan et al. 2024): -theta / bandwidth where |h - theta| < bandwidth / 2."""
+
+    @staticmethod
+    def forward(ctx, h, theta, bandwidth):
+        ctx.save_for_backward(h, theta)
+        ctx.bandwidth = bandwidth
+        return h * (h > theta)
+
+    @staticmethod
+    def backward(ctx, grad):
+        h, theta = ctx.saved_tensors
+        near = ((h - theta).abs() < ctx.bandwidth / 2).to(grad.dtype)
+        grad_theta = (grad * (-theta / ctx.bandwidth) * near).sum(0)
+        return grad * (h > theta), grad_theta, None
+
+
+class _Step(torch.autograd.Function):
+    """H(h - theta), with the straight-through gradient -1 / bandwidth to theta near the jump."""
+
+    @staticmethod
+    def forward(ctx, h, theta, bandwidth):
+        ctx.save_for_backward(h, theta)
+        ctx.bandwidth = bandwidth
+        return (h > theta).to(h.dtype)
+
+    @staticmethod
+    def backward(ctx, grad):
+        h, theta = ctx.saved_tensors
+        near = ((h - theta).abs() < ctx.bandwidth / 2).to(grad.dtype)
+        return None, (grad * (-1 / ctx.bandwidth) * near).sum(0), None
+
+
+class JumpReLU(SparseActivation):
+    """z_j = h_j where h_j > theta_j, else 0; theta (K,) learnt (kept positive through its log),
+    starting at ``threshold``; ``bandwidth`` is the straight-through kernel's width."""
+
+    name = "jumprelu"
+
+    def __init__(
+        self, code_size: int, threshold: float = 0.001, bandwidth: float = 0.001, dead_window: int = 1_000_000
+    ) -> None:
+        super().__init__(code_size, dead_window)
+        check_options("jumprelu", [(threshold > 0 and bandwidth > 0, "threshold and bandwidth must be positive")])
+        self.bandwidth = float(bandwidth)
+        self.log_threshold = nn.Parameter(torch.full((self.code_size,), math.log(threshold)))
+
+    @property
+    def abilities(self) -> frozenset[str]:
+        return frozenset({"dead_latents", "thresholds"})
+
+    @property
+    def threshold(self) -> torch.Tensor:
+        return self.log_threshold.exp()  # (K,)
+
+    def activate(self, h: torch.Tensor) -> torch.Tensor:
+        return _JumpReLU.apply(h, self.threshold, self.bandwidth)
+
+    def active(self, h: torch.Tensor) -> torch.Tensor:
+        """H(h - theta) (B, K), its gradient reaching theta straight through."""
+        return _Step.apply(h, self.threshold, self.bandwidth)
+
+
+# ------------------------------------------------------------------------------------------------ #
+# penalties
+
+
+class AuxK(Penalty):
+    """The auxiliary loss that revives dead latents (Gao et al. 2024): the squared error between the
+    detached residual x - x^ and its reconstruction from the ``aux_k`` largest pre-activations of the
+    dead latents (ReLU'd, through the dictionary without its bias), mean over the batch, in the
+    data's units. Zero when no latent is dead."""
+
+    name = "auxk"
+    requires = frozenset({"dead_latents"})
+
+    def __init__(self, weight: float = 1 / 32, aux_k: int = 256) -> None:
+        super().__init__(weight)
+        check_options("auxk", [(int(aux_k) >= 1, f"aux_k {aux_k} must be >= 1")])
+        self.aux_k = int(aux_k)
+
+    def forward(self, ctx: StepContext) -> torch.Tensor:
+        dead, directions = ctx.dead, ctx.decode_directions
+        if dead is None or directions is None:
+            raise AekitError("the auxk penalty", "it needs a dictionary decoder and dead-latent counts", "use sae-*")
+        count = int(dead.sum())
+        if count == 0:
+            return ctx.h.new_zeros(())
+        residual = (ctx.x.flatten(1) - ctx.params.flatten(1)).detach()  # (B, D)
+        pre = torch.where(dead, ctx.h, torch.full_like(ctx.h, -torch.inf))  # only the dead compete
+        values, index = pre.topk(min(self.aux_k, count), dim=1)
+        z = torch.zeros_like(ctx.h).scatter(1, index, values.relu())
+        return (residual - directions(z)).square().sum(1).mean()
+
+
+class L0(Penalty):
+    """The number of active latents per example, mean over the batch; its gradient reaches each
+    latent's threshold straight through (JumpReLU's sparsity penalty)."""
+
+    name = "l0"
+    requires = frozenset({"thresholds"})
+
+    def forward(self, ctx: StepContext) -> torch.Tensor:
+        if ctx.active is None:
+            raise AekitError("the l0 penalty", "it needs a latent with thresholds", "use sae-jumprelu")
+        return ctx.active(ctx.h).sum(1).mean()

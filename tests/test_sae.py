@@ -1,0 +1,192 @@
+"""Sparse dictionaries: the TopK, BatchTopK and JumpReLU activations, the unit-norm dictionary,
+AuxK, the synthetic ground truth and the measures of recovery."""
+
+import numpy as np
+import pytest
+import torch
+
+import aekit
+from aekit.data.synthetic import sparse_features
+from aekit.errors import AekitError
+from aekit.metrics import dictionary_report, feature_recovery
+from aekit.sae.parts import BatchTopK, JumpReLU, TopK, geometric_median
+from aekit.steps import AutoencoderStep
+
+
+def test_topk_keeps_exactly_k_largest_and_relus_them():
+    h = torch.randn(6, 20, generator=torch.Generator().manual_seed(0))
+    z = TopK(20, k=4).activate(h)
+    assert ((z != 0).sum(1) <= 4).all()
+    top = h.topk(4, dim=1)
+    expected = torch.zeros_like(h).scatter(1, top.indices, top.values.relu())
+    torch.testing.assert_close(z, expected)
+    positive = h.abs() + 0.1  # all positive: exactly k survive
+    assert ((TopK(20, k=4).activate(positive) != 0).sum(1) == 4).all()
+
+
+def test_batchtopk_inference_threshold_reproduces_the_batch_selection():
+    latent = BatchTopK(30, k=3).train()
+    h = torch.randn(8, 30, generator=torch.Generator().manual_seed(1)).abs() + 0.01
+    trained, _ = latent(h)
+    assert int((trained != 0).sum()) == 3 * 8  # k per example on average, over the batch
+    assert latent.threshold == trained[trained > 0].min()
+    latent.eval()
+    inferred, _ = latent(h)
+    torch.testing.assert_close(inferred, trained)  # the same selection from the threshold alone
+    # later batches move the threshold by the momentum
+    latent.train()
+    latent(h * 2)
+    assert latent.threshold == pytest.approx(
+        0.99 * float(trained[trained > 0].min()) + 0.01 * 2 * float(trained[trained > 0].min())
+    )
+
+
+def test_jumprelu_gradients_reach_the_thresholds_straight_through():
+    latent = JumpReLU(3, threshold=1.0, bandwidth=0.5)
+    h = torch.tensor([[1.1, 0.9, 3.0], [0.5, 1.2, 0.95]], requires_grad=True)
+    z = latent.activate(h)
+    torch.testing.assert_close(z.detach(), torch.tensor([[1.1, 0.0, 3.0], [0.0, 1.2, 0.0]]))
+    z.sum().backward()
+    theta = 1.0  # rectangle kernel: -theta / bandwidth for |h - theta| < bandwidth / 2
+    near = torch.tensor([1.0, 2.0, 1.0])  # entries within 0.25 of the threshold, per latent
+    expected = near * (-theta / 0.5) * theta  # d theta / d log theta = theta
+    torch.testing.assert_close(latent.log_threshold.grad, expected)
+    torch.testing.assert_close(h.grad, torch.tensor([[1.0, 0.0, 1.0], [0.0, 1.0, 0.0]]))
+    latent.log_threshold.grad = None
+    latent.active(h.detach()).sum().backward()  # the L0 count: -1 / bandwidth near the jump
+    torch.testing.assert_close(latent.log_threshold.grad, near * (-1 / 0.5))
+
+
+def synthetic(n=4000, seed=0):
+    x, directions, activations = sparse_features(n, features=64, dim=16, mean_active=3, seed=seed)
+    return x.numpy(), directions, activations
+
+
+def test_dictionary_columns_stay_unit_norm_and_the_encoder_starts_as_their_transpose():
+    model = aekit.make_model("sae-topk", (16,), 64, k=3, seed=5)
+    torch.testing.assert_close(model.encoder.weight, model.decoder.weight.T)
+    x, _, _ = synthetic()
+    model.fit_data_statistics(torch.as_tensor(x))
+    step = AutoencoderStep(model).train()
+    optimizer = torch.optim.Adam(model.parameters(), lr=0.1)
+    loss = step(torch.as_tensor(x[:256]))
+    loss.total.backward()
+    w, grad = model.decoder.weight.detach(), model.decoder.weight.grad
+    torch.testing.assert_close((grad * w).sum(0), torch.zeros(64), atol=1e-5, rtol=0)  # no radial component
+    optimizer.step()
+    model.decoder.after_optimizer_step()
+    torch.testing.assert_close(model.decoder.weight.norm(dim=0), torch.ones(64))
+    # and through the training loop
+    aekit.Trainer(model, aekit.TrainConfig(epochs=1, batch_size=128, lr=0.05), progress=False).fit(x)
+    torch.testing.assert_close(model.decoder.weight.norm(dim=0), torch.ones(64))
+
+
+def test_data_statistics_scale_to_mean_squared_norm_d_and_centre_the_decoder():
+    x, _, _ = synthetic()
+    model = aekit.make_model("sae-topk", (16,), 64, k=3)
+    model.fit_data_statistics(torch.as_tensor(x))
+    scaled = torch.as_tensor(x).double() * model.encoder.scale.double()
+    assert float(scaled.square().sum(1).mean()) == pytest.approx(16.0, rel=1e-5)
+    torch.testing.assert_close(model.decoder.bias.double(), scaled.mean(0), rtol=1e-5, atol=1e-6)
+    # an all-zero code reconstructs the data's mean
+    torch.testing.assert_close(
+        model.decode(torch.zeros(1, 64))[0].double(),
+        scaled.mean(0) / scaled.new_tensor(float(model.encoder.scale)),
+        rtol=1e-4,
+        atol=1e-5,
+    )
+
+
+def test_geometric_median_ignores_a_far_outlier():
+    points = torch.cat(
+        [torch.randn(99, 3, generator=torch.Generator().manual_seed(0)) * 0.1, torch.full((1, 3), 1000.0)]
+    )
+    assert float(geometric_median(points.double()).norm()) < 0.1
+    assert float(points.mean(0).norm()) > 10
+
+
+def test_auxk_is_zero_without_dead_latents_and_revives_them_otherwise():
+    model = aekit.make_model("sae-topk", (16,), 64, k=3, aux_k=8, dead_window=100)
+    x = torch.as_tensor(synthetic()[0][:64])
+    model.fit_data_statistics(x)
+    model.train()
+    out = model.loss(x)
+    assert float(out.terms["auxk"]) == 0.0 and float(out.terms["dead_fraction"]) == 0.0
+    model.latent.since_fired[:32] = 1000  # half the latents silent for longer than the window
+    out = model.loss(x)
+    assert float(out.terms["dead_fraction"]) > 0 and float(out.terms["auxk"]) > 0
+    out.total.backward()
+    dead_rows = model.encoder.weight.grad[:32].abs().sum()
+    assert float(dead_rows) > 0  # the dead latents' encoder rows learn from the residual
+
+
+def test_penalties_need_their_latents():
+    with pytest.raises(AekitError, match="dead latents"):
+        aekit.Autoencoder.from_config(
+            aekit.ModelConfig(
+                data_shape=[4], encoder={"name": "mlp", "in_shape": [4], "out_shape": [3]},
+                latent={"name": "deterministic", "code_size": 3},
+                decoder={"name": "mlp", "in_shape": [3], "out_shape": [4]},
+                likelihood={"name": "gaussian"}, penalties=[{"name": "auxk"}],
+            )
+        )  # fmt: skip
+    with pytest.raises(AekitError, match="flatten"):
+        aekit.make_model("sae-topk", (1, 4, 4), 8)
+    with pytest.raises(AekitError, match="k 90"):
+        aekit.make_model("sae-topk", (16,), 64, k=90)
+
+
+def test_feature_recovery_is_one_on_a_known_dictionary_and_drops_for_random_directions():
+    _, directions, _ = synthetic()
+    shuffled = directions[torch.randperm(64, generator=torch.Generator().manual_seed(0))] * -2.0
+    found = feature_recovery(directions, shuffled)
+    assert found == pytest.approx({"mcc": 1.0, "precision": 1.0, "recall": 1.0, "f1": 1.0})
+    half = feature_recovery(directions, directions[:32])
+    assert half["recall"] == 0.5 and half["precision"] == 1.0 and half["f1"] == pytest.approx(2 / 3)
+    random = feature_recovery(directions, torch.randn(64, 16, generator=torch.Generator().manual_seed(1)))
+    assert random["mcc"] < 0.9 and random["f1"] < 0.2
+
+
+def test_sparse_features_follow_their_settings():
+    x, directions, activations = sparse_features(20000, features=100, dim=20, mean_active=4, exponent=1.0, seed=3)
+    assert x.shape == (20000, 20) and directions.shape == (100, 20) and activations.shape == (20000, 100)
+    torch.testing.assert_close(directions.norm(dim=1), torch.ones(100))
+    torch.testing.assert_close(x, activations @ directions)
+    assert float((activations > 0).sum(1).float().mean()) == pytest.approx(4, rel=0.05)
+    rates = (activations > 0).float().mean(0)
+    assert rates[0] > 5 * rates[-1]  # Zipf: the first features fire far more often
+    grouped = sparse_features(20000, features=100, dim=20, mean_active=4, group_size=4, group_rate=0.3, seed=3)[2] > 0
+    together = (grouped[:, 0] & grouped[:, 1]).float().mean()
+    assert together > 1.5 * grouped[:, 0].float().mean() * grouped[:, 1].float().mean()  # correlated within a group
+
+
+@pytest.mark.parametrize("family, options", [("sae-topk", {"k": 3}), ("sae-batchtopk", {"k": 3})])
+def test_a_trained_dictionary_recovers_superposed_features(family, options):
+    x, directions, _ = synthetic(n=8000)
+    torch.manual_seed(0)
+    model = aekit.make_model(family, (16,), 64, **options)
+    config = aekit.TrainConfig(epochs=30, batch_size=128, lr=3e-3, lr_schedule="cosine", seed=0)
+    result = aekit.Trainer(model, config, progress=False).fit(x)
+    assert result.history[-1]["train"]["active"] == pytest.approx(3, abs=0.5)
+    report = dictionary_report(model, x)
+    assert report["fvu"] < 0.2 and report["l0"] == pytest.approx(3, abs=0.6)
+    trained = feature_recovery(directions, model.decoder.weight.detach().T)["mcc"]
+    untrained = aekit.make_model(family, (16,), 64, **options)
+    assert trained > 0.75 and trained > feature_recovery(directions, untrained.decoder.weight.detach().T)["mcc"] + 0.1
+
+
+def test_dictionary_report_counts_dead_dense_and_shrinkage():
+    x, _, _ = synthetic(n=500)
+    model = aekit.make_model("sae-topk", (16,), 64, k=3)
+    model.fit_data_statistics(torch.as_tensor(x))
+    report = dictionary_report(model, x)
+    code = model.encode(torch.as_tensor(x)).detach().numpy()
+    recon = model.decode(torch.as_tensor(code)).detach().numpy()
+    assert report["l0"] == pytest.approx((code != 0).sum(1).mean())
+    assert report["dead"] == pytest.approx(((code != 0).sum(0) == 0).mean())
+    assert report["dense"] == pytest.approx(((code != 0).mean(0) > 0.1).mean())
+    fvu = ((recon - x) ** 2).sum() / ((x - x.mean(0)) ** 2).sum()
+    assert report["fvu"] == pytest.approx(fvu, rel=1e-4)
+    norms = np.linalg.norm(x, axis=1)
+    shrink = (np.linalg.norm(recon, axis=1)[norms > 0] / norms[norms > 0]).mean()
+    assert report["shrinkage"] == pytest.approx(shrink, rel=1e-4)
