@@ -4,3 +4,6 @@ measures of a dictionary (:mod:`aekit.sae.parts`, the ``sae-*`` families,
 :func:`aekit.metrics.dictionary_report`)."""
 
 from . import parts  # noqa: F401  (registers the parts)
+from .collect import activation_rows, collect, find_module
+
+__all__ = ["activation_rows", "collect", "find_module"]
