@@ -52,7 +52,7 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     started = time.perf_counter()
     settings = {"features": args.features, "dim": args.dim, "mean_active": args.mean_active, "group_size": 4}
-    x, directions, _ = sparse_features(args.samples + 20000, seed=args.seed, **settings)
+    x, directions, _ = sparse_features(args.samples + 20000, seed=args.seed, with_activations=False, **settings)
     train_x, test_x = x[: args.samples].numpy(), x[args.samples :].numpy()
     print(f"data: {len(train_x)} training vectors of {args.dim}, {args.features} features", flush=True)
 

@@ -250,3 +250,16 @@ def test_a_dictionary_trains_on_collected_activations(tmp_path):
     model = aekit.make_model("sae-topk", (6,), 24, k=2)
     result = aekit.Trainer(model, aekit.TrainConfig(epochs=2, batch_size=128), progress=False).fit(stored)
     assert result.steps > 0 and result.history[-1]["train"]["active"] == pytest.approx(2, abs=0.01)
+
+
+def test_train_and_evaluate_a_dictionary_from_the_command_line(tmp_path, capsys):
+    from aekit.cli import main
+
+    from .test_cli import run
+
+    np.save(tmp_path / "acts.npy", synthetic(n=2000)[0])
+    argv = ["train", "--family", "sae-topk", "-o", "k=3", "-o", "width=64", "--data", tmp_path / "acts.npy"]
+    assert main([str(a) for a in [*argv, "--epochs", "2", "--out", tmp_path / "sae", "--no-progress"]]) == 0
+    code, out, err = run(capsys, "evaluate", tmp_path / "sae", "--data", tmp_path / "acts.npy")
+    assert code == 0, err
+    assert "fvu" in out and "active latents per example" in out and "shrinkage" in out

@@ -335,6 +335,11 @@ def print_report(title: str, report: dict[str, float]) -> None:
         "is_nll_per_token": "nats per token (-log p(x), importance sampled)",
         "kl_per_sentence": "nats per sentence, KL(q(z|x) || p(z))",
         "active_units": "code units whose posterior mean varies (> 0.01)",
+        "fvu": "fraction of the variance unexplained",
+        "l0": "active latents per example",
+        "dead": "share of latents never active on these examples",
+        "dense": "share of latents active on more than 10 % of them",
+        "shrinkage": "mean ||reconstruction|| / ||input|| (1 = no shrinkage)",
     }
     print(title)
     for key, value in report.items():

@@ -53,13 +53,15 @@ def _add_text_use(parser: argparse.ArgumentParser) -> None:
 
 @command(
     "evaluate",
-    "reconstruction error and, for a VAE, the ELBO and importance-sampled -log p(x), nats per example",
+    "reconstruction error; for a VAE the ELBO and importance-sampled -log p(x), nats per example; for a sparse "
+    "dictionary its variance unexplained, L0, dead and dense latents and shrinkage",
     """examples:
   aekit evaluate runs/vae --data fashion-mnist --split test
   aekit evaluate runs/vae --data mnist --split test --binarize static --importance-samples 5000
   aekit evaluate runs/ae --data test.npy --json metrics.json
   aekit evaluate runs/de-en --data multi30k --pair de-en --split test     # BLEU, chrF, nats per token
   aekit evaluate runs/de-en --data test.de --target-data test.en
+  aekit evaluate runs/sae --data held_out_activations.npy                 # fvu, l0, dead, dense, shrinkage
 
 For binary (Bernoulli) models trained with --binarize dynamic, score binary data: --binarize static
 draws one seeded binarisation of the test images, the usual protocol for likelihoods.""",
@@ -76,6 +78,10 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         return evaluate_text(args)
     model, dataset = load_run_and_data(args)
     report = reconstruction_report(model, dataset.x, batch_size=args.batch_size, seed=args.seed)
+    if "dead_latents" in model.latent.abilities:  # a sparse dictionary: its own measures
+        from ..metrics import dictionary_report
+
+        report |= dictionary_report(model, dataset.x, batch_size=args.batch_size)
     samples = args.importance_samples
     if samples is None and model.latent.has_prior:
         samples = 100

@@ -38,10 +38,13 @@ def sparse_features(
     group_size: int = 1,
     group_rate: float = 0.5,
     seed: int = 0,
-) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    with_activations: bool = True,
+    chunk: int = 65536,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
     """n vectors made of sparse features superposed in fewer dimensions: the ground truth a sparse
     dictionary should recover. Returns (x (n, dim), the true directions (features, dim) with unit
-    rows, the activations (n, features)), float32.
+    rows, the activations (n, features) or None without ``with_activations``), float32. Made
+    ``chunk`` rows at a time, so memory beyond the result stays bounded.
 
     Feature i fires with probability proportional to (i + 1) ** -exponent (a Zipf law), scaled so
     that ``mean_active`` features fire per vector on average, with a magnitude ~ (1 + |N(0, 1)|)
@@ -50,10 +53,10 @@ def sparse_features(
     vector, so features of a group fire together more often than chance (correlated features).
     The directions are seeded Gaussian, so with features > dim they overlap (superposition)."""
     checks = [n >= 1, features >= 1, dim >= 1, mean_active > 0, exponent >= 0, group_size >= 1, 0 < group_rate <= 1]
-    if not all(checks):
+    if not all(checks) or chunk < 1:
         raise AekitError(
             "sparse_features settings",
-            "n, features, dim, group_size >= 1; mean_active > 0; exponent >= 0; group_rate in (0, 1]",
+            "n, features, dim, group_size, chunk >= 1; mean_active > 0; exponent >= 0; group_rate in (0, 1]",
             "fix the values",
         )
     generator = torch.Generator().manual_seed(int(seed))
@@ -66,9 +69,16 @@ def sparse_features(
     groups = (features + group_size - 1) // group_size
     gate_rate = float(group_rate) if group_size > 1 else 1.0
     within = (rate / gate_rate).clamp(max=1.0).float()  # P(fire | gate open)
-    gate = torch.rand(n, groups, generator=generator) < gate_rate  # (n, G)
-    gate = gate.repeat_interleave(group_size, dim=1)[:, :features]  # (n, F)
-    fires = gate & (torch.rand(n, features, generator=generator) < within)
-    magnitude = (1 + torch.randn(n, features, generator=generator).abs()) * scale
-    activations = torch.where(fires, magnitude, torch.zeros(()))  # (n, F)
-    return activations @ directions, directions, activations
+    x = torch.empty(n, dim)
+    activations = torch.empty(n, features) if with_activations else None
+    for start in range(0, n, chunk):
+        rows = min(chunk, n - start)
+        gate = torch.rand(rows, groups, generator=generator) < gate_rate  # (rows, G)
+        gate = gate.repeat_interleave(group_size, dim=1)[:, :features]  # (rows, F)
+        fires = gate & (torch.rand(rows, features, generator=generator) < within)
+        magnitude = (1 + torch.randn(rows, features, generator=generator).abs()) * scale
+        part = torch.where(fires, magnitude, torch.zeros(()))  # (rows, F)
+        x[start : start + rows] = part @ directions
+        if activations is not None:
+            activations[start : start + rows] = part
+    return x, directions, activations
