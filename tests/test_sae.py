@@ -263,3 +263,36 @@ def test_train_and_evaluate_a_dictionary_from_the_command_line(tmp_path, capsys)
     code, out, err = run(capsys, "evaluate", tmp_path / "sae", "--data", tmp_path / "acts.npy")
     assert code == 0, err
     assert "fvu" in out and "active latents per example" in out and "shrinkage" in out
+
+
+def test_the_splice_equals_the_host_when_the_replacement_is_the_identity():
+    from aekit.sae import Splice, activation_rows, loss_recovered, rows_back
+
+    host = Host()
+    x = torch.randn(10, 5, generator=torch.Generator().manual_seed(3))
+    with torch.no_grad():
+        clean = host(x)
+        with Splice(host, "middle", lambda rows: rows):
+            torch.testing.assert_close(host(x), clean)
+        with Splice(host, "middle", torch.zeros_like):
+            torch.testing.assert_close(host(x), host.last(torch.zeros(10, 6)))
+    maps = torch.randn(2, 3, 4, 5)  # a feature map survives the trip through rows
+    torch.testing.assert_close(rows_back(activation_rows(maps), maps), maps)
+
+    class Identity(torch.nn.Module):  # a dictionary that reconstructs perfectly
+        def __init__(self):
+            super().__init__()
+            self.likelihood = aekit.likelihoods.GaussianLikelihood()
+
+        def encode(self, rows):
+            return rows
+
+        def decode(self, rows):
+            return rows
+
+    batches = [torch.randn(8, 5, generator=torch.Generator().manual_seed(i)) for i in range(3)]
+    target = [host(b).detach() + 0.1 for b in batches]
+    losses = dict(zip(map(id, batches), target, strict=True))
+    measured = loss_recovered(host, "middle", Identity(), batches, lambda b: ((host(b) - losses[id(b)]) ** 2).mean())
+    assert measured["spliced"] == pytest.approx(measured["clean"]) and measured["recovered"] == pytest.approx(1.0)
+    assert measured["zero"] > measured["clean"]
