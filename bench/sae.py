@@ -6,7 +6,7 @@
   half the time). ``--samples`` vectors for training (one pass unless ``--epochs``), 20 000 more
   held out for the measures. Dictionaries of ``--width`` latents: ``sae-topk`` and
   ``sae-batchtopk`` at k = the mean number of active features, ``sae-jumprelu`` over a sweep of
-  its L0 weight, and the course's L1 sparse autoencoder (family ``sparse``: one linear layer each
+  its L0 weight (and once with the paper's starting thresholds), and the course's L1 sparse autoencoder (family ``sparse``: one linear layer each
   way, ReLU code, L1 on the code) over a sweep of its weight. Measured on the held-out vectors
   (``aekit.metrics.dictionary_report`` and ``feature_recovery``): fraction of variance unexplained,
   L0, dead and dense latents, shrinkage, and the mean maximum |cosine| (MCC) between the true
@@ -82,6 +82,10 @@ def main() -> None:
     }
     for weight in [float(w) for w in args.jumprelu_l0.split(",")]:
         rows[f"sae-jumprelu l0_weight={weight}"] = run("jumprelu", "sae-jumprelu", l0_weight=weight)
+    # the paper's starting thresholds (0.001, kernel 0.001) against aekit's (1, 0.05), same L0 weight
+    rows["sae-jumprelu l0_weight=0.01, threshold 0.001, bandwidth 0.001"] = run(
+        "jumprelu-paper-init", "sae-jumprelu", l0_weight=0.01, threshold=0.001, bandwidth=0.001
+    )
     for weight in [float(w) for w in args.l1.split(",")]:
         rows[f"sparse (L1) weight={weight}"] = run("l1", "sparse", sparsity="l1", weight=weight)
     write_record(args, "sae", time.perf_counter() - started, data=settings, rows=rows)

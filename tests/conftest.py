@@ -59,6 +59,13 @@ def rng():
 
 
 # the image-restoration families: fully convolutional, any image size, the code is an image
+DICTIONARY_CASES = [  # families of flat vectors (N, D)
+    ("sae-topk", {"k": 2, "aux_k": 4}),
+    ("sae-batchtopk", {"k": 2}),
+    ("sae-jumprelu", {"l0_weight": 0.01, "aux_k": 4}),
+    ("sae-topk", {"k": 2, "centre": "median", "expansion": 2.0}),
+]
+
 RESTORATION_CASES = [
     ("denoise", {"depth": 2, "width": 4}),
     ("denoise", {"depth": 2, "width": 4, "max_sigma": 50.0}),

@@ -7,7 +7,7 @@ import aekit
 from aekit import registry
 from aekit.config import ModelConfig
 
-from .conftest import FAMILY_CASES, RESTORATION_CASES, case_id
+from .conftest import DICTIONARY_CASES, FAMILY_CASES, RESTORATION_CASES, case_id
 
 
 def build(case, data_shape=(1, 9, 7), code_size=3):
@@ -77,6 +77,10 @@ MINIMAL_KWARGS = {
     ("decoder", "mlp"): {"in_shape": [3], "out_shape": [1, 9, 7], "hidden": [5]},
     ("encoder", "conv"): {"in_shape": [1, 9, 7], "out_shape": [6], "channels": [4]},
     ("decoder", "conv"): {"in_shape": [3], "out_shape": [1, 9, 7], "channels": [4]},
+    ("encoder", "dictionary"): {"dim": 6, "width": 10},
+    ("decoder", "dictionary"): {"dim": 6, "width": 10},
+    ("latent", "topk"): {"code_size": 3, "k": 2},
+    ("latent", "batchtopk"): {"code_size": 3, "k": 2},
     ("latent", "identity"): {},
     ("sequence_encoder", "gru"): {"embedding_size": 8, "hidden": 4},
     ("sequence_encoder", "transformer"): {"embedding_size": 8, "heads": 2, "feedforward": 16},
@@ -101,7 +105,7 @@ def test_every_registered_part_round_trips_its_spec(kind, name):
 
 
 def test_registry_lists_choices_for_unknown_names():
-    with pytest.raises(aekit.AekitError, match="the registered latents are binary, deterministic, gaussian"):
+    with pytest.raises(aekit.AekitError, match="the registered latents are batchtopk, binary, deterministic, gaussian"):
         registry.build("latent", {"name": "nope", "code_size": 2})
     with pytest.raises(aekit.AekitError, match="has no option 'widht'"):
         registry.build("encoder", {"name": "mlp", "in_shape": [4], "out_shape": [2], "widht": 3})
@@ -182,5 +186,6 @@ class TestRestorationContract:
 
 
 def test_every_family_is_in_the_contract_suite():
-    covered = {family for family, _ in FAMILY_CASES} | {family for family, _ in RESTORATION_CASES}
+    cases = [*FAMILY_CASES, *RESTORATION_CASES, *DICTIONARY_CASES]
+    covered = {family for family, _ in cases}
     assert covered == set(aekit.family_names())

@@ -12,6 +12,8 @@ from aekit.metrics import dictionary_report, feature_recovery
 from aekit.sae.parts import BatchTopK, JumpReLU, TopK, geometric_median
 from aekit.steps import AutoencoderStep
 
+from .conftest import DICTIONARY_CASES, case_id
+
 
 def test_topk_keeps_exactly_k_largest_and_relus_them():
     h = torch.randn(6, 20, generator=torch.Generator().manual_seed(0))
@@ -111,10 +113,10 @@ def test_auxk_is_zero_without_dead_latents_and_revives_them_otherwise():
     model.fit_data_statistics(x)
     model.train()
     out = model.loss(x)
-    assert float(out.terms["auxk"]) == 0.0 and float(out.terms["dead_fraction"]) == 0.0
+    assert float(out.terms["auxk"]) == 0.0 and float(out.metrics["dead_fraction"]) == 0.0
     model.latent.since_fired[:32] = 1000  # half the latents silent for longer than the window
     out = model.loss(x)
-    assert float(out.terms["dead_fraction"]) > 0 and float(out.terms["auxk"]) > 0
+    assert float(out.metrics["dead_fraction"]) > 0 and float(out.terms["auxk"]) > 0
     out.total.backward()
     dead_rows = model.encoder.weight.grad[:32].abs().sum()
     assert float(dead_rows) > 0  # the dead latents' encoder rows learn from the residual
@@ -296,3 +298,111 @@ def test_the_splice_equals_the_host_when_the_replacement_is_the_identity():
     measured = loss_recovered(host, "middle", Identity(), batches, lambda b: ((host(b) - losses[id(b)]) ** 2).mean())
     assert measured["spliced"] == pytest.approx(measured["clean"]) and measured["recovered"] == pytest.approx(1.0)
     assert measured["zero"] > measured["clean"]
+
+
+# ------------------------------------------------------------------------------------------------ #
+# the family contract, on vectors
+
+
+@pytest.mark.parametrize("case", DICTIONARY_CASES, ids=case_id)
+def test_dictionary_families_keep_the_family_contract(case):
+    family, options = case
+    x = torch.as_tensor(synthetic(n=256)[0])
+    torch.manual_seed(0)
+    model = aekit.make_model(family, (16,), 12, **options)
+    assert model.encode(x[:5]).shape == (5, 12 if "expansion" not in options else 32)
+    assert model.reconstruct(x[:5]).shape == (5, 16)
+    out = model.train().loss(x[:32])
+    assert set(out.terms) == {"nll", *(p.name for p in model.penalties)}
+    torch.testing.assert_close(out.total, sum(out.terms.values()))
+    assert set(out.metrics) == {"active", "dead_fraction"}
+    config = aekit.TrainConfig(epochs=20, batch_size=32, lr=3e-3, val_fraction=0.0, seed=0)
+    before = aekit.Trainer(model, config, progress=False).evaluate(x)["nll"]
+    aekit.Trainer(model, config, progress=False).fit(x)
+    after = aekit.Trainer(model, config, progress=False).evaluate(x)["nll"]
+    assert after < before
+    model.eval()
+    assert torch.equal(model.encode(x[:8]), model.encode(x[:8]))
+    rebuilt = aekit.Autoencoder.from_config(aekit.ModelConfig.from_dict(model.config.to_dict()))
+    rebuilt.load_state_dict(model.state_dict())
+    torch.testing.assert_close(rebuilt.eval().reconstruct(x[:8]), model.reconstruct(x[:8]))
+
+
+# ------------------------------------------------------------------------------------------------ #
+# the feature browser
+
+
+def test_the_feature_browser_renders_latents_with_their_top_examples(tmp_path):
+    import json
+
+    from aekit.data import load_dataset
+    from aekit.sae import write_report
+
+    from .test_docs_browser import chromium, images_on
+
+    images = load_dataset("embedded", split="test").x[:400]  # (400, 1, 28, 28)
+    flat = images.reshape(400, -1)
+    torch.manual_seed(0)
+    model = aekit.make_model("sae-topk", (784,), 24, k=3)
+    aekit.Trainer(model, aekit.TrainConfig(epochs=2, batch_size=64, val_fraction=0.0), progress=False).fit(flat)
+    page = write_report(model, flat, tmp_path / "report", images=images, direction_shape=(28, 28), latents=10, top=4)
+    text = page.read_text()
+    assert text.count('class="latent"') == 10 and "<script" not in text
+    record = json.loads((tmp_path / "report" / "latents.json").read_text())
+    codes = model.encode(torch.as_tensor(flat)).detach().numpy()
+    first = record[0]
+    assert first["rate"] == pytest.approx((codes != 0).mean(0).max())  # the most often active comes first
+    column = codes[:, first["latent"]]
+    assert first["top_rows"] == np.argsort(-column, kind="stable")[:4].tolist()
+    np.testing.assert_allclose(first["top_values"], np.sort(column)[::-1][:4], rtol=1e-6)
+    contexts = write_report(model, flat, tmp_path / "text", contexts=[f"<example {i}>" for i in range(400)], latents=3)
+    assert "&lt;example" in contexts.read_text()  # text is escaped
+    with pytest.raises(AekitError, match="3 images for 400 examples"):
+        write_report(model, flat, tmp_path / "bad", images=images[:3])
+    if chromium() is None:
+        pytest.skip("Chromium is not installed (Debian: apt-get install chromium)")
+    rendered = images_on(tmp_path / "report", "/index.html")
+    assert len(rendered) == 10 * 5  # 4 examples and the decoder direction per latent
+    assert all(img["width"] > 0 and img["height"] > 0 for img in rendered)
+
+
+def test_collect_and_report_from_the_command_line(tmp_path, capsys):
+    from aekit.cli import main
+
+    from .test_cli import run
+
+    argv = ["train", "--family", "undercomplete", "--data", "embedded", "--split", "test", "--code-size", "4"]
+    assert main([*argv, "--hidden", "16", "--epochs", "1", "--out", str(tmp_path / "ae"), "--no-progress"]) == 0
+    code, out, _ = run(capsys, "sae", "collect", tmp_path / "ae", "--list-modules")
+    assert code == 0 and "encoder.layers.1" in out
+    argv = ["sae", "collect", tmp_path / "ae", "--module", "encoder.layers.1", "--data", "embedded", "--split", "test"]
+    code, out, err = run(capsys, *argv, "--max-rows", "3000", "--out", tmp_path / "acts")
+    assert code == 0, err
+    assert "3000 rows of 16 activations" in out
+    code, _, err = run(capsys, *argv, "--out", tmp_path / "acts")
+    assert code == 2 and "not empty" in err and "Traceback" not in err
+    code, _, err = run(
+        capsys,
+        "sae",
+        "collect",
+        tmp_path / "ae",
+        "--module",
+        "nope",
+        "--data",
+        "embedded",
+        "--split",
+        "test",
+        "--out",
+        tmp_path / "x",
+    )
+    assert code == 2 and "no module 'nope'" in err
+    train = ["train", "--family", "sae-topk", "-o", "k=2", "-o", "width=32", "--data", tmp_path / "acts", "--stream"]
+    assert main([str(a) for a in [*train, "--epochs", "1", "--out", tmp_path / "sae", "--no-progress"]]) == 0
+    first = tmp_path / "acts" / "activations-00000.npy"
+    code, out, err = run(capsys, "sae", "report", tmp_path / "sae", "--data", first, "--out", tmp_path / "report")
+    assert code == 0, err
+    assert (tmp_path / "report" / "index.html").read_text().count('class="latent"') > 0
+    code, _, err = run(
+        capsys, "sae", "report", tmp_path / "sae", "--data", first, "--direction-shape", "5,5", "--out", tmp_path / "r2"
+    )
+    assert code == 2 and "directions have 16 values" in err

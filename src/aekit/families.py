@@ -734,9 +734,9 @@ def sae_batchtopk(
 def sae_jumprelu(
     data_shape: list[int],
     code_size: int,
-    l0_weight: float = 1e-3,
-    threshold: float = 0.001,
-    bandwidth: float = 0.001,
+    l0_weight: float = 0.01,
+    threshold: float = 1.0,
+    bandwidth: float = 0.05,
     width: int | None = None,
     expansion: float | None = None,
     aux_k: int = 0,
@@ -747,8 +747,10 @@ def sae_jumprelu(
 ) -> ModelConfig:
     """A sparse dictionary whose latents fire above a learnt threshold each, trained with an L0
     penalty of weight ``l0_weight`` by straight-through estimators (Rajamanoharan et al. 2024);
-    ``threshold`` is where they start, ``bandwidth`` the estimators' kernel width. Other options as
-    sae-topk (AuxK off by default: the L0 penalty sets the sparsity)."""
+    ``threshold`` is where they start, ``bandwidth`` the estimators' kernel width. The inputs are
+    normalised, so pre-activations are of order 1: thresholds start at 1 (the paper's 0.001 needs
+    far more steps to climb; measured in bench/sae.py) and the kernel is 0.05 wide. Other options
+    as sae-topk (AuxK off by default: the L0 penalty sets the sparsity)."""
     latent = {"name": "jumprelu", "threshold": threshold, "bandwidth": bandwidth, "dead_window": dead_window}
     l0 = [{"name": "l0", "weight": l0_weight}]
     return _dictionary(

@@ -35,12 +35,14 @@ def shape_fits(shape: tuple[int, ...] | torch.Size, expected: tuple[int | None, 
 
 @dataclass
 class LossOutput:
-    """The loss of one batch: ``total`` (scalar, what is minimised), each term (scalars) and the
-    reconstruction NLL per example (B,), all in nats."""
+    """The loss of one batch: ``total`` (scalar, what is minimised, the sum of ``terms``), each term
+    (scalars) and the reconstruction NLL per example (B,), all in nats; ``metrics``: scalars
+    reported beside the loss and not part of it (a dictionary's active and dead latents)."""
 
     total: torch.Tensor
     terms: dict[str, torch.Tensor] = field(default_factory=dict)
     nll: torch.Tensor | None = None
+    metrics: dict[str, torch.Tensor] = field(default_factory=dict)
 
 
 class Autoencoder(nn.Module):
@@ -233,10 +235,11 @@ class Autoencoder(nn.Module):
             for penalty in self.penalties:
                 terms[penalty.name] = penalty_scale * penalty.weight * penalty(ctx)
             total = functools.reduce(operator.add, terms.values())  # no kernel for a lone term
+        metrics = {}
         if ctx.dead is not None:  # a sparse dictionary: reported beside the loss, not part of it
-            terms["active"] = (z.detach() != 0).sum(1).float().mean()  # L0, latents per example
-            terms["dead_fraction"] = ctx.dead.float().mean()
-        return LossOutput(total=total, terms=terms, nll=nll)
+            metrics["active"] = (z.detach() != 0).sum(1).float().mean()  # L0, latents per example
+            metrics["dead_fraction"] = ctx.dead.float().mean()
+        return LossOutput(total=total, terms=terms, nll=nll, metrics=metrics)
 
     def log_importance_weights(
         self,

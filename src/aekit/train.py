@@ -368,8 +368,9 @@ def evaluate(
         if weight == 0:  # this process has none of this batch; it still adds (zeros) to the sums
             local = batch[:1].to(device)
         out = step.evaluate(local, generator)
-        names = ["loss", *out.terms]
-        values = torch.stack([out.total.detach(), *(t.detach() for t in out.terms.values())]).float() * weight
+        reported = {**out.terms, **out.metrics}
+        names = ["loss", *reported]
+        values = torch.stack([out.total.detach(), *(t.detach() for t in reported.values())]).float() * weight
         values = torch.cat([values, values.new_tensor([weight])])
         sums = values if sums is None else sums + values
     step.train(was_training)
@@ -390,8 +391,9 @@ class _LossWindow:
         self.sums: torch.Tensor | None = None
 
     def add(self, out: LossOutput, batch_size: int) -> None:
-        self.names = ["loss", *out.terms]
-        self.rows.append([out.total.detach(), *(t.detach() for t in out.terms.values())])  # no kernel per step
+        reported = {**out.terms, **out.metrics}
+        self.names = ["loss", *reported]
+        self.rows.append([out.total.detach(), *(t.detach() for t in reported.values())])  # no kernel per step
         self.sizes.append(batch_size)
         if len(self.rows) == self.loop.config.log_every:
             self.flush()

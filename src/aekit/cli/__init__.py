@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from typing import NoReturn
 
 from ..errors import AekitError
-from . import core, deploy, generation, hashing, representation, restoration, training  # noqa: F401  (registers)
+from . import core, deploy, generation, hashing, representation, restoration, sae, training  # noqa: F401  (registers)
 from .base import _COMMANDS, EXIT_BAD_INPUT, HelpFormatter, check_outputs, integer
 
 __all__ = ["build_parser", "main"]

@@ -33,10 +33,11 @@ def find_module(model: nn.Module, path: str) -> nn.Module:
     listing a few names when there is none."""
     modules = dict(model.named_modules())
     if path not in modules:
-        names = [name for name in modules if name][:12]
+        names = [name for name in modules if name]
+        more = f" and {len(names) - 12} more" if len(names) > 12 else ""
         raise AekitError(
             f"no module {path!r} in {type(model).__name__}",
-            f"its modules include {', '.join(names)}{', ...' if len(modules) > 13 else ''}",
+            f"its modules include {', '.join(names[:12])}{more}",
             "give a dotted name from model.named_modules()",
         )
     return modules[path]
