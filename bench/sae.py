@@ -6,8 +6,9 @@
   half the time). ``--samples`` vectors for training (one pass unless ``--epochs``), 20 000 more
   held out for the measures. Dictionaries of ``--width`` latents: ``sae-topk`` and
   ``sae-batchtopk`` at k = the mean number of active features, ``sae-jumprelu`` over a sweep of
-  its L0 weight (and once with the paper's starting thresholds), and the course's L1 sparse autoencoder (family ``sparse``: one linear layer each
-  way, ReLU code, L1 on the code) over a sweep of its weight. Measured on the held-out vectors
+  its L0 weight (and once with the paper's starting thresholds), and the course's L1 sparse
+  autoencoder (family ``sparse``: one linear layer each way, ReLU code, L1 on the code) over a
+  sweep of its weight. Measured on the held-out vectors
   (``aekit.metrics.dictionary_report`` and ``feature_recovery``): fraction of variance unexplained,
   L0, dead and dense latents, shrinkage, and the mean maximum |cosine| (MCC) between the true
   directions and the learned ones with the F1 of recovery at |cosine| >= 0.9; training samples
