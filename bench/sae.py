@@ -38,7 +38,7 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=1024, help="(default: 1024)")
     parser.add_argument("--lr", type=float, default=1e-3, help="Adam learning rate (default: 1e-3)")
     parser.add_argument("--jumprelu-l0", default="0.003,0.01,0.03", help="L0 weights swept (default: %(default)s)")
-    parser.add_argument("--l1", default="0.003,0.01,0.03", help="L1 weights swept (default: %(default)s)")
+    parser.add_argument("--l1", default="0.1,0.3,1,3", help="L1 weights swept (default: %(default)s)")
     parser.add_argument("--seed", type=int, default=0, help="data and initialisation (default: 0)")
     parser.add_argument("--threads", type=int, default=1, help="torch threads (default: 1)")
     parser.add_argument("--out", type=Path, default=Path(__file__).parent / "results" / "sae.json")
