@@ -119,6 +119,7 @@ def write_report(
     images: Any = None,
     contexts: Sequence[str] | None = None,
     direction_shape: Sequence[int] | None = None,
+    directions: Any = None,
     latents: int = 100,
     top: int = 8,
     title: str = "Sparse dictionary",
@@ -126,7 +127,9 @@ def write_report(
     """Write ``out_dir/index.html`` describing the ``latents`` most often firing latents of
     ``model`` over examples x (N, D); ``out_dir/latents.json`` holds the same numbers. ``images``
     (N, C, H, W) or (N, H, W) show the top examples as pictures, ``contexts`` (N strings) as text;
-    ``direction_shape`` (e.g. (28, 28)) draws each latent's decoder direction. Returns the page."""
+    ``direction_shape`` (e.g. (28, 28)) draws each latent's decoder direction, or its row of
+    ``directions`` (K, ...) when given (e.g. the direction mapped back to pixels through the
+    network's first layer). Returns the page."""
     x = as_tensor(x).float()
     if images is not None and len(images) != len(x):
         raise AekitError(f"{len(images)} images for {len(x)} examples", "one picture per example", "align them")
@@ -134,8 +137,12 @@ def write_report(
         raise AekitError(f"{len(contexts)} contexts for {len(x)} examples", "one text per example", "align them")
     found = top_activations(model, x, top)
     order = np.argsort(-found["rate"], kind="stable")[: int(latents)]
-    weight = getattr(model.decoder, "weight", None)
-    directions = weight.detach().T.cpu().numpy() if weight is not None and weight.ndim == 2 else None  # (K, D)
+    if directions is None:
+        weight = getattr(model.decoder, "weight", None)
+        directions = weight.detach().T.cpu() if weight is not None and weight.ndim == 2 else None  # (K, D)
+    directions = None if directions is None else np.asarray(directions)
+    if directions is not None and len(directions) != model.code_size:
+        raise AekitError(f"{len(directions)} directions", f"the dictionary has {model.code_size} latents", "one each")
     cards, record = [], []
     for j in order:
         rows = [int(r) for r in found["rows"][j] if r >= 0]

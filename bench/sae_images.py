@@ -1,0 +1,87 @@
+"""A sparse dictionary inside an image model: the hidden layer of a Fashion-MNIST autoencoder.
+
+A plain autoencoder (``undercomplete``, MLP 784-512-256-32, ELU) is trained on Fashion-MNIST; the
+output of its first hidden layer (after the activation: ``encoder.layers.1``, 512 values) is
+collected over the training images (``aekit.sae.collect``) and a ``sae-topk`` dictionary
+(``--width`` latents, ``--k``) is trained on it. On the test images: fraction of variance
+unexplained, L0, dead and dense latents, shrinkage, and the loss recovered (the autoencoder's own
+squared reconstruction error, clean / with the layer replaced by the dictionary's reconstruction
+/ with it zeroed). Each latent is drawn as an image through the model: the pixel-space direction
+W_1^T d_j of its decoder direction d_j mapped back through the first layer's weights, beside its
+top-activating test images (the feature browser written to ``--report``).
+
+    python bench/sae_images.py --data-dir /work/shared/data --threads 1
+"""
+
+from __future__ import annotations
+
+import argparse
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+from common import write_record
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--data-dir", type=Path, required=True, help="folder holding fashion-mnist/")
+    parser.add_argument("--epochs", type=int, default=10, help="autoencoder epochs (default: 10)")
+    parser.add_argument("--sae-epochs", type=int, default=5, help="dictionary epochs (default: 5)")
+    parser.add_argument("--width", type=int, default=2048, help="dictionary latents (default: 2048)")
+    parser.add_argument("--k", type=int, default=16, help="active latents (default: 16)")
+    parser.add_argument("--threads", type=int, default=1, help="torch threads (default: 1)")
+    parser.add_argument("--seed", type=int, default=0, help="(default: 0)")
+    parser.add_argument("--report", type=Path, default=Path("runs/sae-images-report"), help="browser folder")
+    parser.add_argument("--out", type=Path, default=Path(__file__).parent / "results" / "sae_images.json")
+    args = parser.parse_args()
+
+    import torch
+
+    import aekit
+    from aekit.metrics import dictionary_report
+    from aekit.sae import collect, loss_recovered, write_report
+
+    torch.set_num_threads(args.threads)
+    started = time.perf_counter()
+    train = aekit.load_dataset("fashion-mnist", "train", data_dir=args.data_dir, download=False)
+    test = aekit.load_dataset("fashion-mnist", "test", data_dir=args.data_dir, download=False)
+    torch.manual_seed(args.seed)
+    host = aekit.make_model("undercomplete", (1, 28, 28), 32, hidden=[512, 256], likelihood="bernoulli")
+    config = aekit.TrainConfig(epochs=args.epochs, batch_size=128, lr=1e-3, seed=args.seed)
+    aekit.Trainer(host, config, progress=False).fit(train.x)
+    host.eval()
+    module = "encoder.layers.1"
+    folder = Path(tempfile.mkdtemp(prefix="aekit-acts-"))
+    acts = collect(host, module, train.x, folder / "train", progress=False)
+    held = collect(host, module, test.x, folder / "test", progress=False).read(0, len(test.x))
+    torch.manual_seed(args.seed)
+    sae = aekit.make_model("sae-topk", (acts.shape[1],), args.width, k=args.k)
+    settings = aekit.TrainConfig(
+        epochs=args.sae_epochs, batch_size=1024, lr=1e-3, lr_schedule="cosine", val_fraction=0.0, seed=args.seed,
+        checkpoint_every=0,
+    )  # fmt: skip
+    result = aekit.Trainer(sae, settings, progress=False).fit(acts)
+    batches = [torch.as_tensor(test.x[i : i + 1000]) for i in range(0, len(test.x), 1000)]
+
+    def squared_error(batch: torch.Tensor) -> torch.Tensor:
+        return (host.reconstruct(batch) - batch).square().flatten(1).sum(1).mean()
+
+    row = {"module": module, "width": args.width, "k": args.k, "sae_train_seconds": round(result.seconds, 1)}
+    row |= {key: round(value, 4) for key, value in dictionary_report(sae, held).items()}
+    row |= {key: round(value, 4) for key, value in loss_recovered(host, module, sae, batches, squared_error).items()}
+    print(row, flush=True)
+    # a latent's decoder direction seen in pixel space, through the first layer: W_1^T d_j (784,)
+    first = host.encoder.linear_layers[0].weight.detach()  # (512, 784)
+    directions = (sae.decoder.weight.detach().T / sae.decoder.scale) @ first  # (K, 784)
+    page = write_report(
+        sae, held, args.report, images=test.x, direction_shape=(28, 28), directions=directions, latents=60, top=8,
+        title="Fashion-MNIST autoencoder, hidden layer 1: features",
+    )  # fmt: skip
+    write_record(args, "sae_images", time.perf_counter() - started, row=row)
+    print(f"browser: {page}; {np.round(time.perf_counter() - started)} s", flush=True)
+
+
+if __name__ == "__main__":
+    main()
