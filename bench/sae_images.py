@@ -3,7 +3,9 @@
 A plain autoencoder (``undercomplete``, MLP 784-512-256-32, ELU) is trained on Fashion-MNIST; the
 output of its first hidden layer (after the activation: ``encoder.layers.1``, 512 values) is
 collected over the training images (``aekit.sae.collect``) and a ``sae-topk`` dictionary
-(``--width`` latents, ``--k``) is trained on it. On the test images: fraction of variance
+(``--width`` latents, ``--k``; a latent silent for ``--dead-window`` examples counts as dead and
+AuxK revives it: the family's default window, a million, is longer than this whole run) is
+trained on it. On the test images: fraction of variance
 unexplained, L0, dead and dense latents, shrinkage, and the loss recovered (the autoencoder's own
 squared reconstruction error, clean / with the layer replaced by the dictionary's reconstruction
 / with it zeroed). Each latent is drawn as an image through the model: the pixel-space direction
@@ -31,6 +33,9 @@ def main() -> None:
     parser.add_argument("--sae-epochs", type=int, default=5, help="dictionary epochs (default: 5)")
     parser.add_argument("--width", type=int, default=2048, help="dictionary latents (default: 2048)")
     parser.add_argument("--k", type=int, default=16, help="active latents (default: 16)")
+    parser.add_argument(
+        "--dead-window", type=int, default=50_000, help="examples without firing = dead, for AuxK (default: 50000)"
+    )
     parser.add_argument("--threads", type=int, default=1, help="torch threads (default: 1)")
     parser.add_argument("--seed", type=int, default=0, help="(default: 0)")
     parser.add_argument("--report", type=Path, default=Path("runs/sae-images-report"), help="browser folder")
@@ -57,7 +62,7 @@ def main() -> None:
     acts = collect(host, module, train.x, folder / "train", progress=False)
     held = collect(host, module, test.x, folder / "test", progress=False).read(0, len(test.x))
     torch.manual_seed(args.seed)
-    sae = aekit.make_model("sae-topk", (acts.shape[1],), args.width, k=args.k)
+    sae = aekit.make_model("sae-topk", (acts.shape[1],), args.width, k=args.k, dead_window=args.dead_window)
     settings = aekit.TrainConfig(
         epochs=args.sae_epochs, batch_size=1024, lr=1e-3, lr_schedule="cosine", val_fraction=0.0, seed=args.seed,
         checkpoint_every=0,
