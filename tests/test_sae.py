@@ -406,3 +406,23 @@ def test_collect_and_report_from_the_command_line(tmp_path, capsys):
         capsys, "sae", "report", tmp_path / "sae", "--data", first, "--direction-shape", "5,5", "--out", tmp_path / "r2"
     )
     assert code == 2 and "directions have 16 values" in err
+
+
+def test_collect_from_a_torch_export_program(tmp_path, capsys):
+    from .test_cli import run
+
+    host = Host()
+    x = torch.randn(10, 5, generator=torch.Generator().manual_seed(4))
+    torch.export.save(torch.export.export(host, (x[:4],)), tmp_path / "host.pt2")  # a fixed batch of 4
+    np.save(tmp_path / "x.npy", x.numpy())
+    code, out, _ = run(capsys, "sae", "collect", tmp_path / "host.pt2", "--list-modules")
+    assert code == 0 and "middle.1" in out
+    argv = ["sae", "collect", tmp_path / "host.pt2", "--module", "middle", "--data", tmp_path / "x.npy"]
+    code, out, err = run(capsys, *argv, "--out", tmp_path / "acts")
+    assert code == 0, err
+    assert "the last 2 examples are not run" in out and "8 rows of 6 activations" in out
+    stored = np.load(tmp_path / "acts" / "activations-00000.npy")
+    np.testing.assert_allclose(stored, host.middle(host.first(x[:8])).detach().numpy(), rtol=1e-5, atol=1e-6)
+    torch.jit.save(torch.jit.script(host), tmp_path / "host.pt")
+    code, _, err = run(capsys, "sae", "collect", tmp_path / "host.pt", "--list-modules")
+    assert code == 2 and "TorchScript modules take no new hooks" in err and "Traceback" not in err

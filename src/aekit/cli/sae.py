@@ -13,7 +13,9 @@ from .base import add_data_arguments, arguments, command, integer, load_data, lo
 
 def _add_collect(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
-        "model", metavar="MODEL", help="an aekit run or model folder, or the name of a shipped restoration model"
+        "model",
+        metavar="MODEL",
+        help="an aekit run or model folder, the name of a shipped restoration model, or a torch.export file (.pt2)",
     )
     parser.add_argument("--module", help="the dotted name of the module whose outputs are stored (see --list-modules)")
     add_data_arguments(parser, required=False, default_split="train")
@@ -25,19 +27,41 @@ def _add_collect(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--list-modules", action="store_true", help="print the model's module names and stop")
 
 
+def _exported(path: Path):
+    """A torch.export program as a module with its submodules (hooks attach to them), and the batch
+    size it was exported for (None when the batch dimension is dynamic)."""
+    import torch
+
+    try:
+        program = torch.export.load(str(path))
+    except Exception as error:  # any unreadable file: one clear line
+        why = "TorchScript modules take no new hooks" if path.suffix in (".pt", ".pth", ".jit") else str(error)[:120]
+        raise AekitError(f"cannot read {path} as a torch.export program", why, "save with torch.export.save") from None
+    inputs = [node for node in program.graph.nodes if node.op == "placeholder" and "val" in node.meta]
+    user = [node for node in inputs if node.name in set(program.graph_signature.user_inputs)]
+    first = (user or inputs)[0].meta["val"].shape[0] if (user or inputs) else None
+    return torch.export.unflatten(program), first if isinstance(first, int) else None
+
+
 def cmd_collect(args: argparse.Namespace) -> int:
     from ..applications.restoration import pretrained_names, weights_dir
     from ..io import load_model
     from ..sae import collect
 
-    folder = weights_dir(args.model) if args.model in pretrained_names() else Path(args.model)
-    if not (folder / "config.json").is_file():
-        raise AekitError(
-            f"no model at {args.model}",
-            "collect reads an aekit run or model folder, or a shipped model's name",
-            "give a folder holding config.json and model.safetensors",
-        )
-    model = load_model(folder)
+    path, fixed_batch = Path(args.model), None
+    if path.suffix == ".pt2" or (path.is_file() and path.suffix in (".pt", ".pth", ".jit")):
+        if not path.is_file():
+            raise AekitError(f"no file {path}", "collect reads a torch.export program from it", "check the path")
+        model, fixed_batch = _exported(path)
+    else:
+        folder = weights_dir(args.model) if args.model in pretrained_names() else path
+        if not (folder / "config.json").is_file():
+            raise AekitError(
+                f"no model at {args.model}",
+                "collect reads an aekit run or model folder, a shipped model's name or a torch.export file",
+                "give a folder holding config.json and model.safetensors, or a .pt2 file",
+            )
+        model = load_model(folder)
     if args.list_modules:
         for name, module in model.named_modules():
             if name:
@@ -49,9 +73,17 @@ def cmd_collect(args: argparse.Namespace) -> int:
     if missing:
         raise AekitError(f"{', '.join(missing)} missing", "collect runs the model over data into a folder", "add them")
     dataset = load_data(args)
+    x, batch_size = np.asarray(dataset.x, np.float32), args.batch_size
+    if fixed_batch is not None:  # a program exported for one batch size runs only batches of that size
+        batch_size, left_out = fixed_batch, len(x) % fixed_batch
+        x = x[: len(x) - left_out]
+        if left_out:
+            print(f"the program takes batches of exactly {fixed_batch}: the last {left_out} examples are not run")
+        if len(x) == 0:
+            raise AekitError(f"{len(dataset)} examples", f"the program takes batches of {fixed_batch}", "give more")
     stored = collect(
-        model, args.module, np.asarray(dataset.x, np.float32), args.out, batch_size=args.batch_size,
-        shard_rows=args.shard_rows, dtype=args.dtype, max_rows=args.max_rows,
+        model, args.module, x, args.out, batch_size=batch_size, shard_rows=args.shard_rows, dtype=args.dtype,
+        max_rows=args.max_rows,
     )  # fmt: skip
     print(f"{len(stored)} rows of {stored.shape[1]} activations of {args.module} written to {args.out}/")
     return 0
@@ -102,7 +134,11 @@ SUBCOMMANDS = {
         """examples:
   aekit sae collect runs/ae --list-modules
   aekit sae collect runs/ae --module encoder.layers.1 --data fashion-mnist --out runs/acts
-  aekit sae collect denoise --module encoder.body.3 --data patches.npy --out runs/denoise-acts""",
+  aekit sae collect denoise --module encoder.encoder_layers.2 --data patches.npy --out runs/denoise-acts
+  aekit sae collect classifier.pt2 --module blocks.2 --data images.npy --out runs/acts   # torch.export.save
+
+A torch.export program is unflattened (torch.export.unflatten) so its submodules keep their names
+and take hooks; one exported with a fixed batch size runs batches of exactly that size.""",
     ),
     "report": (
         cmd_report,
