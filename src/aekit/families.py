@@ -686,48 +686,44 @@ def _dictionary(
     )
 
 
-@preset("sae-topk")
-def sae_topk(
-    data_shape: list[int],
-    code_size: int,
-    k: int = 32,
-    width: int | None = None,
-    expansion: float | None = None,
-    aux_k: int = 256,
-    aux_weight: float = 1 / 32,
-    dead_window: int = 1_000_000,
-    centre: str = "mean",
-    seed: int = 0,
-) -> ModelConfig:
+def _count_preset(family: str, latent_name: str, doc: str) -> Preset:
+    """Register the preset of a dictionary whose sparsity is a count k (TopK, BatchTopK)."""
+
+    def count_preset(
+        data_shape: list[int],
+        code_size: int,
+        k: int = 32,
+        width: int | None = None,
+        expansion: float | None = None,
+        aux_k: int = 256,
+        aux_weight: float = 1 / 32,
+        dead_window: int = 1_000_000,
+        centre: str = "mean",
+        seed: int = 0,
+    ) -> ModelConfig:
+        latent = {"name": latent_name, "k": k, "dead_window": dead_window}
+        return _dictionary(family, data_shape, code_size, latent, width, expansion, aux_k, aux_weight, centre, seed)
+
+    count_preset.__doc__ = doc
+    return preset(family)(count_preset)
+
+
+sae_topk = _count_preset(
+    "sae-topk",
+    "topk",
     """A sparse dictionary whose code keeps the k largest pre-activations of each example (Gao et
     al. 2024), AuxK reviving dead latents. ``width`` latents (or ``expansion`` times the input
     dimension; default: the code size); ``aux_k`` 0 turns AuxK off; ``dead_window``: examples
     without firing after which a latent counts as dead; ``centre``: mean or median (geometric) of
-    the data, the decoder's starting bias; ``seed``: the starting dictionary."""
-    latent = {"name": "topk", "k": k, "dead_window": dead_window}
-    return _dictionary("sae-topk", data_shape, code_size, latent, width, expansion, aux_k, aux_weight, centre, seed)
-
-
-@preset("sae-batchtopk")
-def sae_batchtopk(
-    data_shape: list[int],
-    code_size: int,
-    k: int = 32,
-    width: int | None = None,
-    expansion: float | None = None,
-    aux_k: int = 256,
-    aux_weight: float = 1 / 32,
-    dead_window: int = 1_000_000,
-    centre: str = "mean",
-    seed: int = 0,
-) -> ModelConfig:
+    the data, the decoder's starting bias; ``seed``: the starting dictionary.""",
+)
+sae_batchtopk = _count_preset(
+    "sae-batchtopk",
+    "batchtopk",
     """A sparse dictionary whose training batch keeps its k * B largest pre-activations, so each
     example uses k latents on average (Bussmann et al. 2024); in inference a threshold estimated in
-    training replaces the batch. Options as sae-topk."""
-    latent = {"name": "batchtopk", "k": k, "dead_window": dead_window}
-    return _dictionary(
-        "sae-batchtopk", data_shape, code_size, latent, width, expansion, aux_k, aux_weight, centre, seed
-    )
+    training replaces the batch. Options as sae-topk.""",
+)
 
 
 @preset("sae-jumprelu")

@@ -33,6 +33,21 @@ def command(name: str, summary: str, examples: str = "") -> Callable[[Command], 
     return register
 
 
+def add_subcommands(parser: argparse.ArgumentParser, dest: str, subcommands: dict[str, tuple]) -> None:
+    """The subcommands of a command group (``aekit hash build``): ``subcommands`` maps a name to
+    (function, argument adder, one-line summary, examples)."""
+    subparsers = parser.add_subparsers(dest=dest, metavar="SUBCOMMAND", required=True)
+    for name, (_, add_arguments, summary, examples) in subcommands.items():
+        sub = subparsers.add_parser(
+            name,
+            help=summary,
+            description=summary[0].upper() + summary[1:] + ".",
+            epilog=examples,
+            formatter_class=argparse.RawDescriptionHelpFormatter,
+        )
+        add_arguments(sub)
+
+
 def arguments(adder: Callable[[argparse.ArgumentParser], None]) -> Callable[[Command], Command]:
     """Attach the function that declares a subcommand's options."""
 

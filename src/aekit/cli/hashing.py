@@ -10,7 +10,16 @@ from typing import Any
 import numpy as np
 
 from ..errors import AekitError
-from .base import add_data_arguments, add_output, arguments, command, data_description, integer, load_data
+from .base import (
+    add_data_arguments,
+    add_output,
+    add_subcommands,
+    arguments,
+    command,
+    data_description,
+    integer,
+    load_data,
+)
 
 BASELINES = ("lsh", "pca", "itq", "spectral")
 
@@ -299,16 +308,7 @@ SUBCOMMANDS = {
 
 
 def _add_hash(parser: argparse.ArgumentParser) -> None:
-    subparsers = parser.add_subparsers(dest="hash_command", metavar="SUBCOMMAND", required=True)
-    for name, (_, add_arguments, summary, examples) in SUBCOMMANDS.items():
-        sub = subparsers.add_parser(
-            name,
-            help=summary,
-            description=summary[0].upper() + summary[1:] + ".",
-            epilog=examples,
-            formatter_class=argparse.RawDescriptionHelpFormatter,
-        )
-        add_arguments(sub)
+    add_subcommands(parser, "hash_command", SUBCOMMANDS)
 
 
 @command(

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import AekitError
-from .base import add_data_arguments, arguments, command, integer, load_data, load_run_and_data
+from .base import add_data_arguments, add_subcommands, arguments, command, integer, load_data, load_run_and_data
 
 
 def _add_collect(parser: argparse.ArgumentParser) -> None:
@@ -152,16 +152,7 @@ and take hooks; one exported with a fixed batch size runs batches of exactly tha
 
 
 def _add_sae(parser: argparse.ArgumentParser) -> None:
-    subparsers = parser.add_subparsers(dest="sae_command", metavar="SUBCOMMAND", required=True)
-    for name, (_, add_arguments, summary, examples) in SUBCOMMANDS.items():
-        sub = subparsers.add_parser(
-            name,
-            help=summary,
-            description=summary[0].upper() + summary[1:] + ".",
-            epilog=examples,
-            formatter_class=argparse.RawDescriptionHelpFormatter,
-        )
-        add_arguments(sub)
+    add_subcommands(parser, "sae_command", SUBCOMMANDS)
 
 
 @command(
