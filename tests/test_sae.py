@@ -267,6 +267,20 @@ def test_train_and_evaluate_a_dictionary_from_the_command_line(tmp_path, capsys)
     assert "fvu" in out and "active latents per example" in out and "shrinkage" in out
 
 
+class Exact(torch.nn.Module):
+    """A dictionary that reconstructs its input exactly."""
+
+    def __init__(self):
+        super().__init__()
+        self.likelihood = aekit.likelihoods.GaussianLikelihood()
+
+    def encode(self, rows):
+        return rows
+
+    def decode(self, rows):
+        return rows
+
+
 def test_the_splice_equals_the_host_when_the_replacement_is_the_identity():
     from aekit.sae import Splice, activation_rows, loss_recovered, rows_back
 
@@ -281,21 +295,10 @@ def test_the_splice_equals_the_host_when_the_replacement_is_the_identity():
     maps = torch.randn(2, 3, 4, 5)  # a feature map survives the trip through rows
     torch.testing.assert_close(rows_back(activation_rows(maps), maps), maps)
 
-    class Identity(torch.nn.Module):  # a dictionary that reconstructs perfectly
-        def __init__(self):
-            super().__init__()
-            self.likelihood = aekit.likelihoods.GaussianLikelihood()
-
-        def encode(self, rows):
-            return rows
-
-        def decode(self, rows):
-            return rows
-
     batches = [torch.randn(8, 5, generator=torch.Generator().manual_seed(i)) for i in range(3)]
     target = [host(b).detach() + 0.1 for b in batches]
     losses = dict(zip(map(id, batches), target, strict=True))
-    measured = loss_recovered(host, "middle", Identity(), batches, lambda b: ((host(b) - losses[id(b)]) ** 2).mean())
+    measured = loss_recovered(host, "middle", Exact(), batches, lambda b: ((host(b) - losses[id(b)]) ** 2).mean())
     assert measured["spliced"] == pytest.approx(measured["clean"]) and measured["recovered"] == pytest.approx(1.0)
     assert measured["zero"] > measured["clean"]
 
@@ -426,3 +429,178 @@ def test_collect_from_a_torch_export_program(tmp_path, capsys):
     torch.jit.save(torch.jit.script(host), tmp_path / "host.pt")
     code, _, err = run(capsys, "sae", "collect", tmp_path / "host.pt", "--list-modules")
     assert code == 2 and "TorchScript modules take no new hooks" in err and "Traceback" not in err
+
+
+# ------------------------------------------------------------------------------------------------ #
+# hosts: a sequence model, an aekit autoencoder; aekit sae recovered
+
+
+@pytest.fixture(scope="module")
+def tiny_translator(tmp_path_factory):
+    """A tiny untrained seq2seq Transformer saved as a run folder, and 40 sentence pairs as files."""
+    from aekit.text.families import build_sequence_model
+    from aekit.text.pipeline import save_sequence_model
+    from aekit.text.tokenizer import SubwordTokenizer
+
+    from .test_sequences import sentences, tiny
+
+    folder = tmp_path_factory.mktemp("translator")
+    source = sentences(40, seed=5)
+    target = [" ".join(reversed(s.split())) for s in source]
+    tokenizer = SubwordTokenizer.train(sentences(200), vocab_size=64)
+    torch.manual_seed(0)
+    model = build_sequence_model(tiny(), tokenizer.vocab_size, tokenizer.fingerprint)
+    save_sequence_model(model, tokenizer, folder / "model")
+    (folder / "train.src").write_text("".join(s + "\n" for s in source), encoding="utf-8")
+    (folder / "train.tgt").write_text("".join(s + "\n" for s in target), encoding="utf-8")
+    return folder, tokenizer, source, target
+
+
+def test_collect_from_a_sequence_model_keeps_the_real_positions_of_the_hooked_side(tiny_translator, tmp_path, capsys):
+    import json
+
+    from .test_cli import run
+
+    folder, tokenizer, source, target = tiny_translator
+    data = ["--data", folder / "train.src", "--target-data", folder / "train.tgt", "--batch-size", "16"]
+    code, out, err = run(
+        capsys,
+        "sae",
+        "collect",
+        folder / "model",
+        "--module",
+        "decoder.layers.layers.0",
+        *data,
+        "--out",
+        tmp_path / "dec",
+    )
+    assert code == 0, err
+    positions = sum(len(ids) + 1 for ids in tokenizer.encode(target))  # BOS y_1 .. y_n: a prediction each
+    record = json.loads((tmp_path / "dec" / "collection.json").read_text())
+    assert record["rows"] == positions and record["width"] == 32
+    assert record["model"] == str((folder / "model").resolve()) and record["module"] == "decoder.layers.layers.0"
+    assert record["data"] == str((folder / "train.src").resolve()) and record["contexts"] == "contexts.txt"
+    contexts = (tmp_path / "dec" / "contexts.txt").read_text(encoding="utf-8").splitlines()
+    assert len(contexts) == positions and f"{positions} rows of 32" in out
+    ids = tokenizer.encode(target[:1])[0]
+    one, two = tokenizer.decode([ids[:1], ids[1:2]])
+    assert contexts[0] == "[<s>]" and contexts[1] == f"[{one}]" and contexts[2] == f"{one} [{two}]".strip()
+    # the encoder's side: source positions, EOS included
+    code, _, err = run(
+        capsys, "sae", "collect", folder / "model", "--module", "encoder.layers", *data, "--max-rows", "50",
+        "--out", tmp_path / "enc",
+    )  # fmt: skip
+    assert code == 0, err
+    sources = sum(len(ids) + 1 for ids in tokenizer.encode(source))
+    code, _, err = run(
+        capsys, "sae", "collect", folder / "model", "--module", "encoder.layers", *data, "--out", tmp_path / "all"
+    )
+    assert json.loads((tmp_path / "all" / "collection.json").read_text())["rows"] == sources
+    contexts = (tmp_path / "enc" / "contexts.txt").read_text(encoding="utf-8").splitlines()
+    assert len(contexts) == 50 and len(np.load(tmp_path / "enc" / "activations-00000.npy")) == 50
+    ids = tokenizer.encode(source[:1])[0]
+    one, rest, whole = tokenizer.decode([ids[:1], ids[1:], ids])
+    assert contexts[0] == f"[{one}] {rest}" and contexts[len(ids)] == f"{whole} [</s>]" and whole == source[0]
+
+
+def test_collect_refuses_a_keep_mask_of_another_size(tmp_path):
+    from aekit.sae import collect
+
+    tokens = torch.randn(4, 9, 5)
+    with pytest.raises(AekitError, match="keep marks 32 rows of a batch but 'middle' yields 36"):
+        collect(Host(), "middle", [tokens], tmp_path / "a", keep=lambda _: torch.ones(4, 8, dtype=torch.bool))
+
+
+def test_a_sequence_host_measures_nats_per_target_token(tiny_translator):
+    from aekit.sae import loss_recovered, sequence_host
+    from aekit.text.pipeline import load_sequence_model
+
+    folder, _, source, target = tiny_translator
+    model, tokenizer, _ = load_sequence_model(folder / "model")
+    host = sequence_host(model, tokenizer, source, target, "decoder.layers.layers.0", batch_size=16)
+    assert len(host.batches) == 3 and "40 sentence pairs" in host.description
+    batch = host.batches[0]
+    expected = float(model.sentence_nll(batch).sum()) / batch.weight
+    assert float(host.loss(batch)) == pytest.approx(expected)
+    assert int(host.keep(batch).sum()) == batch.weight  # one row per predicted token
+    measured = loss_recovered(model, "decoder.layers.layers.0", Exact(), host.batches, host.loss)
+    assert measured["spliced"] == measured["clean"] and measured["recovered"] == 1.0
+    with pytest.raises(AekitError, match="no target sentences"):
+        sequence_host(model, tokenizer, source, None, "decoder")
+
+
+def test_an_autoencoder_host_sees_the_same_corruption_in_every_run():
+    from aekit.sae import array_host, loss_recovered
+
+    torch.manual_seed(0)
+    model = aekit.make_model("denoising", (16,), 4, hidden=[8], noise="gaussian")
+    x = synthetic(n=100)[0]
+    host = array_host(model, x, batch_size=32)
+    assert len(host.batches) == 4 and host.keep is None and host.contexts is None
+    batch = host.batches[0]
+    assert float(host.loss(batch)) == float(host.loss(batch))  # the noise is seeded the same at each call
+    other = model.loss(batch, generator=torch.Generator().manual_seed(1), noisy=True).nll.mean().detach()
+    assert float(other) != float(host.loss(batch))  # and there is noise
+    measured = loss_recovered(model, "encoder.layers.1", Exact(), host.batches, host.loss)
+    assert measured["spliced"] == measured["clean"] and measured["recovered"] == 1.0
+    assert measured["zero"] != measured["clean"]
+    assert array_host(Host(), x[:, :5], 8).loss is None  # a plain module has no loss
+
+
+def test_loss_recovered_from_the_command_line(tmp_path, capsys):
+    import json
+
+    from aekit.cli import main
+
+    from .test_cli import bad, run
+
+    argv = ["train", "--family", "undercomplete", "--data", "embedded", "--split", "test", "--code-size", "4"]
+    assert main([*argv, "--hidden", "16", "--epochs", "2", "--out", str(tmp_path / "ae"), "--no-progress"]) == 0
+    argv = ["sae", "collect", tmp_path / "ae", "--module", "encoder.layers.1", "--data", "embedded", "--split", "test"]
+    assert run(capsys, *argv, "--max-rows", "2000", "--out", tmp_path / "acts")[0] == 0
+    train = ["train", "--family", "sae-topk", "-o", "k=4", "-o", "width=64", "--data", tmp_path / "acts", "--stream"]
+    assert main([str(a) for a in [*train, "--epochs", "3", "--out", tmp_path / "sae", "--no-progress"]]) == 0
+    # --model, --module and --data come from the activations' collection.json
+    code, out, err = run(
+        capsys, "sae", "recovered", tmp_path / "sae", "--max-batches", "2", "--json", tmp_path / "r.json"
+    )
+    assert code == 0, err
+    figures = json.loads((tmp_path / "r.json").read_text())
+    assert figures["module"] == "encoder.layers.1" and figures["batches"] == 2 and figures["split"] == "test"
+    assert all(np.isfinite(figures[key]) for key in ("clean", "spliced", "zero", "recovered"))
+    assert figures["zero"] > figures["clean"] and figures["recovered"] < 1.0 + 1e-6
+    assert "nats per example" in out and "recovered" in out
+    code, out, err = run(capsys, "evaluate", tmp_path / "sae", "--data", tmp_path / "acts")  # a folder of shards
+    assert code == 0 and "2000 examples" in out, err
+    # bad inputs: one line each
+    assert "reads rows of 16 numbers but encoder.layers.2 of" in bad(
+        capsys, "sae", "recovered", tmp_path / "sae", "--module", "encoder.layers.2", "--max-batches", "1"
+    )
+    np.save(tmp_path / "rows.npy", synthetic(n=300)[0])
+    lone = ["train", "--family", "sae-topk", "-o", "k=2", "-o", "width=32", "--data", tmp_path / "rows.npy"]
+    assert main([str(a) for a in [*lone, "--epochs", "1", "--out", tmp_path / "lone", "--no-progress"]]) == 0
+    assert "--model and --module missing" in bad(capsys, "sae", "recovered", tmp_path / "lone", "--data", "embedded")
+    host = Host()
+    torch.export.save(torch.export.export(host, (torch.zeros(4, 5),)), tmp_path / "host.pt2")
+    message = bad(capsys, "sae", "recovered", tmp_path / "sae", "--model", tmp_path / "host.pt2", "--module", "middle")
+    assert "torch.export program" in message and "no loss" in message
+
+
+def test_recovered_on_a_sequence_host_from_the_command_line(tiny_translator, tmp_path, capsys):
+    from aekit.cli import main
+
+    from .test_cli import bad, run
+
+    folder, *_ = tiny_translator
+    data = ["--data", folder / "train.src", "--target-data", folder / "train.tgt"]
+    argv = ["sae", "collect", folder / "model", "--module", "decoder.layers.layers.0", *data]
+    assert run(capsys, *argv, "--out", tmp_path / "acts")[0] == 0
+    train = ["train", "--family", "sae-topk", "-o", "k=4", "-o", "expansion=2", "--data", tmp_path / "acts", "--stream"]
+    assert main([str(a) for a in [*train, "--epochs", "2", "--out", tmp_path / "sae", "--no-progress"]]) == 0
+    code, out, err = run(capsys, "sae", "recovered", tmp_path / "sae")
+    assert code == 0, err
+    assert "nats per target token" in out and "train.src" in out
+    assert "a sequence model reads sentences" in bad(
+        capsys, "sae", "recovered", tmp_path / "sae", "--data", "embedded", "--split", "test"
+    )
+    assert "add --target-data" in bad(capsys, "sae", "recovered", tmp_path / "sae", "--data", folder / "train.src")

@@ -225,7 +225,8 @@ def add_data_arguments(parser: argparse.ArgumentParser, required: bool = True, d
         "--data",
         required=required,
         metavar="SOURCE",
-        help="a dataset name (embedded, mnist, fashion-mnist) or a .npy/.npz/.csv file or a folder of images",
+        help="a dataset name (embedded, mnist, fashion-mnist), a .npy/.npz/.csv file, or a folder of images or of "
+        ".npy shards",
     )
     group.add_argument(
         "--split",
@@ -333,8 +334,9 @@ def check_fresh_output(run_dir: Path, force: bool, resumable: bool = True) -> No
     ensure_writable_dir(run_dir)
 
 
-def print_report(title: str, report: dict[str, float]) -> None:
-    units = {
+def print_report(title: str, report: dict[str, float], units: dict[str, str] | None = None) -> None:
+    """``title``, then one line per figure: name, value and its unit (``units`` adds or replaces units)."""
+    known = {
         "squared_error": "squared error per example",
         "mse": "mean squared error per dimension",
         "nll": "nats per example (deterministic code)",
@@ -356,6 +358,7 @@ def print_report(title: str, report: dict[str, float]) -> None:
         "dense": "share of latents active on more than 10 % of them",
         "shrinkage": "mean ||reconstruction|| / ||input|| (1 = no shrinkage)",
     }
+    units = {**known, **(units or {})}
     print(title)
     for key, value in report.items():
         shown = f"{value:12d}" if isinstance(value, int) else f"{value:12.4f}"

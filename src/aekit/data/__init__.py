@@ -64,6 +64,7 @@ def load_dataset(
 ) -> Dataset:
     """Load a named dataset (``embedded``, ``mnist``, ``fashion-mnist``) or a file/folder of data.
 
+    A folder holds images, or ``.npy`` shards (read whole, in name order: collected activations).
     ``split``: ``train`` or ``test`` for named datasets. ``scale``: ``auto`` divides integer data by
     its type's maximum (255 for 8-bit) and leaves floats alone, ``minmax`` maps the whole dataset to
     [0, 1], ``none`` keeps values. ``binarize``: ``threshold`` (x > 0.5), ``static`` (one seeded
@@ -115,6 +116,11 @@ def _load_raw(source, split, data_dir, download, label_column):
             "check the path or the name",
         )
     if path.is_dir():
+        if any(path.glob("*.npy")):  # a folder of .npy shards (aekit sae collect writes one), read whole
+            from .streaming import ArrayFile
+
+            shards = ArrayFile(path, scale="none")
+            return shards.read_raw(0, len(shards)), None, str(path), None
         images, labels, classes = load_image_folder(path)
         return images, labels, str(path), classes
     suffix = path.suffix.lower()

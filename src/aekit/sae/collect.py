@@ -108,6 +108,7 @@ def collect(
     dtype: str = "float32",
     max_rows: int | None = None,
     progress: bool = True,
+    about: dict[str, Any] | None = None,
 ) -> ArrayFile:
     """Run ``model`` over ``data`` and store the outputs of its submodule ``module`` (a dotted
     name) as rows in ``.npy`` shards in the new folder ``out_dir``; returns them as an
@@ -115,9 +116,10 @@ def collect(
 
     ``data``: an array or tensor (N, ...) cut into batches of ``batch_size``, or any iterable of
     batches. ``forward(batch)`` runs the model (default: ``model(batch)``); ``keep(batch)`` gives a
-    bool mask over the rows a batch yields (e.g. (B, T) for non-padding tokens). ``dtype``
-    float32 or float16; ``max_rows`` stops after that many rows. ``collection.json`` records the
-    module, the rows and the width."""
+    bool mask over the rows a batch yields (e.g. (B, T) for non-padding tokens), as many entries
+    as rows (a mismatch is an error). ``dtype`` float32 or float16; ``max_rows`` stops after that
+    many rows. ``collection.json`` records the module, the rows and the width, and whatever
+    ``about`` holds (e.g. where the rows came from: the model, the data, the split)."""
     if dtype not in ("float32", "float16"):
         raise AekitError(f"dtype {dtype!r}", "activations are stored as float32 or float16", "pick one")
     if int(shard_rows) < 1 or int(batch_size) < 1:
@@ -148,7 +150,14 @@ def collect(
                 )
             rows = captured[-1]
             if keep is not None:
-                rows = rows[keep(batch).reshape(-1).to(rows.device)]
+                mask = keep(batch).reshape(-1).to(rows.device)
+                if mask.numel() != len(rows):
+                    raise AekitError(
+                        f"keep marks {mask.numel()} rows of a batch but {module!r} yields {len(rows)}",
+                        "the mask has one entry per row the module outputs (e.g. (B, T) for (B, T, D))",
+                        "hook a module whose positions the mask describes, or fix keep",
+                    )
+                rows = rows[mask]
             rows = rows.float().cpu().numpy()
             if max_rows is not None:
                 rows = rows[: max(0, int(max_rows) - writer.rows - writer.buffered)]
@@ -163,6 +172,13 @@ def collect(
         raise AekitError(
             f"no activations of {module!r} were collected", "the data gave no rows", "check the data and keep"
         )
-    record = {"module": module, "rows": writer.rows, "width": writer.width, "shards": writer.shards, "dtype": dtype}
+    record = {
+        **(about or {}),
+        "module": module,
+        "rows": writer.rows,
+        "width": writer.width,
+        "shards": writer.shards,
+        "dtype": dtype,
+    }
     (folder / "collection.json").write_text(json.dumps(record, indent=1) + "\n")
     return ArrayFile(folder, scale="none")
