@@ -237,7 +237,9 @@ class Autoencoder(nn.Module):
             total = functools.reduce(operator.add, terms.values())  # no kernel for a lone term
         metrics = {}
         if ctx.dead is not None:  # a sparse dictionary: reported beside the loss, not part of it
-            metrics["active"] = (z.detach() != 0).sum(1).float().mean()  # L0, latents per example
+            entries = getattr(z, "active_entries", None)  # listed by a selecting latent: no scan needed
+            active = (z.detach() != 0).sum() if entries is None else torch.tensor(len(entries))
+            metrics["active"] = active.float() / len(z)  # L0, latents per example
             metrics["dead_fraction"] = ctx.dead.float().mean()
         return LossOutput(total=total, terms=terms, nll=nll, metrics=metrics)
 

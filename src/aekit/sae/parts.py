@@ -33,6 +33,7 @@ from ..errors import AekitError, check_options
 from ..latents import Latent
 from ..penalties import Penalty, StepContext
 from ..registry import Part
+from .kernels import DENSE_ABOVE, active_entries, decode_entries, row_topk
 
 
 def initial_directions(dim: int, width: int, seed: int) -> torch.Tensor:
@@ -126,11 +127,16 @@ class DictionaryDecoder(_Statistics):
         self.weight.div_(self.weight.norm(dim=0, keepdim=True).clamp(min=1e-12))
 
     def directions(self, z: torch.Tensor) -> torch.Tensor:
-        """What the codes z (B, K) add to the reconstruction, without the bias: W_dec z / s (B, D)."""
+        """What the codes z (B, K) add to the reconstruction, without the bias: W_dec z / s (B, D).
+        A code that lists its non-zero entries (``z.active_entries``, as the top-k latents attach
+        it) is decoded from those alone."""
+        entries = getattr(z, "active_entries", None)
+        if entries is not None and z.ndim == 2 and len(entries) <= DENSE_ABOVE * z.numel():
+            return decode_entries(z, entries, self.weight) / self.scale
         return z @ self.weight.T / self.scale
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
-        return (z @ self.weight.T + self.bias) / self.scale  # (B, D), the data's units
+        return self.directions(z) + self.bias / self.scale  # (B, D), the data's units
 
 
 # ------------------------------------------------------------------------------------------------ #
@@ -165,7 +171,9 @@ class SparseActivation(Latent):
         if self.training:
             with torch.no_grad():
                 self.since_fired += len(h)
-                self.since_fired[(z != 0).any(0)] = 0
+                entries = getattr(z, "active_entries", None)
+                fired = (z != 0).any(0) if entries is None else (entries % self.code_size)  # mask or columns
+                self.since_fired[fired] = 0
         return z, None
 
     def mean(self, h: torch.Tensor) -> torch.Tensor:
@@ -183,8 +191,11 @@ class TopK(SparseActivation):
         self.k = int(k)
 
     def activate(self, h: torch.Tensor) -> torch.Tensor:
-        values, index = h.topk(self.k, dim=1)  # (B, k)
-        return torch.zeros_like(h).scatter(1, index, values.relu())
+        values, index = row_topk(h, self.k)  # (B, k)
+        values = values.relu()
+        z = torch.zeros_like(h).scatter(1, index, values)
+        z.active_entries = active_entries(index, values, h.shape[1])  # the decoder reads only these
+        return z
 
 
 class BatchTopK(SparseActivation):
@@ -210,15 +221,18 @@ class BatchTopK(SparseActivation):
     def batch_selection(self, h: torch.Tensor) -> torch.Tensor:
         """The training-time code: the k * B largest entries of h (B, K), ReLU'd."""
         flat = h.flatten()
-        values, index = flat.topk(min(self.k * len(h), flat.numel()))
-        return torch.zeros_like(flat).scatter(0, index, values.relu()).view_as(h)
+        values, index = flat.topk(min(self.k * len(h), flat.numel()), sorted=False)
+        values = values.relu()
+        z = torch.zeros_like(flat).scatter(0, index, values).view_as(h)
+        z.active_entries = active_entries(index, values, h.shape[1])  # the decoder reads only these
+        return z
 
     def activate(self, h: torch.Tensor) -> torch.Tensor:
         if not self.training:
             return torch.where((h >= self.threshold) & (h > 0), h, torch.zeros_like(h))
         z = self.batch_selection(h)
         with torch.no_grad():
-            kept = z[z > 0]
+            kept = z.reshape(-1).index_select(0, z.active_entries)  # the positive entries
             if kept.numel():
                 smallest = kept.min()
                 first = self.batches_seen == 0
@@ -318,8 +332,10 @@ class AuxK(Penalty):
             return ctx.h.new_zeros(())
         residual = (ctx.x.flatten(1) - ctx.params.flatten(1)).detach()  # (B, D)
         pre = torch.where(dead, ctx.h, torch.full_like(ctx.h, -torch.inf))  # only the dead compete
-        values, index = pre.topk(min(self.aux_k, count), dim=1)
-        z = torch.zeros_like(ctx.h).scatter(1, index, values.relu())
+        values, index = row_topk(pre, min(self.aux_k, count))
+        values = values.relu()
+        z = torch.zeros_like(ctx.h).scatter(1, index, values)
+        z.active_entries = active_entries(index, values, ctx.h.shape[1])
         return (residual - directions(z)).square().sum(1).mean()
 
 

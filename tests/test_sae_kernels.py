@@ -1,0 +1,100 @@
+"""The sparse arithmetic of a dictionary step gives what the dense products give."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+import aekit
+from aekit.sae.kernels import active_entries, decode_entries, row_topk
+
+
+@pytest.mark.parametrize("width,k", [(512, 12), (2048, 100), (64, 3), (1000, 7), (40, 40), (256, 1)])
+def test_row_topk_matches_torch_topk(width, k):
+    h = torch.randn(50, width, generator=torch.Generator().manual_seed(width + k))
+    values, index = row_topk(h, k)
+    expected = h.topk(k, dim=1).values
+    assert torch.equal(values, expected)
+    assert torch.equal(h.gather(1, index), expected)  # indices may differ only between equal values
+
+
+def test_row_topk_with_ties_and_infinities():
+    h = torch.zeros(4, 256)
+    h[0, 7] = 1.0
+    h[1] = -torch.inf
+    h[1, :5] = torch.arange(5.0)
+    values, index = row_topk(h, 3)
+    assert torch.equal(values, h.topk(3, dim=1).values)
+    assert torch.equal(h.gather(1, index), values)
+
+
+def test_row_topk_gradient_reaches_only_the_chosen_entries():
+    h = torch.randn(6, 128, requires_grad=True)
+    values, index = row_topk(h, 4)
+    values.sum().backward()
+    expected = torch.zeros(6, 128).scatter(1, index, 1.0)
+    assert torch.equal(h.grad, expected)
+
+
+def _selected_code(h: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor]:
+    values, index = row_topk(h, k)
+    values = values.relu()
+    return torch.zeros_like(h).scatter(1, index, values), active_entries(index, values, h.shape[1])
+
+
+def test_decode_entries_equals_the_dense_product_and_its_gradients():
+    generator = torch.Generator().manual_seed(0)
+    h = torch.randn(32, 48, dtype=torch.float64, generator=generator, requires_grad=True)
+    weight = torch.randn(10, 48, dtype=torch.float64, generator=generator, requires_grad=True)
+    grad = torch.randn(32, 10, dtype=torch.float64, generator=generator)
+    z, entries = _selected_code(h, 5)
+    sparse = decode_entries(z, entries, weight)
+    sparse_grads = torch.autograd.grad(sparse, [h, weight], grad)
+    z, _ = _selected_code(h, 5)
+    dense = z @ weight.T
+    dense_grads = torch.autograd.grad(dense, [h, weight], grad)
+    torch.testing.assert_close(sparse, dense)
+    for ours, theirs in zip(sparse_grads, dense_grads, strict=True):
+        torch.testing.assert_close(ours, theirs)
+    # finite differences on the dictionary itself
+    fixed_z, fixed_entries = z.detach(), entries
+    weight = weight.detach().requires_grad_()
+    assert torch.autograd.gradcheck(lambda w: decode_entries(fixed_z, fixed_entries, w), (weight,))
+
+
+def test_entries_skip_selected_zeros_and_sort_a_batch_selection():
+    index = torch.tensor([[3, 1], [0, 2]])
+    values = torch.tensor([[0.5, 0.0], [2.0, 1.0]])
+    assert active_entries(index, values, 4).tolist() == [3, 4, 6]
+    flat_index, flat_values = torch.tensor([6, 3, 4, 1]), torch.tensor([1.0, 0.5, 2.0, 0.0])
+    assert active_entries(flat_index, flat_values, 4).tolist() == [3, 4, 6]
+
+
+@pytest.mark.parametrize("family", ["sae-topk", "sae-batchtopk"])
+def test_dictionary_loss_and_gradients_match_the_dense_decoder(family):
+    """The decoder reads a selecting latent's entries; dropping them (the dense product) changes
+    neither the loss nor any gradient."""
+    torch.manual_seed(0)
+    model = aekit.make_model(family, (16,), 64, k=4)
+    x = torch.randn(40, 16)
+    model.fit_data_statistics(x)
+    model.train()
+
+    def loss_and_grads(strip: bool):
+        latent = model.latent
+        original = latent.activate
+        if strip:  # the same code without its list of entries: the decoder multiplies densely
+            latent.activate = lambda h: original(h) * 1.0
+        try:
+            torch.manual_seed(1)
+            total = model.loss(x).total
+            grads = torch.autograd.grad(total, [p for p in model.parameters() if p.requires_grad])
+        finally:
+            latent.activate = original
+        return total.detach(), grads
+
+    sparse_loss, sparse_grads = loss_and_grads(False)
+    dense_loss, dense_grads = loss_and_grads(True)
+    torch.testing.assert_close(sparse_loss, dense_loss)
+    for ours, theirs in zip(sparse_grads, dense_grads, strict=True):
+        torch.testing.assert_close(ours, theirs, rtol=1e-4, atol=1e-5)
