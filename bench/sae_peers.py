@@ -13,7 +13,10 @@ Architectures: TopK and BatchTopK at k = ``--k``; JumpReLU and the L1 code ("sta
 sweep of their sparsity weights (the weights mean different things in the two libraries, so each
 gets its own sweep and the rows are compared at the L0 they reach). Speed: training samples per
 second, wall clock around each library's whole fit (statistics, training loop, no data
-generation), one library at a time.
+generation). Each library runs in a process of its own (the data made again from the same seed),
+as its users get it: aekit's loop asks glibc to keep freed memory for reuse
+(``aekit.tensors.keep_freed_memory``), SAELens does not; ``--saelens-kept-memory`` also runs
+SAELens's TopK with glibc told the same through its environment.
 
 Runs in a bench environment holding both (``pip install sae-lens`` beside aekit, torch pinned);
 SAELens is never a dependency of aekit.
@@ -24,7 +27,10 @@ SAELens is never a dependency of aekit.
 from __future__ import annotations
 
 import argparse
+import json
 import os
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -51,9 +57,14 @@ def main() -> None:
     parser.add_argument("--saelens-l1", default="1,3,10", help="SAELens l1_coefficient sweep (default: %(default)s)")
     parser.add_argument("--seed", type=int, default=0, help="data and initialisation (default: 0)")
     parser.add_argument("--threads", type=int, default=1, help="torch threads, both libraries (default: 1)")
+    parser.add_argument("--saelens-kept-memory", action="store_true", help="also SAELens TopK, freed memory kept")
+    parser.add_argument("--library", choices=["aekit", "saelens"], help="run one library only (set by the driver)")
     parser.add_argument("--out", type=Path, default=Path(__file__).parent / "results" / "sae_peers.json")
     args = parser.parse_args()
 
+    if args.library is None:
+        drive(args)
+        return
     import sae_lens
     import torch
     from sae_lens.synthetic.evals import mean_correlation_coefficient
@@ -63,6 +74,7 @@ def main() -> None:
     from aekit.metrics import dictionary_report, feature_recovery
 
     torch.set_num_threads(args.threads)
+    torch.optim.Adam([torch.zeros(1, requires_grad=True)])  # the optimiser's first use imports torch._dynamo
     started = time.perf_counter()
     settings = {"features": args.features, "dim": args.dim, "mean_active": args.mean_active, "group_size": 4}
     x, directions, _ = sparse_features(args.samples + 20000, seed=args.seed, with_activations=False, **settings)
@@ -150,23 +162,52 @@ def main() -> None:
         print(f"  {name}: {shown}, {row['samples_per_second']:,} samples/s", flush=True)
 
     wanted = args.architectures.split(",")
+    ours = args.library == "aekit"
     for architecture in ("topk", "batchtopk"):
-        if architecture in wanted:
+        if architecture in wanted and ours:
             record(f"aekit sae-{architecture} k={args.k}", run_aekit(f"sae-{architecture}", k=args.k))
-            record(f"SAELens {architecture} k={args.k}", run_saelens(architecture, k=args.k))
-    if "jumprelu" in wanted:
+        elif architecture in wanted:
+            kept = " (freed memory kept)" if os.environ.get("MALLOC_MMAP_THRESHOLD_") else ""
+            record(f"SAELens {architecture} k={args.k}{kept}", run_saelens(architecture, k=args.k))
+    if "jumprelu" in wanted and ours:
         for weight in [float(w) for w in args.aekit_jumprelu.split(",")]:
             record(f"aekit sae-jumprelu l0_weight={weight}", run_aekit("sae-jumprelu", l0_weight=weight))
+    elif "jumprelu" in wanted:
         for weight in [float(w) for w in args.saelens_jumprelu.split(",")]:
             record(f"SAELens jumprelu l0_coefficient={weight}", run_saelens("jumprelu", l0_coefficient=weight))
-    if "l1" in wanted:
+    if "l1" in wanted and ours:
         for weight in [float(w) for w in args.aekit_l1.split(",")]:
             record(f"aekit sparse (L1) weight={weight}", run_aekit("sparse", sparsity="l1", weight=weight))
+    elif "l1" in wanted:
         for weight in [float(w) for w in args.saelens_l1.split(",")]:
             record(f"SAELens standard l1_coefficient={weight}", run_saelens("standard", l1_coefficient=weight))
     versions = {"aekit": aekit.__version__, "sae_lens": sae_lens.__version__}
     write_record(args, "sae_peers", time.perf_counter() - started, data=settings, versions=versions, rows=rows)
-    print(np.round(time.perf_counter() - started), "s")
+
+
+def drive(args: argparse.Namespace) -> None:
+    """Each library in a process of its own, one after the other; the records merged into ``args.out``."""
+    started = time.perf_counter()
+    parts = []
+    runs = [("aekit", args.architectures, {}), ("saelens", args.architectures, {})]
+    if args.saelens_kept_memory:
+        kept = {"MALLOC_MMAP_THRESHOLD_": str(1 << 30), "MALLOC_TRIM_THRESHOLD_": str(1 << 30)}
+        runs.append(("saelens", "topk", kept))
+    for index, (library, architectures, environment) in enumerate(runs):
+        out = args.out.with_name(f"{args.out.stem}-{index}-{library}.json")
+        command = [sys.executable, __file__, "--library", library, "--architectures", architectures, "--out", str(out)]
+        for name, value in vars(args).items():
+            if name not in ("library", "architectures", "out", "saelens_kept_memory"):
+                command += [f"--{name.replace('_', '-')}", str(value)]
+        subprocess.run(command, check=True, env={**os.environ, **environment})
+        parts.append(json.loads(out.read_text()))
+        out.unlink()
+    rows = {name: row for part in parts for name, row in part["rows"].items()}
+    write_record(
+        args, "sae_peers", time.perf_counter() - started, data=parts[0]["data"], versions=parts[-1]["versions"],
+        rows=rows,
+    )  # fmt: skip
+    print(f"{len(rows)} rows written to {args.out}; {np.round(time.perf_counter() - started)} s")
 
 
 if __name__ == "__main__":

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 import aekit
-from aekit.sae.kernels import active_entries, decode_entries, row_topk
+from aekit.sae.kernels import DENSE_ABOVE, active_entries, decode_entries, row_topk
 
 
 @pytest.mark.parametrize("width,k", [(512, 12), (2048, 100), (64, 3), (1000, 7), (40, 40), (256, 1)])
@@ -70,12 +70,13 @@ def test_entries_skip_selected_zeros_and_sort_a_batch_selection():
     assert active_entries(flat_index, flat_values, 4).tolist() == [3, 4, 6]
 
 
-@pytest.mark.parametrize("family", ["sae-topk", "sae-batchtopk"])
+@pytest.mark.parametrize("family", ["sae-topk", "sae-batchtopk", "sae-jumprelu"])
 def test_dictionary_loss_and_gradients_match_the_dense_decoder(family):
-    """The decoder reads a selecting latent's entries; dropping them (the dense product) changes
-    neither the loss nor any gradient."""
+    """The decoder reads the entries a latent lists; dropping them (the dense product) changes
+    neither the loss nor any gradient, the thresholds' straight-through gradients included."""
     torch.manual_seed(0)
-    model = aekit.make_model(family, (16,), 64, k=4)
+    options = {"l0_weight": 0.1, "threshold": 1.8, "bandwidth": 0.6} if family == "sae-jumprelu" else {"k": 4}
+    model = aekit.make_model(family, (16,), 64, **options)
     x = torch.randn(40, 16)
     model.fit_data_statistics(x)
     model.train()
@@ -93,6 +94,9 @@ def test_dictionary_loss_and_gradients_match_the_dense_decoder(family):
             latent.activate = original
         return total.detach(), grads
 
+    with torch.no_grad():
+        code = model.latent.activate(model.encoder(x))
+    assert 0 < len(code.active_entries) <= DENSE_ABOVE * code.numel()  # the sparse path is the one tested
     sparse_loss, sparse_grads = loss_and_grads(False)
     dense_loss, dense_grads = loss_and_grads(True)
     torch.testing.assert_close(sparse_loss, dense_loss)

@@ -151,6 +151,38 @@ def flushing_denormals() -> bool:
     return float(torch.tensor([1e-39]) * 2.0) == 0.0  # one element: computed on this thread
 
 
+_M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3  # mallopt parameters (glibc malloc.h)
+_KEPT_BYTES = 1 << 30
+_memory_kept: list[bool] = []
+
+
+def keep_freed_memory() -> bool:
+    """Ask glibc's allocator to keep freed blocks of up to 1 GiB for reuse, for the rest of the
+    process, instead of handing them back to the system; returns whether it is on. Once per
+    process; nothing is changed when glibc is not the C library or when the user set its own
+    ``MALLOC_MMAP_THRESHOLD_`` / ``MALLOC_TRIM_THRESHOLD_``.
+
+    Why training on a CPU needs it: a step allocates and frees the same temporaries every time
+    (activations, gradients, megabytes each). Blocks above glibc's threshold are mapped afresh and
+    unmapped on free, so every step touches new pages, and on a virtual machine the page faults
+    cost more than the arithmetic: a sparse-dictionary step (1024 x 128 -> 512 latents) takes
+    27-30 ms with the default allocator and 16 ms with freed memory kept, the same ops on the same
+    numbers. The price is that the process keeps its peak memory until it ends."""
+    if _memory_kept:
+        return _memory_kept[0]
+    kept = False
+    if not any(name in os.environ for name in ("MALLOC_MMAP_THRESHOLD_", "MALLOC_TRIM_THRESHOLD_")):
+        try:
+            libc = ctypes.CDLL("libc.so.6")
+            kept = bool(libc.mallopt(_M_MMAP_THRESHOLD, _KEPT_BYTES)) and bool(
+                libc.mallopt(_M_TRIM_THRESHOLD, _KEPT_BYTES)
+            )
+        except (OSError, AttributeError):  # not glibc (macOS, Windows, musl): its own allocator stays
+            kept = False
+    _memory_kept.append(kept)
+    return kept
+
+
 @contextlib.contextmanager
 def denormals_flushed(enabled: bool = True) -> Iterator[bool]:
     """Within the block, denormal floats are flushed to zero (FTZ and DAZ) on the calling thread and

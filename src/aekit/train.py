@@ -50,7 +50,7 @@ from .data.streaming import ArrayFile
 from .errors import AekitError
 from .model import Autoencoder, LossOutput, shape_fits
 from .steps import AutoencoderStep, ClassifierStep
-from .tensors import as_tensor, denormals_flushed, resolve_device, to_channels_last
+from .tensors import as_tensor, denormals_flushed, keep_freed_memory, resolve_device, to_channels_last
 
 __all__ = ["CHECKPOINT_FILE", "TrainResult", "Trainer", "TrainingDiverged", "evaluate", "fine_tune", "fit"]
 
@@ -257,6 +257,8 @@ def fit(
     emit = _Emitter(loop.callbacks)
     emit("on_fit_start", loop)
     window = _LossWindow(loop, emit)
+    if device.type == "cpu":
+        keep_freed_memory()  # see aekit.tensors: fresh pages each step cost more than the arithmetic
     with denormals_flushed(cfg.flush_denormal and device.type == "cpu"):  # see aekit.tensors
         while loop.stop_reason is None and _planned(loop):
             emit("on_epoch_start", loop)

@@ -72,7 +72,7 @@ class _DecodeEntries(torch.autograd.Function):
     @staticmethod
     def backward(ctx, grad):  # grad (B, D)
         values, columns, rows, atoms = ctx.saved_tensors
-        picked = grad.index_select(0, rows)  # (nnz, D)
+        picked = grad.contiguous().index_select(0, rows)  # (nnz, D); an expanded grad is slow to index
         grad_values = (picked * atoms.index_select(0, columns)).sum(1)  # (nnz,)
         grad_atoms = torch.zeros_like(atoms).index_add_(0, columns, picked * values[:, None])  # (K, D)
         return grad_values, None, None, None, grad_atoms

@@ -14,7 +14,9 @@
   pre-activation at or above a threshold estimated from the training batches: Bussmann et al.
   2024), ``jumprelu`` (z = h where h > theta_j, a learnt threshold per latent, trained by
   straight-through estimators; Rajamanoharan et al. 2024). Each counts the examples since each
-  latent last fired (``dead_window``: a latent silent for longer is dead).
+  latent last fired (``dead_window``: a latent silent for longer is dead), and lists on its
+  code the entries that can be non-zero (``z.active_entries``), so that the decoder multiplies
+  only those (:mod:`aekit.sae.kernels`).
 * penalties: ``auxk`` (reconstruct the detached residual x - x^ from the ``aux_k`` largest
   pre-activations of the dead latents: the gradient revives them; zero when none is dead) and
   ``l0`` (the number of active latents, its gradient reaching the thresholds straight through).
@@ -128,8 +130,9 @@ class DictionaryDecoder(_Statistics):
 
     def directions(self, z: torch.Tensor) -> torch.Tensor:
         """What the codes z (B, K) add to the reconstruction, without the bias: W_dec z / s (B, D).
-        A code that lists its non-zero entries (``z.active_entries``, as the top-k latents attach
-        it) is decoded from those alone."""
+        A code that lists where it can be non-zero (``z.active_entries``: flat positions b * K + j
+        grouped by row, outside which the code is zero and its gradient unused; the dictionary
+        latents attach them) is decoded from those entries alone."""
         entries = getattr(z, "active_entries", None)
         if entries is not None and z.ndim == 2 and len(entries) <= DENSE_ABOVE * z.numel():
             return decode_entries(z, entries, self.weight) / self.scale
@@ -172,7 +175,10 @@ class SparseActivation(Latent):
             with torch.no_grad():
                 self.since_fired += len(h)
                 entries = getattr(z, "active_entries", None)
-                fired = (z != 0).any(0) if entries is None else (entries % self.code_size)  # mask or columns
+                if entries is None:
+                    fired = (z != 0).any(0)  # (K,) mask
+                else:  # the listed entries that are non-zero, as columns
+                    fired = entries[z.reshape(-1).index_select(0, entries) != 0] % self.code_size
                 self.since_fired[fired] = 0
         return z, None
 
@@ -298,7 +304,12 @@ class JumpReLU(SparseActivation):
         return self.log_threshold.exp()  # (K,)
 
     def activate(self, h: torch.Tensor) -> torch.Tensor:
-        return _JumpReLU.apply(h, self.threshold, self.bandwidth)
+        threshold = self.threshold
+        z = _JumpReLU.apply(h, threshold, self.bandwidth)
+        with torch.no_grad():  # z is zero, and its gradient unused, below the kernel's reach
+            reach = (h.detach() > threshold - self.bandwidth / 2).view(-1)
+            z.active_entries = reach.nonzero().view(-1)  # row-major, so grouped by row
+        return z
 
     def active(self, h: torch.Tensor) -> torch.Tensor:
         """H(h - theta) (B, K), its gradient reaching theta straight through."""
