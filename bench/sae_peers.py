@@ -59,6 +59,7 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=1, help="torch threads, both libraries (default: 1)")
     parser.add_argument("--saelens-kept-memory", action="store_true", help="also SAELens TopK, freed memory kept")
     parser.add_argument("--library", choices=["aekit", "saelens"], help="run one library only (set by the driver)")
+    parser.add_argument("--cache", help="folder keeping the vectors between the processes (default: made in each)")
     parser.add_argument("--out", type=Path, default=Path(__file__).parent / "results" / "sae_peers.json")
     args = parser.parse_args()
 
@@ -70,16 +71,13 @@ def main() -> None:
     from sae_lens.synthetic.evals import mean_correlation_coefficient
 
     import aekit
-    from aekit.data.synthetic import sparse_features
     from aekit.metrics import dictionary_report, feature_recovery
 
     torch.set_num_threads(args.threads)
     torch.optim.Adam([torch.zeros(1, requires_grad=True)])  # the optimiser's first use imports torch._dynamo
     started = time.perf_counter()
     settings = {"features": args.features, "dim": args.dim, "mean_active": args.mean_active, "group_size": 4}
-    x, directions, _ = sparse_features(args.samples + 20000, seed=args.seed, with_activations=False, **settings)
-    train_x, test_x = x[: args.samples].numpy(), x[args.samples :]
-    del x
+    train_x, test_x, directions = vectors(args, settings)
     print(f"data: {len(train_x):,} training vectors of {args.dim}, {args.features} features", flush=True)
 
     class Peer(torch.nn.Module):
@@ -185,9 +183,37 @@ def main() -> None:
     write_record(args, "sae_peers", time.perf_counter() - started, data=settings, versions=versions, rows=rows)
 
 
+def vectors(args: argparse.Namespace, settings: dict):
+    """(training vectors (N, dim) as a numpy array, possibly memory-mapped; 20 000 held-out vectors
+    and the true directions as tensors), made from the seed, or read from ``--cache`` when it holds
+    them for these settings (it is written there the first time)."""
+    import torch
+
+    from aekit.data.synthetic import sparse_features
+
+    key = {**settings, "samples": args.samples, "seed": args.seed}
+    cache = Path(args.cache) if args.cache else None
+    if cache is not None and (cache / "key.json").is_file() and json.loads((cache / "key.json").read_text()) == key:
+        train = np.load(cache / "train.npy", mmap_mode="r")
+        return train, torch.as_tensor(np.load(cache / "test.npy")), torch.as_tensor(np.load(cache / "directions.npy"))
+    x, directions, _ = sparse_features(args.samples + 20000, seed=args.seed, with_activations=False, **settings)
+    train, test = x[: args.samples].numpy(), x[args.samples :]
+    if cache is not None:
+        cache.mkdir(parents=True, exist_ok=True)
+        for name, array in (("train", train), ("test", test.numpy()), ("directions", directions.numpy())):
+            np.save(cache / f"{name}.npy", array)
+        (cache / "key.json").write_text(json.dumps(key))
+        del x, train
+        train = np.load(cache / "train.npy", mmap_mode="r")
+    return train, test, directions
+
+
 def drive(args: argparse.Namespace) -> None:
     """Each library in a process of its own, one after the other; the records merged into ``args.out``."""
     started = time.perf_counter()
+    if args.cache:  # made once, read memory-mapped by each library's process
+        settings = {"features": args.features, "dim": args.dim, "mean_active": args.mean_active, "group_size": 4}
+        vectors(args, settings)
     parts = []
     runs = [("aekit", args.architectures, {}), ("saelens", args.architectures, {})]
     if args.saelens_kept_memory:
@@ -197,7 +223,7 @@ def drive(args: argparse.Namespace) -> None:
         out = args.out.with_name(f"{args.out.stem}-{index}-{library}.json")
         command = [sys.executable, __file__, "--library", library, "--architectures", architectures, "--out", str(out)]
         for name, value in vars(args).items():
-            if name not in ("library", "architectures", "out", "saelens_kept_memory"):
+            if name not in ("library", "architectures", "out", "saelens_kept_memory") and value is not None:
                 command += [f"--{name.replace('_', '-')}", str(value)]
         subprocess.run(command, check=True, env={**os.environ, **environment})
         parts.append(json.loads(out.read_text()))

@@ -2,7 +2,7 @@
 
 The residual stream after the middle decoder layer (``--module``, default
 ``decoder.layers.layers.1`` of 3) is collected over the Multi30K training sentences, teacher
-forced, one row per real target position (``aekit.sae.collect``; padding masked out), and a
+forced, one row per decoder position that predicts a token (``aekit.sae.sequence_host``), and a
 dictionary (``sae-topk`` at each ``--k``, ``--expansion`` times the model width) is trained on it.
 On the validation sentences: fraction of variance unexplained, L0, dead and dense latents,
 shrinkage (``aekit.metrics.dictionary_report``), and the loss recovered (``aekit.sae.loss_recovered``):
@@ -44,34 +44,26 @@ def main() -> None:
 
     import aekit
     from aekit.metrics import dictionary_report
-    from aekit.sae import collect, loss_recovered, write_report
-    from aekit.text.batches import PAD, make_batch
+    from aekit.sae import collect, loss_recovered, sequence_host, write_report
     from aekit.text.corpus import load_multi30k
-    from aekit.text.pipeline import Translator, token_ids
+    from aekit.text.pipeline import Translator
 
     torch.set_num_threads(args.threads)
     started = time.perf_counter()
     translator = Translator.load(args.model)
     model, tokenizer = translator.model, translator.tokenizer
 
-    def batches(split: str, limit: int | None = None, size: int = 64):
+    def host(split: str, limit: int | None = None):
         sources, targets = load_multi30k("de-en", split, args.data_dir, download=False)
-        sources, targets = sources[:limit], targets[:limit]
-        source_ids = token_ids(tokenizer, sources, model.max_tokens, True, "source")
-        target_ids = token_ids(tokenizer, targets, model.max_tokens, True, "target")
-        return [make_batch(source_ids[i : i + size], target_ids[i : i + size]) for i in range(0, len(sources), size)]
+        return sequence_host(model, tokenizer, sources[:limit], targets[:limit], args.module, batch_size=64)
 
-    train, val = batches("train", args.sentences), batches("val")
-    keep = lambda batch: batch.target_input != PAD  # noqa: E731  (B, T - 1): real decoder positions
-    run = lambda batch: model.sentence_nll(batch)  # noqa: E731
+    train, val = host("train", args.sentences), host("val")
     folder = Path(tempfile.mkdtemp(prefix="aekit-acts-"))
-    acts = collect(model, args.module, train, folder / "train", forward=run, keep=keep, progress=False)
-    held = collect(model, args.module, val, folder / "val", forward=run, keep=keep, progress=False)
+    acts = collect(model, args.module, train.batches, folder / "train", forward=train.forward, keep=train.keep,
+                   progress=False)  # fmt: skip
+    held = collect(model, args.module, val.batches, folder / "val", forward=val.forward, keep=val.keep, progress=False)
     held_x = held.read(0, len(held))
     print(f"{len(acts)} training and {len(held)} validation positions of width {acts.shape[1]}", flush=True)
-
-    def nats_per_token(batch) -> torch.Tensor:
-        return model.sentence_nll(batch).sum() / batch.weight
 
     rows = {}
     width = round(args.expansion * acts.shape[1])
@@ -85,22 +77,12 @@ def main() -> None:
         result = aekit.Trainer(sae, config, progress=False).fit(acts)
         row = {"k": k, "width": width, "train_seconds": round(result.seconds, 1)}
         row |= {key: round(value, 4) for key, value in dictionary_report(sae, held_x).items()}
-        row |= {
-            key: round(value, 4) for key, value in loss_recovered(model, args.module, sae, val, nats_per_token).items()
-        }
+        recovered = loss_recovered(model, args.module, sae, val.batches, val.loss)
+        row |= {key: round(value, 4) for key, value in recovered.items()}
         rows[f"sae-topk k={k}"] = row
         print(f"  k={k}: {row}", flush=True)
 
-    # contexts of the validation rows, in the order collect stored them: batch by batch, row-major
-    contexts = []
-    for batch in val:
-        for b in range(len(batch)):
-            ids = [int(t) for t in batch.target_input[b] if int(t) != PAD]
-            pieces = tokenizer.decode([ids[1 : t + 1] for t in range(len(ids))])  # the prefix after BOS
-            for t in range(len(ids)):
-                token = tokenizer.decode([[ids[t]]])[0] if t > 0 else "<s>"
-                contexts.append(f"{pieces[t - 1] if t > 0 else ''} [{token}]".strip())
-    assert len(contexts) == len(held_x), (len(contexts), len(held_x))
+    contexts = val.contexts()  # one line per validation row, in the order collect stored them
     page = write_report(sae, held_x, args.report, contexts=contexts, latents=60, top=6, title="De->En decoder features")
     write_record(args, "sae_translation", time.perf_counter() - started, module=args.module, rows=rows)
     print(f"browser: {page}; {np.round(time.perf_counter() - started)} s", flush=True)

@@ -290,3 +290,21 @@ def test_compiled_training_follows_eager_training():
         assert a["train"]["loss"] == pytest.approx(b["train"]["loss"], rel=1e-4)
     for key, value in weights(eager).items():
         torch.testing.assert_close(weights(compiled)[key], value, rtol=1e-4, atol=1e-5)
+
+
+def test_freed_memory_is_kept_once_per_process_unless_glibc_is_told_otherwise():
+    """The CPU loop asks glibc to keep freed memory for reuse; the user's own MALLOC_* settings win."""
+    import os
+    import platform
+    import subprocess
+    import sys
+
+    program = "from aekit.tensors import keep_freed_memory as k; print(k(), k())"
+    plain = subprocess.run([sys.executable, "-c", program], capture_output=True, text=True, check=True)
+    first, again = plain.stdout.split()
+    assert first == again  # decided once
+    if platform.libc_ver()[0] == "glibc":
+        assert first == "True"
+    env = {**os.environ, "MALLOC_MMAP_THRESHOLD_": "131072"}
+    told = subprocess.run([sys.executable, "-c", program], capture_output=True, text=True, check=True, env=env)
+    assert told.stdout.split() == ["False", "False"]
