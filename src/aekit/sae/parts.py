@@ -253,16 +253,17 @@ class _JumpReLU(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, h, theta, bandwidth):
-        ctx.save_for_backward(h, theta)
+        on = h > theta  # (B, K)
+        ctx.save_for_backward(h, theta, on)
         ctx.bandwidth = bandwidth
-        return h * (h > theta)
+        return torch.where(on, h, 0.0)
 
     @staticmethod
     def backward(ctx, grad):
-        h, theta = ctx.saved_tensors
-        near = ((h - theta).abs() < ctx.bandwidth / 2).to(grad.dtype)
-        grad_theta = (grad * (-theta / ctx.bandwidth) * near).sum(0)
-        return grad * (h > theta), grad_theta, None
+        h, theta, on = ctx.saved_tensors
+        near = (h - theta).abs() < ctx.bandwidth / 2  # (B, K)
+        grad_theta = torch.where(near, grad, 0.0).sum(0) * (-theta / ctx.bandwidth)  # (K,)
+        return torch.where(on, grad, 0.0), grad_theta, None
 
 
 class _Step(torch.autograd.Function):
@@ -277,8 +278,8 @@ class _Step(torch.autograd.Function):
     @staticmethod
     def backward(ctx, grad):
         h, theta = ctx.saved_tensors
-        near = ((h - theta).abs() < ctx.bandwidth / 2).to(grad.dtype)
-        return None, (grad * (-1 / ctx.bandwidth) * near).sum(0), None
+        near = (h - theta).abs() < ctx.bandwidth / 2
+        return None, torch.where(near, grad, 0.0).sum(0) * (-1 / ctx.bandwidth), None
 
 
 class JumpReLU(SparseActivation):
