@@ -12,6 +12,11 @@ squared reconstruction error, clean / with the layer replaced by the dictionary'
 W_1^T d_j of its decoder direction d_j mapped back through the first layer's weights, beside its
 top-activating test images (the feature browser written to ``--report``).
 
+``--auxk-sweep`` also trains the same dictionary without AuxK, with the main run's AuxK, and with
+AuxK at weight 1 over a 20 000-example window, and reports for each the share of latents that
+never fire on the training and on the test images, with the effective rank of the activations
+(singular values holding 99 % of the variance of 20 000 of them).
+
     python bench/sae_images.py --data-dir /work/shared/data --threads 1
 """
 
@@ -36,6 +41,7 @@ def main() -> None:
     parser.add_argument(
         "--dead-window", type=int, default=50_000, help="examples without firing = dead, for AuxK (default: 50000)"
     )
+    parser.add_argument("--auxk-sweep", action="store_true", help="also compare AuxK settings (see above)")
     parser.add_argument("--threads", type=int, default=1, help="torch threads (default: 1)")
     parser.add_argument("--seed", type=int, default=0, help="(default: 0)")
     parser.add_argument("--report", type=Path, default=Path("runs/sae-images-report"), help="browser folder")
@@ -84,7 +90,29 @@ def main() -> None:
         sae, held, args.report, images=test.x, direction_shape=(28, 28), directions=directions, latents=60, top=8,
         title="Fashion-MNIST autoencoder, hidden layer 1: features",
     )  # fmt: skip
-    write_record(args, "sae_images", time.perf_counter() - started, row=row)
+    sweep = {}
+    if args.auxk_sweep:
+        train_rows = acts.read(0, len(acts))
+        sample = train_rows[:20000] - train_rows[:20000].mean(0)
+        energy = np.linalg.svd(sample, compute_uv=False) ** 2
+        sweep["effective_rank_99"] = int((np.cumsum(energy) / energy.sum() < 0.99).sum() + 1)
+        settings_by_name = {
+            "no AuxK": {"aux_k": 0},
+            f"AuxK weight 1/32, window {args.dead_window}": {"dead_window": args.dead_window},
+            "AuxK weight 1, window 20000": {"dead_window": 20000, "aux_weight": 1.0},
+        }
+        for name, options in settings_by_name.items():
+            torch.manual_seed(args.seed)
+            variant = aekit.make_model("sae-topk", (acts.shape[1],), args.width, k=args.k, **options)
+            aekit.Trainer(variant, settings, progress=False).fit(acts)
+            on_train, on_test = dictionary_report(variant, train_rows), dictionary_report(variant, held)
+            dead_in_training = float(variant.latent.dead.float().mean())  # silent > window at the end
+            sweep[name] = {
+                "never_fire_train": round(on_train["dead"], 4), "never_fire_test": round(on_test["dead"], 4),
+                "fvu_test": round(on_test["fvu"], 4), "dead_in_training": round(dead_in_training, 4),
+            }  # fmt: skip
+            print(f"  {name}: {sweep[name]}", flush=True)
+    write_record(args, "sae_images", time.perf_counter() - started, row=row, auxk_sweep=sweep)
     print(f"browser: {page}; {np.round(time.perf_counter() - started)} s", flush=True)
 
 
