@@ -726,29 +726,6 @@ sae_batchtopk = _count_preset(
 )
 
 
-@preset("sae-l1")
-def sae_l1(
-    data_shape: list[int],
-    code_size: int,
-    l1_weight: float = 1.0,
-    width: int | None = None,
-    expansion: float | None = None,
-    aux_k: int = 0,
-    aux_weight: float = 1 / 32,
-    dead_window: int = 1_000_000,
-    centre: str = "mean",
-    seed: int = 0,
-) -> ModelConfig:
-    """A sparse dictionary with a ReLU code and an L1 penalty of weight ``l1_weight`` on it, the
-    L1 dictionary of Bricken et al. (2023): with the decoder's columns at unit norm the penalty is
-    the decoder-norm-weighted L1 of later work. Unlike the course's ``sparse`` family it has the
-    dictionary's parts (normalised inputs, unit-norm columns, tied start, the decoder reading only
-    the firing latents). Other options as sae-topk (AuxK off by default)."""
-    latent = {"name": "relu", "dead_window": dead_window}
-    l1 = [{"name": "l1", "weight": l1_weight}]
-    return _dictionary("sae-l1", data_shape, code_size, latent, width, expansion, aux_k, aux_weight, centre, seed, l1)
-
-
 @preset("sae-jumprelu")
 def sae_jumprelu(
     data_shape: list[int],

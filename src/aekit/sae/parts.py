@@ -9,8 +9,7 @@
   gradient along the column is removed as the gradient is computed, and the columns are
   renormalised after every optimiser step (:meth:`DictionaryDecoder.after_optimizer_step`, which
   the training loop calls). b_dec starts at c.
-* latents: ``relu`` (max(h, 0), for an L1 penalty to make sparse), ``topk`` (the k largest
-  pre-activations of each example, ReLU'd; Gao et al. 2024),
+* latents: ``topk`` (the k largest pre-activations of each example, ReLU'd; Gao et al. 2024),
   ``batchtopk`` (the k * B largest of the whole batch in training, and in inference every
   pre-activation at or above a threshold estimated from the training batches: Bussmann et al.
   2024), ``jumprelu`` (z = h where h > theta_j, a learnt threshold per latent, trained by
@@ -202,18 +201,6 @@ class TopK(SparseActivation):
         values = values.relu()
         z = torch.zeros_like(h).scatter(1, index, values)
         z.active_entries = active_entries(index, values, h.shape[1])  # the decoder reads only these
-        return z
-
-
-class ReLUCode(SparseActivation):
-    """z = max(h, 0): the code of an L1-penalised dictionary (the penalty sets how many fire)."""
-
-    name = "relu"
-
-    def activate(self, h: torch.Tensor) -> torch.Tensor:
-        z = h.relu()
-        with torch.no_grad():  # where z is zero its gradient is too: only the positive entries matter
-            z.active_entries = (z.detach() > 0).view(-1).nonzero().view(-1)
         return z
 
 
