@@ -4,18 +4,19 @@ A dictionary of K latents over D numbers with k active per example does B * K * 
 each of its dense matrix products, but only the encoder's forward product needs all of them: the
 decoder reads k latents per example, and the gradients that reach both weight matrices are zero
 outside the active latents. These functions give the same values and gradients as the dense
-products (to rounding) and switch to the dense product when the operand is not sparse enough
-(``DENSE_ABOVE``).
+products (to rounding); the dictionary decoder falls back to the dense product when more than
+``DENSE_ABOVE`` of a code's entries are listed.
 
 Only the encoder's product stays dense: its gradient is zero outside the active latents too, but
 finding them again costs as much as the product on a CPU.
 
-* :func:`row_topk`: the k largest entries of each row, exact, several times faster than
-  ``torch.topk`` on CPU for a small k: ``torch.topk`` runs over the k blocks of each row with the
-  largest maxima.
-* :func:`decode_entries`: z W^T for a code z (B, K) whose non-zero entries are listed
-  (``active_entries``, the flat positions b * K + j grouped by row, which the count-sparse latents
-  attach to the codes they return): each example reads only its active columns of W (D, K).
+* :func:`row_topk`: the k largest entries of each row, exact; ``torch.topk`` runs over the k
+  blocks of each row with the largest maxima only (1.5-2x faster than over the whole row for
+  k = 12 of 512 on one CPU thread).
+* :func:`active_entries` and :func:`decode_entries`: z W^T for a code z (B, K) whose possibly
+  non-zero entries are listed (``z.active_entries``, the flat positions b * K + j grouped by row,
+  which the dictionary latents attach to the codes they return): each example reads only its
+  listed columns of W (D, K).
 """
 
 from __future__ import annotations
