@@ -31,6 +31,36 @@ import numpy as np
 from common import write_record
 
 
+def silent_latents(sae, rows: np.ndarray) -> dict:
+    """Of the latents that never fire on ``rows``: the share whose largest pre-activation is
+    positive (they lose the top-k race rather than being switched off), the median of that
+    largest pre-activation, and the mean |cosine| between their decoder directions beside the same
+    for the firing latents (unit vectors drawn at random in D dimensions: about sqrt(2 / (pi D)))."""
+    import torch
+
+    sae.eval()
+    with torch.no_grad():
+        x = torch.as_tensor(rows)
+        h = torch.cat([sae.encoder(x[i : i + 4096]) for i in range(0, len(x), 4096)])  # (N, K)
+        fired = torch.zeros(h.shape[1], dtype=torch.bool)
+        for i in range(0, len(h), 4096):
+            fired |= (sae.latent.activate(h[i : i + 4096]) != 0).any(0)
+    largest = h.max(0).values  # (K,)
+    directions = sae.decoder.weight.detach()  # (D, K), unit columns
+
+    def mean_abs_cosine(columns: torch.Tensor) -> float:
+        n = columns.shape[1]
+        return float(((columns.T @ columns).abs().sum() - n) / max(n * (n - 1), 1))
+
+    silent = ~fired
+    return {
+        "silent_positive_share": round(float((largest[silent] > 0).float().mean()), 4),
+        "silent_largest_preactivation_median": round(float(largest[silent].median()), 3),
+        "silent_mean_abs_cosine": round(mean_abs_cosine(directions[:, silent]), 4),
+        "firing_mean_abs_cosine": round(mean_abs_cosine(directions[:, fired]), 4),
+    }
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data-dir", type=Path, required=True, help="folder holding fashion-mnist/")
@@ -110,6 +140,7 @@ def main() -> None:
             sweep[name] = {
                 "never_fire_train": round(on_train["dead"], 4), "never_fire_test": round(on_test["dead"], 4),
                 "fvu_test": round(on_test["fvu"], 4), "dead_in_training": round(dead_in_training, 4),
+                **silent_latents(variant, train_rows),
             }  # fmt: skip
             print(f"  {name}: {sweep[name]}", flush=True)
     write_record(args, "sae_images", time.perf_counter() - started, row=row, auxk_sweep=sweep)
