@@ -166,8 +166,8 @@ def keep_freed_memory() -> bool:
     (activations, gradients, megabytes each). Blocks above glibc's threshold are mapped afresh and
     unmapped on free, so every step touches new pages, and on a virtual machine the page faults
     cost more than the arithmetic: a sparse-dictionary step (1024 x 128 -> 512 latents) takes
-    27-30 ms with the default allocator and 16 ms with freed memory kept, the same ops on the same
-    numbers. The price is that the process keeps its peak memory until it ends."""
+    33-35 ms with the allocator as it starts and 18-21 ms with freed memory kept, the same ops on
+    the same numbers (``bench/sae_kernels.py``). The price is that the process keeps its peak memory until it ends."""
     if _memory_kept:
         return _memory_kept[0]
     kept = False

@@ -1,0 +1,98 @@
+"""What the sparse-dictionary arithmetic and the kept freed memory each save, on one CPU thread.
+
+* selection: ``torch.topk`` against ``aekit.sae.kernels.row_topk`` on a (1024, ``--width``)
+  matrix of pre-activations, k = ``--k`` (milliseconds per call, median of ``--repeats``), with
+  the allocator as it starts and again after ``keep_freed_memory``;
+* a training step of ``sae-topk`` (batch 1024 of 128 numbers, ``--width`` latents, k = ``--k``:
+  loss, backward, Adam, renormalised columns), milliseconds per step over 100 steps after 10
+  warm-up steps, each in a fresh process: with glibc's allocator as it starts, and with
+  ``aekit.tensors.keep_freed_memory`` called first (what aekit's training loop does on a CPU).
+
+    OMP_NUM_THREADS=1 python bench/sae_kernels.py --threads 1
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from common import write_record
+
+STEP_PROGRAM = """
+import json, sys, time, torch, aekit
+from aekit.tensors import keep_freed_memory
+width, k, threads, keep = int(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3]), sys.argv[4] == "1"
+torch.set_num_threads(threads)
+kept = keep_freed_memory() if keep else False
+x = torch.randn(8192, 128, generator=torch.Generator().manual_seed(0))
+model = aekit.make_model("sae-topk", (128,), width, k=k)
+model.fit_data_statistics(x)
+model.train()
+optimizer = torch.optim.Adam(model.parameters(), 1e-3)
+def step(batch):
+    model.loss(batch).total.backward()
+    optimizer.step()
+    optimizer.zero_grad()
+    model.decoder.after_optimizer_step()
+for i in range(10):
+    step(x[(i % 8) * 1024 : (i % 8 + 1) * 1024])
+started = time.perf_counter()
+for i in range(100):
+    step(x[(i % 8) * 1024 : (i % 8 + 1) * 1024])
+print(json.dumps({"ms_per_step": (time.perf_counter() - started) * 10, "freed_memory_kept": kept}))
+"""
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--width", type=int, default=512, help="latents (default: 512)")
+    parser.add_argument("--k", type=int, default=12, help="active latents (default: 12)")
+    parser.add_argument("--repeats", type=int, default=50, help="selection timings (default: 50)")
+    parser.add_argument("--threads", type=int, default=1, help="torch threads (default: 1)")
+    parser.add_argument("--out", type=Path, default=Path(__file__).parent / "results" / "sae_kernels.json")
+    args = parser.parse_args()
+
+    import numpy as np
+    import torch
+
+    from aekit.sae.kernels import row_topk
+    from aekit.tensors import keep_freed_memory
+
+    torch.set_num_threads(args.threads)
+    started = time.perf_counter()
+    h = torch.randn(1024, args.width, generator=torch.Generator().manual_seed(0))
+
+    def median_ms(function) -> float:
+        function()
+        times = []
+        for _ in range(args.repeats):
+            begun = time.perf_counter()
+            function()
+            times.append((time.perf_counter() - begun) * 1e3)
+        return round(float(np.median(times)), 3)
+
+    selection = {}
+    for when in ("allocator as it starts", "freed memory kept"):
+        if when == "freed memory kept":
+            keep_freed_memory()
+        selection[when] = {
+            "torch.topk ms": median_ms(lambda: h.topk(args.k, dim=1)),
+            "row_topk ms": median_ms(lambda: row_topk(h, args.k)),
+        }
+    print(selection, flush=True)
+    steps = {}
+    for keep in ("0", "1"):
+        command = [sys.executable, "-c", STEP_PROGRAM, str(args.width), str(args.k), str(args.threads), keep]
+        result = json.loads(subprocess.run(command, capture_output=True, text=True, check=True).stdout)
+        name = "freed memory kept" if result["freed_memory_kept"] else "allocator as it starts"
+        steps[name] = round(result["ms_per_step"], 2)
+        print(f"  sae-topk step, {name}: {steps[name]} ms", flush=True)
+    write_record(args, "sae_kernels", time.perf_counter() - started, selection=selection, steps=steps)
+
+
+if __name__ == "__main__":
+    main()
