@@ -7,8 +7,8 @@
   held out for the measures. Dictionaries of ``--width`` latents: ``sae-topk`` and
   ``sae-batchtopk`` at k = the mean number of active features, ``sae-jumprelu`` over a sweep of
   its L0 weight (and once with the paper's starting thresholds), and the course's L1 sparse
-  autoencoder (family ``sparse``: one linear layer each way, ReLU code, L1 on the code) over a
-  sweep of its weight. Measured on the held-out vectors
+  autoencoder (family ``sparse``: one linear layer each way, ReLU code, L1 on the code) and the L1
+  dictionary (``sae-l1``) over sweeps of their weights. Measured on the held-out vectors
   (``aekit.metrics.dictionary_report`` and ``feature_recovery``): fraction of variance unexplained,
   L0, dead and dense latents, shrinkage, and the mean maximum |cosine| (MCC) between the true
   directions and the learned ones with the F1 of recovery at |cosine| >= 0.9; training samples
@@ -37,8 +37,9 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=1, help="passes over them (default: 1)")
     parser.add_argument("--batch-size", type=int, default=1024, help="(default: 1024)")
     parser.add_argument("--lr", type=float, default=1e-3, help="Adam learning rate (default: 1e-3)")
-    parser.add_argument("--jumprelu-l0", default="0.003,0.01,0.03", help="L0 weights swept (default: %(default)s)")
+    parser.add_argument("--jumprelu-l0", default="0.1,0.3,1", help="L0 weights swept (default: %(default)s)")
     parser.add_argument("--l1", default="0.1,0.3,1,3", help="L1 weights swept (default: %(default)s)")
+    parser.add_argument("--sae-l1", default="0.3,1,3", help="sae-l1 weights swept (default: %(default)s)")
     parser.add_argument("--seed", type=int, default=0, help="data and initialisation (default: 0)")
     parser.add_argument("--threads", type=int, default=1, help="torch threads (default: 1)")
     parser.add_argument("--out", type=Path, default=Path(__file__).parent / "results" / "sae.json")
@@ -84,11 +85,13 @@ def main() -> None:
     for weight in [float(w) for w in args.jumprelu_l0.split(",")]:
         rows[f"sae-jumprelu l0_weight={weight}"] = run("jumprelu", "sae-jumprelu", l0_weight=weight)
     # the paper's starting thresholds (0.001, kernel 0.001) against aekit's (1, 0.05), same L0 weight
-    rows["sae-jumprelu l0_weight=0.01, threshold 0.001, bandwidth 0.001"] = run(
-        "jumprelu-paper-init", "sae-jumprelu", l0_weight=0.01, threshold=0.001, bandwidth=0.001
+    rows["sae-jumprelu l0_weight=0.3, threshold 0.001, bandwidth 0.001"] = run(
+        "jumprelu-paper-init", "sae-jumprelu", l0_weight=0.3, threshold=0.001, bandwidth=0.001
     )
     for weight in [float(w) for w in args.l1.split(",")]:
         rows[f"sparse (L1) weight={weight}"] = run("l1", "sparse", sparsity="l1", weight=weight)
+    for weight in [float(w) for w in args.sae_l1.split(",") if w]:
+        rows[f"sae-l1 l1_weight={weight}"] = run("sae-l1", "sae-l1", l1_weight=weight)
     write_record(args, "sae", time.perf_counter() - started, data=settings, rows=rows)
     print(np.round(time.perf_counter() - started), "s")
 

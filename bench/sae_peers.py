@@ -51,10 +51,11 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=1024, help="(default: 1024)")
     parser.add_argument("--lr", type=float, default=1e-3, help="Adam learning rate (default: 1e-3)")
     parser.add_argument("--architectures", default="topk,batchtopk,jumprelu,l1", help="(default: %(default)s)")
-    parser.add_argument("--aekit-jumprelu", default="0.003,0.01,0.03", help="aekit l0_weight (default: %(default)s)")
+    parser.add_argument("--aekit-jumprelu", default="0.1,0.3,1", help="aekit l0_weight (default: %(default)s)")
     parser.add_argument("--saelens-jumprelu", default="0.3,1,3", help="SAELens l0_coefficient (default: %(default)s)")
     parser.add_argument("--aekit-l1", default="0.3,1,3", help="aekit L1 weight sweep (default: %(default)s)")
     parser.add_argument("--saelens-l1", default="1,3,10", help="SAELens l1_coefficient sweep (default: %(default)s)")
+    parser.add_argument("--aekit-sae-l1", default="0.3,1,3", help="aekit sae-l1 l1_weight sweep (default: %(default)s)")
     parser.add_argument("--seed", type=int, default=0, help="data and initialisation (default: 0)")
     parser.add_argument("--threads", type=int, default=1, help="torch threads, both libraries (default: 1)")
     parser.add_argument("--saelens-kept-memory", action="store_true", help="also SAELens TopK, freed memory kept")
@@ -174,8 +175,10 @@ def main() -> None:
         for weight in [float(w) for w in args.saelens_jumprelu.split(",")]:
             record(f"SAELens jumprelu l0_coefficient={weight}", run_saelens("jumprelu", l0_coefficient=weight))
     if "l1" in wanted and ours:
-        for weight in [float(w) for w in args.aekit_l1.split(",")]:
+        for weight in [float(w) for w in args.aekit_l1.split(",") if w]:
             record(f"aekit sparse (L1) weight={weight}", run_aekit("sparse", sparsity="l1", weight=weight))
+        for weight in [float(w) for w in args.aekit_sae_l1.split(",") if w]:
+            record(f"aekit sae-l1 l1_weight={weight}", run_aekit("sae-l1", l1_weight=weight))
     elif "l1" in wanted:
         for weight in [float(w) for w in args.saelens_l1.split(",")]:
             record(f"SAELens standard l1_coefficient={weight}", run_saelens("standard", l1_coefficient=weight))

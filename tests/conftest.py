@@ -62,7 +62,8 @@ def rng():
 DICTIONARY_CASES = [  # families of flat vectors (N, D)
     ("sae-topk", {"k": 2, "aux_k": 4}),
     ("sae-batchtopk", {"k": 2}),
-    ("sae-jumprelu", {"l0_weight": 0.01, "aux_k": 4}),
+    ("sae-jumprelu", {"l0_weight": 0.3, "aux_k": 4}),
+    ("sae-l1", {"l1_weight": 0.1}),
     ("sae-topk", {"k": 2, "centre": "median", "expansion": 2.0}),
 ]
 

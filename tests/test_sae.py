@@ -99,6 +99,29 @@ def test_data_statistics_scale_to_mean_squared_norm_d_and_centre_the_decoder():
     )
 
 
+@pytest.mark.parametrize(("family", "options"), [("sae-jumprelu", {"l0_weight": 0.3}), ("sae-l1", {"l1_weight": 1.0})])
+def test_penalty_weights_mean_the_same_at_every_data_scale(family, options):
+    """The reconstruction is scored in units of the data's own scale (sigma = its root mean
+    square per dimension), so data 1 000 times larger trains the same dictionary, and the NLL
+    differs by exactly D log 1000 nats per example."""
+    x, _, _ = synthetic(2048)
+    runs = []
+    for factor in (1.0, 1000.0):
+        model = aekit.make_model(family, (16,), 64, **options)
+        config = aekit.TrainConfig(epochs=2, batch_size=128, lr=0.01, seed=0, val_fraction=0.0)
+        aekit.Trainer(model, config, progress=False).fit(x * factor)
+        model.eval()
+        with torch.no_grad():
+            loss = model.loss(torch.as_tensor(x[:256] * factor))
+        runs.append((model, dictionary_report(model, torch.as_tensor(x[:512] * factor)), loss))
+    (small, small_report, small_loss), (large, large_report, large_loss) = runs
+    assert 1 < small_report["l0"] < 60  # the penalty is neither off nor everything
+    assert large_report["l0"] == pytest.approx(small_report["l0"], rel=0.02)
+    torch.testing.assert_close(large.decoder.weight, small.decoder.weight, atol=2e-3, rtol=0)
+    assert float(large.likelihood.log_sigma - small.likelihood.log_sigma) == pytest.approx(np.log(1000), rel=1e-5)
+    torch.testing.assert_close(large_loss.nll - small_loss.nll, torch.full((256,), 16 * np.log(1000)), rtol=1e-4, atol=1e-2)
+
+
 def test_geometric_median_ignores_a_far_outlier():
     points = torch.cat(
         [torch.randn(99, 3, generator=torch.Generator().manual_seed(0)) * 0.1, torch.full((1, 3), 1000.0)]

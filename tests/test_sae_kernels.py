@@ -70,13 +70,19 @@ def test_entries_skip_selected_zeros_and_sort_a_batch_selection():
     assert active_entries(flat_index, flat_values, 4).tolist() == [3, 4, 6]
 
 
-@pytest.mark.parametrize("family", ["sae-topk", "sae-batchtopk", "sae-jumprelu"])
+@pytest.mark.parametrize("family", ["sae-topk", "sae-batchtopk", "sae-jumprelu", "sae-l1"])
 def test_dictionary_loss_and_gradients_match_the_dense_decoder(family):
     """The decoder reads the entries a latent lists; dropping them (the dense product) changes
     neither the loss nor any gradient, the thresholds' straight-through gradients included."""
     torch.manual_seed(0)
-    options = {"l0_weight": 0.1, "threshold": 1.8, "bandwidth": 0.6} if family == "sae-jumprelu" else {"k": 4}
+    options = {
+        "sae-jumprelu": {"l0_weight": 0.1, "threshold": 1.8, "bandwidth": 0.6},
+        "sae-l1": {"l1_weight": 0.1},
+    }.get(family, {"k": 4})
     model = aekit.make_model(family, (16,), 64, **options)
+    if family == "sae-l1":  # a negative bias makes the ReLU code sparse enough for the listed entries
+        with torch.no_grad():
+            model.encoder.bias.fill_(-1.8)
     x = torch.randn(40, 16)
     model.fit_data_statistics(x)
     model.train()

@@ -680,7 +680,8 @@ def _dictionary(
         encoder={"name": "dictionary", **parts},
         latent={**latent, "code_size": int(width)},
         decoder={"name": "dictionary", **parts},
-        likelihood={"name": "gaussian"},  # squared error, summed over the D dimensions
+        # squared error over the D dimensions in units of the data's scale: weights are scale-free
+        likelihood={"name": "gaussian", "sigma_from_data": True},
         penalties=penalties,
         family=family,
     )
@@ -696,7 +697,7 @@ def _count_preset(family: str, latent_name: str, doc: str) -> Preset:
         width: int | None = None,
         expansion: float | None = None,
         aux_k: int = 256,
-        aux_weight: float = 1 / 32,
+        aux_weight: float = 1 / 16,
         dead_window: int = 1_000_000,
         centre: str = "mean",
         seed: int = 0,
@@ -726,17 +727,42 @@ sae_batchtopk = _count_preset(
 )
 
 
+@preset("sae-l1")
+def sae_l1(
+    data_shape: list[int],
+    code_size: int,
+    l1_weight: float = 1.0,
+    width: int | None = None,
+    expansion: float | None = None,
+    aux_k: int = 0,
+    aux_weight: float = 1 / 16,
+    dead_window: int = 1_000_000,
+    centre: str = "mean",
+    seed: int = 0,
+) -> ModelConfig:
+    """A sparse dictionary with a ReLU code and an L1 penalty of weight ``l1_weight`` on it, the
+    L1 dictionary of Bricken et al. (2023): with the decoder's columns at unit norm the penalty is
+    the decoder-norm-weighted L1 of later work. Unlike the course's ``sparse`` family it has the
+    dictionary's parts (normalised inputs, unit-norm columns, tied start, the decoder reading only
+    the firing latents). The weight is in nats per unit of code against half the squared error of
+    the normalised vectors (the same at any data scale). Other options as sae-topk (AuxK off by
+    default)."""
+    latent = {"name": "relu", "dead_window": dead_window}
+    l1 = [{"name": "l1", "weight": l1_weight}]
+    return _dictionary("sae-l1", data_shape, code_size, latent, width, expansion, aux_k, aux_weight, centre, seed, l1)
+
+
 @preset("sae-jumprelu")
 def sae_jumprelu(
     data_shape: list[int],
     code_size: int,
-    l0_weight: float = 0.01,
+    l0_weight: float = 0.3,
     threshold: float = 1.0,
     bandwidth: float = 0.05,
     width: int | None = None,
     expansion: float | None = None,
     aux_k: int = 0,
-    aux_weight: float = 1 / 32,
+    aux_weight: float = 1 / 16,
     dead_window: int = 1_000_000,
     centre: str = "mean",
     seed: int = 0,
@@ -745,8 +771,10 @@ def sae_jumprelu(
     penalty of weight ``l0_weight`` by straight-through estimators (Rajamanoharan et al. 2024);
     ``threshold`` is where they start, ``bandwidth`` the estimators' kernel width. The inputs are
     normalised, so pre-activations are of order 1: thresholds start at 1 (the paper's 0.001 needs
-    far more steps to climb; measured in bench/sae.py) and the kernel is 0.05 wide. Other options
-    as sae-topk (AuxK off by default: the L0 penalty sets the sparsity)."""
+    far more steps to climb; measured in bench/sae.py) and the kernel is 0.05 wide. The weight is
+    in nats per active latent against half the squared error of the normalised vectors, so it
+    means the same at any data scale. Other options as sae-topk (AuxK off by default: the L0
+    penalty sets the sparsity)."""
     latent = {"name": "jumprelu", "threshold": threshold, "bandwidth": bandwidth, "dead_window": dead_window}
     l0 = [{"name": "l0", "weight": l0_weight}]
     return _dictionary(

@@ -92,7 +92,10 @@ class GaussianLikelihood(Likelihood):
     ``learn_sigma``: ``"none"`` keeps ``sigma`` fixed (then the NLL is the squared error / (2 sigma^2)
     plus a constant), ``"shared"`` learns one sigma, ``"per_dimension"`` learns one per data
     dimension. A learned sigma never drops below ``min_sigma`` (a pixel that never changes would
-    otherwise drive its NLL to minus infinity).
+    otherwise drive its NLL to minus infinity). ``sigma_from_data``: sigma is fixed at the training
+    data's root mean square per dimension, sqrt(E||x||^2 / D), measured before training
+    (:meth:`from_data`) and saved with the weights: the squared error is then counted in units of
+    the data's own scale, so penalty weights beside it mean the same for data of any scale.
     """
 
     name = "gaussian"
@@ -103,6 +106,7 @@ class GaussianLikelihood(Likelihood):
         learn_sigma: str = "none",
         data_shape: Sequence[int] = (),
         min_sigma: float = 1e-3,
+        sigma_from_data: bool = False,
     ) -> None:
         super().__init__()
         if sigma <= 0 or min_sigma <= 0:
@@ -114,18 +118,34 @@ class GaussianLikelihood(Likelihood):
             )
         if learn_sigma == "per_dimension" and not data_shape:
             raise AekitError("per-dimension sigma needs data_shape", "it has one sigma per data dimension", "pass it")
-        self.learn_sigma, self.sigma = learn_sigma, float(sigma)
+        if sigma_from_data and learn_sigma != "none":
+            raise AekitError(
+                f"sigma_from_data with learn_sigma {learn_sigma!r}", "a sigma is either measured or learnt", "pick one"
+            )
+        self.learn_sigma, self.sigma_from_data = learn_sigma, bool(sigma_from_data)
         self.log_min_sigma = math.log(min_sigma)
         shape = tuple(data_shape) if learn_sigma == "per_dimension" else ()
         log_sigma = torch.full(shape, math.log(sigma))
-        if learn_sigma == "none":
-            self.register_buffer("log_sigma", log_sigma, persistent=False)
+        if learn_sigma == "none":  # saved only when it is a statistic of the data
+            self.register_buffer("log_sigma", log_sigma, persistent=self.sigma_from_data)
         else:
             self.log_sigma = nn.Parameter(log_sigma)
 
     @property
     def fixed_spread(self) -> bool:  # type: ignore[override]
         return self.learn_sigma == "none"
+
+    @property
+    def learns_from_data(self) -> bool:
+        """Whether :meth:`from_data` measures anything (only with ``sigma_from_data``)."""
+        return self.sigma_from_data
+
+    @torch.no_grad()
+    def from_data(self, x: torch.Tensor) -> None:
+        """With ``sigma_from_data``: sigma = sqrt(E||x||^2 / D) of the sample x (N, *data_shape)."""
+        if self.sigma_from_data:
+            mean_square = float(x.flatten(1).double().square().mean())
+            self.log_sigma.fill_(0.5 * math.log(max(mean_square, 1e-30)))
 
     def _log_sigma(self) -> torch.Tensor:
         if self.learn_sigma == "none":
@@ -138,7 +158,8 @@ class GaussianLikelihood(Likelihood):
             # data instead of six (about 4 % of a bf16 training step of a small MLP autoencoder)
             squared_error = _sum_data_dims((x - params).square(), x)
             dims = math.prod(x.shape[1:])
-            return squared_error * (0.5 / self.sigma**2) + dims * (math.log(self.sigma) + 0.5 * math.log(2 * math.pi))
+            log_sigma = self.log_sigma  # a number (a buffer: measured on the data, or fixed)
+            return squared_error * (0.5 * torch.exp(-2 * log_sigma)) + dims * (log_sigma + 0.5 * math.log(2 * math.pi))
         log_sigma = self._log_sigma()
         z = (x - params) * torch.exp(-log_sigma)
         per_dim = 0.5 * z.pow(2) + log_sigma + 0.5 * math.log(2 * math.pi)  # (..., B, *data_shape)

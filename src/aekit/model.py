@@ -33,6 +33,12 @@ def shape_fits(shape: tuple[int, ...] | torch.Size, expected: tuple[int | None, 
     return len(shape) == len(expected) and all(e is None or int(d) == e for d, e in zip(shape, expected, strict=True))
 
 
+def _learns_from_data(part: nn.Module) -> bool:
+    """Whether a part measures a statistic of the training data before training: it has a
+    ``from_data(x)`` method, and its ``learns_from_data`` (when it says) is true."""
+    return callable(getattr(part, "from_data", None)) and bool(getattr(part, "learns_from_data", True))
+
+
 @dataclass
 class LossOutput:
     """The loss of one batch: ``total`` (scalar, what is minimised, the sum of ``terms``), each term
@@ -165,7 +171,7 @@ class Autoencoder(nn.Module):
     @property
     def learns_data_statistics(self) -> bool:
         """Whether a part computes a statistic of the training data before training."""
-        return any(callable(getattr(part, "from_data", None)) for part in self.children())
+        return any(_learns_from_data(part) for part in self.children())
 
     @torch.no_grad()
     def fit_data_statistics(self, x: torch.Tensor) -> list[str]:
@@ -174,7 +180,7 @@ class Autoencoder(nn.Module):
         (N, *data_shape). The statistics are buffers, saved with the weights. Returns the parts' names."""
         seen = []
         for name, part in self.named_children():
-            if callable(getattr(part, "from_data", None)):
+            if _learns_from_data(part):
                 part.from_data(x)
                 seen.append(name)
         return seen
@@ -230,7 +236,7 @@ class Autoencoder(nn.Module):
                 target, x_input, h, z, posterior, params, nll, self.latent.mean, generator,
                 encoder_weight=getattr(self.encoder, "affine_weight", None), log_weights=log_weights,
                 dead=getattr(self.latent, "dead", None), decode_directions=getattr(self.decoder, "directions", None),
-                active=getattr(self.latent, "active", None),
+                active=getattr(self.latent, "active", None), nll_of=self.likelihood.nll,
             )  # fmt: skip
             for penalty in self.penalties:
                 terms[penalty.name] = penalty_scale * penalty.weight * penalty(ctx)

@@ -36,6 +36,8 @@ class StepContext:
     For a sparse dictionary: ``dead`` (K,) bool marks the latents silent for too long,
     ``decode_directions(z)`` is what codes (B, K) add to the reconstruction without its bias, and
     ``active(h)`` is H(h - theta) (B, K) with straight-through gradients; None elsewhere.
+    ``nll_of(params, x)`` is the likelihood's NLL (B,) nats, for a penalty that scores another
+    reconstruction in the same units as the loss.
     """
 
     x: torch.Tensor
@@ -52,6 +54,7 @@ class StepContext:
     dead: torch.Tensor | None = None
     decode_directions: Callable[[torch.Tensor], torch.Tensor] | None = None
     active: Callable[[torch.Tensor], torch.Tensor] | None = None
+    nll_of: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] | None = None
     _code: torch.Tensor | None = field(default=None, init=False, repr=False)
 
     @property

@@ -9,7 +9,8 @@
   gradient along the column is removed as the gradient is computed, and the columns are
   renormalised after every optimiser step (:meth:`DictionaryDecoder.after_optimizer_step`, which
   the training loop calls). b_dec starts at c.
-* latents: ``topk`` (the k largest pre-activations of each example, ReLU'd; Gao et al. 2024),
+* latents: ``relu`` (max(h, 0), for an L1 penalty to make sparse), ``topk`` (the k largest
+  pre-activations of each example, ReLU'd; Gao et al. 2024),
   ``batchtopk`` (the k * B largest of the whole batch in training, and in inference every
   pre-activation at or above a threshold estimated from the training batches: Bussmann et al.
   2024), ``jumprelu`` (z = h where h > theta_j, a learnt threshold per latent, trained by
@@ -20,6 +21,9 @@
 * penalties: ``auxk`` (reconstruct the detached residual x - x^ from the ``aux_k`` largest
   pre-activations of the dead latents: the gradient revives them; zero when none is dead) and
   ``l0`` (the number of active latents, its gradient reaching the thresholds straight through).
+* likelihood: a Gaussian whose sigma is the data's root mean square per dimension (1 / s), so
+  the squared error is counted in the normalised units and the penalties' weights (l0, L1, AuxK)
+  mean the same for activations of any scale.
 
 Shapes: data (B, D); h and z (B, K), K the dictionary's width.
 """
@@ -204,6 +208,18 @@ class TopK(SparseActivation):
         return z
 
 
+class ReLUCode(SparseActivation):
+    """z = max(h, 0): the code of an L1-penalised dictionary (the penalty sets how many fire)."""
+
+    name = "relu"
+
+    def activate(self, h: torch.Tensor) -> torch.Tensor:
+        z = h.relu()
+        with torch.no_grad():  # where z is zero its gradient is too: only the positive entries matter
+            z.active_entries = (z.detach() > 0).view(-1).nonzero().view(-1)
+        return z
+
+
 class BatchTopK(SparseActivation):
     """Training: the k * B largest pre-activations of the whole batch (ReLU'd), so examples share a
     budget of k active latents on average. Inference: every pre-activation >= ``threshold``, the
@@ -322,22 +338,24 @@ class JumpReLU(SparseActivation):
 
 
 class AuxK(Penalty):
-    """The auxiliary loss that revives dead latents (Gao et al. 2024): the squared error between the
-    detached residual x - x^ and its reconstruction from the ``aux_k`` largest pre-activations of the
-    dead latents (ReLU'd, through the dictionary without its bias), mean over the batch, in the
-    data's units. Zero when no latent is dead."""
+    """The auxiliary loss that revives dead latents (Gao et al. 2024): how badly the ``aux_k``
+    largest pre-activations of the dead latents (ReLU'd, through the dictionary without its bias)
+    reconstruct the detached residual e = x - x^, scored like the reconstruction itself (the
+    likelihood's NLL of e given that reconstruction, less its NLL given e: for the dictionaries'
+    Gaussian, half the squared error in units of the data's scale), mean over the batch, nats.
+    Zero when no latent is dead."""
 
     name = "auxk"
     requires = frozenset({"dead_latents"})
 
-    def __init__(self, weight: float = 1 / 32, aux_k: int = 256) -> None:
+    def __init__(self, weight: float = 1 / 16, aux_k: int = 256) -> None:
         super().__init__(weight)
         check_options("auxk", [(int(aux_k) >= 1, f"aux_k {aux_k} must be >= 1")])
         self.aux_k = int(aux_k)
 
     def forward(self, ctx: StepContext) -> torch.Tensor:
         dead, directions = ctx.dead, ctx.decode_directions
-        if dead is None or directions is None:
+        if dead is None or directions is None or ctx.nll_of is None:
             raise AekitError("the auxk penalty", "it needs a dictionary decoder and dead-latent counts", "use sae-*")
         count = int(dead.sum())
         if count == 0:
@@ -348,7 +366,9 @@ class AuxK(Penalty):
         values = values.relu()
         z = torch.zeros_like(ctx.h).scatter(1, index, values)
         z.active_entries = active_entries(index, values, ctx.h.shape[1])
-        return (residual - directions(z)).square().sum(1).mean()
+        shape = (-1, *ctx.x.shape[1:])
+        floor = ctx.nll_of(residual.view(shape), residual.view(shape))  # (B,) the NLL of a perfect one
+        return (ctx.nll_of(directions(z).view(shape), residual.view(shape)) - floor).mean()
 
 
 class L0(Penalty):
