@@ -53,6 +53,9 @@ def main() -> None:
     parser.add_argument("--architectures", default="topk,batchtopk,jumprelu,l1", help="(default: %(default)s)")
     parser.add_argument("--aekit-jumprelu", default="0.1,0.3,1", help="aekit l0_weight (default: %(default)s)")
     parser.add_argument("--saelens-jumprelu", default="0.3,1,3", help="SAELens l0_coefficient (default: %(default)s)")
+    parser.add_argument(
+        "--jumprelu-start", type=float, help="both libraries' starting JumpReLU threshold (default: each its own)"
+    )
     parser.add_argument("--aekit-l1", default="0.3,1,3", help="aekit L1 weight sweep (default: %(default)s)")
     parser.add_argument("--saelens-l1", default="1,3,10", help="SAELens l1_coefficient sweep (default: %(default)s)")
     parser.add_argument("--aekit-sae-l1", default="0.3,1,3", help="aekit sae-l1 l1_weight sweep (default: %(default)s)")
@@ -161,6 +164,7 @@ def main() -> None:
         print(f"  {name}: {shown}, {row['samples_per_second']:,} samples/s", flush=True)
 
     wanted = args.architectures.split(",")
+    started = "" if args.jumprelu_start is None else f", thresholds from {args.jumprelu_start:g}"
     ours = args.library == "aekit"
     for architecture in ("topk", "batchtopk"):
         if architecture in wanted and ours:
@@ -170,10 +174,15 @@ def main() -> None:
             record(f"SAELens {architecture} k={args.k}{kept}", run_saelens(architecture, k=args.k))
     if "jumprelu" in wanted and ours:
         for weight in [float(w) for w in args.aekit_jumprelu.split(",")]:
-            record(f"aekit sae-jumprelu l0_weight={weight}", run_aekit("sae-jumprelu", l0_weight=weight))
+            start = {} if args.jumprelu_start is None else {"threshold": args.jumprelu_start}
+            record(f"aekit sae-jumprelu l0_weight={weight}{started}", run_aekit("sae-jumprelu", l0_weight=weight, **start))
     elif "jumprelu" in wanted:
         for weight in [float(w) for w in args.saelens_jumprelu.split(",")]:
-            record(f"SAELens jumprelu l0_coefficient={weight}", run_saelens("jumprelu", l0_coefficient=weight))
+            start = {} if args.jumprelu_start is None else {"jumprelu_init_threshold": args.jumprelu_start}
+            record(
+                f"SAELens jumprelu l0_coefficient={weight}{started}",
+                run_saelens("jumprelu", l0_coefficient=weight, **start),
+            )
     if "l1" in wanted and ours:
         for weight in [float(w) for w in args.aekit_l1.split(",") if w]:
             record(f"aekit sparse (L1) weight={weight}", run_aekit("sparse", sparsity="l1", weight=weight))

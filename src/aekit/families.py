@@ -663,6 +663,7 @@ def _dictionary(
     centre: str,
     seed: int,
     penalties: Sequence[dict[str, Any]] = (),
+    encoder_scale: float = 1.0,
 ) -> ModelConfig:
     dim = math.prod(d for d in data_shape if d is not None)
     if len(data_shape) != 1 or data_shape[0] is None:
@@ -677,7 +678,7 @@ def _dictionary(
     penalties = [*penalties, {"name": "auxk", "weight": aux_weight, "aux_k": aux_k}] if aux_k > 0 else list(penalties)
     return ModelConfig(
         data_shape=list(data_shape),
-        encoder={"name": "dictionary", **parts},
+        encoder={"name": "dictionary", **parts, **({"init_scale": encoder_scale} if encoder_scale != 1 else {})},
         latent={**latent, "code_size": int(width)},
         decoder={"name": "dictionary", **parts},
         # squared error over the D dimensions in units of the data's scale: weights are scale-free
@@ -732,6 +733,7 @@ def sae_l1(
     data_shape: list[int],
     code_size: int,
     l1_weight: float = 1.0,
+    encoder_scale: float = 0.1,
     width: int | None = None,
     expansion: float | None = None,
     aux_k: int = 0,
@@ -743,13 +745,17 @@ def sae_l1(
     """A sparse dictionary with a ReLU code and an L1 penalty of weight ``l1_weight`` on it, the
     L1 dictionary of Bricken et al. (2023): with the decoder's columns at unit norm the penalty is
     the decoder-norm-weighted L1 of later work. Unlike the course's ``sparse`` family it has the
-    dictionary's parts (normalised inputs, unit-norm columns, tied start, the decoder reading only
-    the firing latents). The weight is in nats per unit of code against half the squared error of
-    the normalised vectors (the same at any data scale). Other options as sae-topk (AuxK off by
-    default)."""
+    dictionary's parts (normalised inputs, unit-norm columns, the decoder reading only the firing
+    latents). The weight is in nats per unit of code against half the squared error of the
+    normalised vectors (the same at any data scale). The encoder starts as ``encoder_scale`` times
+    the decoder's transpose: from 0.1 (as Conerly et al. 2024) the code grows into its sparsity and
+    recovers more of the true features than from 1 (bench/sae_peers.py). Other options as
+    sae-topk (AuxK off by default)."""
     latent = {"name": "relu", "dead_window": dead_window}
     l1 = [{"name": "l1", "weight": l1_weight}]
-    return _dictionary("sae-l1", data_shape, code_size, latent, width, expansion, aux_k, aux_weight, centre, seed, l1)
+    return _dictionary(
+        "sae-l1", data_shape, code_size, latent, width, expansion, aux_k, aux_weight, centre, seed, l1, encoder_scale
+    )
 
 
 @preset("sae-jumprelu")

@@ -85,16 +85,25 @@ class _Statistics(Part):
 
 
 class DictionaryEncoder(_Statistics):
-    """h = W_enc (s x - c) + b_enc: (B, D) -> (B, K). ``dim`` D, ``width`` K."""
+    """h = W_enc (s x - c) + b_enc: (B, D) -> (B, K). ``dim`` D, ``width`` K; W_enc starts as
+    ``init_scale`` times the decoder's transpose (a small start lets an L1 code find its sparsity
+    gently: measured in bench/sae_peers.py)."""
 
     kind = "encoder"
     name = "dictionary"
 
-    def __init__(self, dim: int, width: int, init_seed: int = 0, centre: str = "mean") -> None:
+    def __init__(self, dim: int, width: int, init_seed: int = 0, centre: str = "mean", init_scale: float = 1.0) -> None:
         super().__init__()
-        check_options("dictionary", [(int(dim) >= 1 and int(width) >= 1, f"dim {dim} and width {width} must be >= 1")])
+        check_options(
+            "dictionary",
+            [
+                (int(dim) >= 1 and int(width) >= 1, f"dim {dim} and width {width} must be >= 1"),
+                (init_scale > 0, f"init_scale {init_scale} must be positive"),
+            ],
+        )
         self._init_statistics(int(dim), centre)
-        self.weight = nn.Parameter(initial_directions(int(dim), int(width), init_seed).T.contiguous())  # (K, D)
+        start = initial_directions(int(dim), int(width), init_seed).T * float(init_scale)
+        self.weight = nn.Parameter(start.contiguous())  # (K, D)
         self.bias = nn.Parameter(torch.zeros(int(width)))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
