@@ -6,7 +6,7 @@ import pytest
 import torch
 
 import aekit
-from aekit.sae.kernels import DENSE_ABOVE, active_entries, decode_entries, row_topk
+from aekit.sae.kernels import DENSE_ABOVE, active_entries, decode_entries, list_entries, row_topk
 
 
 @pytest.mark.parametrize("width,k", [(512, 12), (2048, 100), (64, 3), (1000, 7), (40, 40), (256, 1)])
@@ -68,6 +68,8 @@ def test_entries_skip_selected_zeros_and_sort_a_batch_selection():
     assert active_entries(index, values, 4).tolist() == [3, 4, 6]
     flat_index, flat_values = torch.tensor([6, 3, 4, 1]), torch.tensor([1.0, 0.5, 2.0, 0.0])
     assert active_entries(flat_index, flat_values, 4).tolist() == [3, 4, 6]
+    z = list_entries(torch.zeros(2, 4), flat_index, flat_values)  # the values follow the sorted positions
+    assert z.active_entries.tolist() == [3, 4, 6] and z.active_values.tolist() == [0.5, 2.0, 1.0]
 
 
 @pytest.mark.parametrize("family", ["sae-topk", "sae-batchtopk", "sae-jumprelu", "sae-l1"])
@@ -103,6 +105,8 @@ def test_dictionary_loss_and_gradients_match_the_dense_decoder(family):
     with torch.no_grad():
         code = model.latent.activate(model.encoder(x))
     assert 0 < len(code.active_entries) <= DENSE_ABOVE * code.numel()  # the sparse path is the one tested
+    if family in ("sae-topk", "sae-batchtopk"):  # a selection hands the decoder its values directly
+        torch.testing.assert_close(code.active_values, code.reshape(-1)[code.active_entries], rtol=0, atol=0)
     sparse_loss, sparse_grads = loss_and_grads(False)
     dense_loss, dense_grads = loss_and_grads(True)
     torch.testing.assert_close(sparse_loss, dense_loss)

@@ -39,7 +39,7 @@ from ..errors import AekitError, check_options
 from ..latents import Latent
 from ..penalties import Penalty, StepContext
 from ..registry import Part
-from .kernels import DENSE_ABOVE, active_entries, decode_entries, row_topk
+from .kernels import DENSE_ABOVE, decode_entries, list_entries, listed_nonzero, row_topk
 
 
 def initial_directions(dim: int, width: int, seed: int) -> torch.Tensor:
@@ -187,11 +187,10 @@ class SparseActivation(Latent):
         if self.training:
             with torch.no_grad():
                 self.since_fired += len(h)
-                entries = getattr(z, "active_entries", None)
-                if entries is None:
+                if getattr(z, "active_entries", None) is None:
                     fired = (z != 0).any(0)  # (K,) mask
                 else:  # the listed entries that are non-zero, as columns
-                    fired = entries[z.reshape(-1).index_select(0, entries) != 0] % self.code_size
+                    fired = listed_nonzero(z) % self.code_size
                 self.since_fired[fired] = 0
         return z, None
 
@@ -213,8 +212,7 @@ class TopK(SparseActivation):
         values, index = row_topk(h, self.k)  # (B, k)
         values = values.relu()
         z = torch.zeros_like(h).scatter(1, index, values)
-        z.active_entries = active_entries(index, values, h.shape[1])  # the decoder reads only these
-        return z
+        return list_entries(z, index, values)  # the decoder reads only these
 
 
 class ReLUCode(SparseActivation):
@@ -255,15 +253,14 @@ class BatchTopK(SparseActivation):
         values, index = flat.topk(min(self.k * len(h), flat.numel()), sorted=False)
         values = values.relu()
         z = torch.zeros_like(flat).scatter(0, index, values).view_as(h)
-        z.active_entries = active_entries(index, values, h.shape[1])  # the decoder reads only these
-        return z
+        return list_entries(z, index, values)  # the decoder reads only these
 
     def activate(self, h: torch.Tensor) -> torch.Tensor:
         if not self.training:
             return torch.where((h >= self.threshold) & (h > 0), h, torch.zeros_like(h))
         z = self.batch_selection(h)
         with torch.no_grad():
-            kept = z.reshape(-1).index_select(0, z.active_entries)  # the positive entries
+            kept = z.active_values.detach()  # the positive entries
             if kept.numel():
                 smallest = kept.min()
                 first = self.batches_seen == 0
@@ -373,8 +370,7 @@ class AuxK(Penalty):
         pre = torch.where(dead, ctx.h, torch.full_like(ctx.h, -torch.inf))  # only the dead compete
         values, index = row_topk(pre, min(self.aux_k, count))
         values = values.relu()
-        z = torch.zeros_like(ctx.h).scatter(1, index, values)
-        z.active_entries = active_entries(index, values, ctx.h.shape[1])
+        z = list_entries(torch.zeros_like(ctx.h).scatter(1, index, values), index, values)
         shape = (-1, *ctx.x.shape[1:])
         floor = ctx.nll_of(residual.view(shape), residual.view(shape))  # (B,) the NLL of a perfect one
         return (ctx.nll_of(directions(z).view(shape), residual.view(shape)) - floor).mean()
