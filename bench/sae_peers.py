@@ -175,7 +175,9 @@ def main() -> None:
     if "jumprelu" in wanted and ours:
         for weight in [float(w) for w in args.aekit_jumprelu.split(",")]:
             start = {} if args.jumprelu_start is None else {"threshold": args.jumprelu_start}
-            record(f"aekit sae-jumprelu l0_weight={weight}{started}", run_aekit("sae-jumprelu", l0_weight=weight, **start))
+            record(
+                f"aekit sae-jumprelu l0_weight={weight}{started}", run_aekit("sae-jumprelu", l0_weight=weight, **start)
+            )
     elif "jumprelu" in wanted:
         for weight in [float(w) for w in args.saelens_jumprelu.split(",")]:
             start = {} if args.jumprelu_start is None else {"jumprelu_init_threshold": args.jumprelu_start}

@@ -120,7 +120,9 @@ def test_penalty_weights_mean_the_same_at_every_data_scale(family, options):
     cosines = (large.decoder.weight * small.decoder.weight).sum(0)  # (K,) unit columns, one by one
     assert float(cosines.min()) > 0.99  # the same directions, to the rounding the two scales differ by
     assert float(large.likelihood.log_sigma - small.likelihood.log_sigma) == pytest.approx(np.log(1000), rel=1e-5)
-    torch.testing.assert_close(large_loss.nll - small_loss.nll, torch.full((256,), 16 * np.log(1000)), rtol=1e-4, atol=1e-2)
+    torch.testing.assert_close(
+        large_loss.nll - small_loss.nll, torch.full((256,), 16 * np.log(1000)), rtol=1e-4, atol=1e-2
+    )
 
 
 def test_geometric_median_ignores_a_far_outlier():
