@@ -164,7 +164,7 @@ def main() -> None:
         print(f"  {name}: {shown}, {row['samples_per_second']:,} samples/s", flush=True)
 
     wanted = args.architectures.split(",")
-    started = "" if args.jumprelu_start is None else f", thresholds from {args.jumprelu_start:g}"
+    from_start = "" if args.jumprelu_start is None else f", thresholds from {args.jumprelu_start:g}"
     ours = args.library == "aekit"
     for architecture in ("topk", "batchtopk"):
         if architecture in wanted and ours:
@@ -176,13 +176,14 @@ def main() -> None:
         for weight in [float(w) for w in args.aekit_jumprelu.split(",")]:
             start = {} if args.jumprelu_start is None else {"threshold": args.jumprelu_start}
             record(
-                f"aekit sae-jumprelu l0_weight={weight}{started}", run_aekit("sae-jumprelu", l0_weight=weight, **start)
+                f"aekit sae-jumprelu l0_weight={weight}{from_start}",
+                run_aekit("sae-jumprelu", l0_weight=weight, **start),
             )
     elif "jumprelu" in wanted:
         for weight in [float(w) for w in args.saelens_jumprelu.split(",")]:
             start = {} if args.jumprelu_start is None else {"jumprelu_init_threshold": args.jumprelu_start}
             record(
-                f"SAELens jumprelu l0_coefficient={weight}{started}",
+                f"SAELens jumprelu l0_coefficient={weight}{from_start}",
                 run_saelens("jumprelu", l0_coefficient=weight, **start),
             )
     if "l1" in wanted and ours:
