@@ -183,6 +183,10 @@ def test_sparse_features_follow_their_settings():
     assert float((activations > 0).sum(1).float().mean()) == pytest.approx(4, rel=0.05)
     rates = (activations > 0).float().mean(0)
     assert rates[0] > 5 * rates[-1]  # Zipf: the first features fire far more often
+    first = activations[:, 0][activations[:, 0] > 0]  # (1 + |N(0, 1)|) * 1: mean 1 + sqrt(2 / pi)
+    assert float(first.mean()) == pytest.approx(1 + np.sqrt(2 / np.pi), rel=0.02) and float(first.min()) >= 1
+    again = sparse_features(20000, features=100, dim=20, mean_active=4, exponent=1.0, seed=3, chunk=999)
+    torch.testing.assert_close(again[1], directions)  # the seed fixes the directions, whatever the chunks
     grouped = sparse_features(20000, features=100, dim=20, mean_active=4, group_size=4, group_rate=0.3, seed=3)[2] > 0
     together = (grouped[:, 0] & grouped[:, 1]).float().mean()
     assert together > 1.5 * grouped[:, 0].float().mean() * grouped[:, 1].float().mean()  # correlated within a group

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import torch
+import torch.nn.functional as F
 
 from ..errors import AekitError
 
@@ -39,12 +41,14 @@ def sparse_features(
     group_rate: float = 0.5,
     seed: int = 0,
     with_activations: bool = True,
-    chunk: int = 65536,
+    chunk: int = 8192,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
     """n vectors made of sparse features superposed in fewer dimensions: the ground truth a sparse
     dictionary should recover. Returns (x (n, dim), the true directions (features, dim) with unit
     rows, the activations (n, features) or None without ``with_activations``), float32. Made
-    ``chunk`` rows at a time, so memory beyond the result stays bounded.
+    ``chunk`` rows at a time, so memory beyond the result stays bounded; a seed gives the same
+    data for the same ``chunk`` (the directions for any). About 16 s per million vectors of
+    2 048 features on one CPU thread.
 
     Feature i fires with probability proportional to (i + 1) ** -exponent (a Zipf law), scaled so
     that ``mean_active`` features fire per vector on average, with a magnitude ~ (1 + |N(0, 1)|)
@@ -70,15 +74,30 @@ def sparse_features(
     gate_rate = float(group_rate) if group_size > 1 else 1.0
     within = (rate / gate_rate).clamp(max=1.0).float()  # P(fire | gate open)
     x = torch.empty(n, dim)
-    activations = torch.empty(n, features) if with_activations else None
+    activations = torch.zeros(n, features) if with_activations else None
+    # the firing draws come from numpy's PCG64, several times faster per number than torch's CPU
+    # generator: one uniform per feature and vector is most of the work
+    draws = np.random.default_rng(int(seed))
+    within, scale = within.numpy(), scale.numpy()
+    uniform = np.empty((min(chunk, n), features), dtype=np.float32)  # reused: fresh pages are slow
+    fires = np.empty((min(chunk, n), features), dtype=bool)
     for start in range(0, n, chunk):
         rows = min(chunk, n - start)
-        gate = torch.rand(rows, groups, generator=generator) < gate_rate  # (rows, G)
-        gate = gate.repeat_interleave(group_size, dim=1)[:, :features]  # (rows, F)
-        fires = gate & (torch.rand(rows, features, generator=generator) < within)
-        magnitude = (1 + torch.randn(rows, features, generator=generator).abs()) * scale
-        part = torch.where(fires, magnitude, torch.zeros(()))  # (rows, F)
-        x[start : start + rows] = part @ directions
+        gate = draws.random((rows, groups), dtype=np.float32) < gate_rate  # (rows, G)
+        gate = np.repeat(gate, group_size, axis=1)[:, :features]  # (rows, F)
+        draws.random(dtype=np.float32, out=uniform[:rows])
+        np.less(uniform[:rows], within, out=fires[:rows])
+        fires[:rows] &= gate
+        # magnitudes are drawn for the firing features only, and each vector sums its own few
+        # directions (an embedding bag): the cost follows the active features, not rows * F
+        row, feature = (torch.from_numpy(i) for i in np.nonzero(fires[:rows]))  # (nnz,) each, grouped by row
+        normal = torch.from_numpy(draws.standard_normal(len(row), dtype=np.float32))
+        magnitude = (1 + normal.abs()) * torch.from_numpy(scale)[feature]  # (nnz,)
+        counts = torch.bincount(row, minlength=rows)
+        offsets = counts.cumsum(0) - counts  # (rows,) where each vector's features start
+        x[start : start + rows] = F.embedding_bag(
+            feature, directions, offsets, mode="sum", per_sample_weights=magnitude
+        )
         if activations is not None:
-            activations[start : start + rows] = part
+            activations[start + row, feature] = magnitude
     return x, directions, activations
