@@ -47,8 +47,8 @@ def sparse_features(
     dictionary should recover. Returns (x (n, dim), the true directions (features, dim) with unit
     rows, the activations (n, features) or None without ``with_activations``), float32. Made
     ``chunk`` rows at a time, so memory beyond the result stays bounded; a seed gives the same
-    data for the same ``chunk`` (the directions for any). About 16 s per million vectors of
-    2 048 features on one CPU thread.
+    data for the same ``chunk`` (the directions for any). The work follows n * features cheap
+    draws and the active features' directions, not a dense (n, features) product.
 
     Feature i fires with probability proportional to (i + 1) ** -exponent (a Zipf law), scaled so
     that ``mean_active`` features fire per vector on average, with a magnitude ~ (1 + |N(0, 1)|)
