@@ -105,8 +105,10 @@ def test_dictionary_loss_and_gradients_match_the_dense_decoder(family):
     with torch.no_grad():
         code = model.latent.activate(model.encoder(x))
     assert 0 < len(code.active_entries) <= DENSE_ABOVE * code.numel()  # the sparse path is the one tested
-    if family in ("sae-topk", "sae-batchtopk"):  # a selection hands the decoder its values directly
+    if family != "sae-l1":  # the latent hands the decoder its values directly
         torch.testing.assert_close(code.active_values, code.reshape(-1)[code.active_entries], rtol=0, atol=0)
+    if family == "sae-jumprelu":  # and the L0 penalty its count, both at the entries within reach
+        assert code.active_steps.sum() == (code != 0).sum()
     sparse_loss, sparse_grads = loss_and_grads(False)
     dense_loss, dense_grads = loss_and_grads(True)
     torch.testing.assert_close(sparse_loss, dense_loss)

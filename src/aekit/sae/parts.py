@@ -271,11 +271,12 @@ class BatchTopK(SparseActivation):
 
 class _JumpReLU(torch.autograd.Function):
     """z = h * H(h - theta). Gradients: to h where the unit is on; to theta by the rectangle kernel
-    of width ``bandwidth`` (Rajamanoharan et al. 2024): -theta / bandwidth where |h - theta| < bandwidth / 2."""
+    of width ``bandwidth`` (Rajamanoharan et al. 2024): -theta / bandwidth where |h - theta| < bandwidth / 2.
+    h (B, K) with theta (K,), or listed entries h (n,) with their latents' thresholds theta (n,)."""
 
     @staticmethod
     def forward(ctx, h, theta, bandwidth):
-        on = h > theta  # (B, K)
+        on = h > theta  # like h
         ctx.save_for_backward(h, theta, on)
         ctx.bandwidth = bandwidth
         return torch.where(on, h, 0.0)
@@ -283,13 +284,14 @@ class _JumpReLU(torch.autograd.Function):
     @staticmethod
     def backward(ctx, grad):
         h, theta, on = ctx.saved_tensors
-        near = (h - theta).abs() < ctx.bandwidth / 2  # (B, K)
-        grad_theta = torch.where(near, grad, 0.0).sum(0) * (-theta / ctx.bandwidth)  # (K,)
+        near = (h - theta).abs() < ctx.bandwidth / 2  # like h
+        grad_theta = torch.where(near, grad, 0.0).sum_to_size(theta.shape) * (-theta / ctx.bandwidth)
         return torch.where(on, grad, 0.0), grad_theta, None
 
 
 class _Step(torch.autograd.Function):
-    """H(h - theta), with the straight-through gradient -1 / bandwidth to theta near the jump."""
+    """H(h - theta), with the straight-through gradient -1 / bandwidth to theta near the jump;
+    shapes as :class:`_JumpReLU`."""
 
     @staticmethod
     def forward(ctx, h, theta, bandwidth):
@@ -301,7 +303,7 @@ class _Step(torch.autograd.Function):
     def backward(ctx, grad):
         h, theta = ctx.saved_tensors
         near = (h - theta).abs() < ctx.bandwidth / 2
-        return None, torch.where(near, grad, 0.0).sum(0) * (-1 / ctx.bandwidth), None
+        return None, torch.where(near, grad, 0.0).sum_to_size(theta.shape) * (-1 / ctx.bandwidth), None
 
 
 class JumpReLU(SparseActivation):
@@ -327,11 +329,25 @@ class JumpReLU(SparseActivation):
         return self.log_threshold.exp()  # (K,)
 
     def activate(self, h: torch.Tensor) -> torch.Tensor:
-        threshold = self.threshold
-        z = _JumpReLU.apply(h, threshold, self.bandwidth)
-        with torch.no_grad():  # z is zero, and its gradient unused, below the kernel's reach
-            reach = (h.detach() > threshold - self.bandwidth / 2).view(-1)
-            z.active_entries = reach.nonzero().view(-1)  # row-major, so grouped by row
+        """z (B, K). Below the kernel's reach (h <= theta - bandwidth / 2) z is zero and neither h
+        nor theta gets a gradient, so z, its gradients and the L0 count (``z.active_steps``, (n,):
+        H(h - theta) at the listed entries, straight through to theta) are computed at the entries
+        within reach only (``z.active_entries``), unless they are more than ``DENSE_ABOVE`` of h."""
+        threshold = self.threshold  # (K,)
+        with torch.no_grad():
+            reach = (h.detach() > threshold.detach() - self.bandwidth / 2).view(-1)
+            entries = reach.nonzero().view(-1)  # (n,) row-major, so grouped by row
+        if h.ndim != 2 or len(entries) > DENSE_ABOVE * h.numel():
+            z = _JumpReLU.apply(h, threshold, self.bandwidth)
+            z.active_entries = entries
+            return z
+        pre = h.reshape(-1).index_select(0, entries)  # (n,)
+        theta = threshold.index_select(0, entries % h.shape[1])  # (n,) each entry's latent's threshold
+        values = _JumpReLU.apply(pre, theta, self.bandwidth)  # (n,)
+        z = h.new_zeros(h.numel()).index_put((entries,), values).view_as(h)
+        # all the entries within reach, the zeros among them too: their gradient moves the thresholds
+        z.active_entries, z.active_values = entries, values
+        z.active_steps = _Step.apply(pre, theta, self.bandwidth)  # (n,)
         return z
 
     def active(self, h: torch.Tensor) -> torch.Tensor:
@@ -386,4 +402,7 @@ class L0(Penalty):
     def forward(self, ctx: StepContext) -> torch.Tensor:
         if ctx.active is None:
             raise AekitError("the l0 penalty", "it needs a latent with thresholds", "use sae-jumprelu")
+        steps = getattr(ctx.z, "active_steps", None)  # the count at the code's listed entries
+        if steps is not None:
+            return steps.sum() / len(ctx.z)
         return ctx.active(ctx.h).sum(1).mean()
