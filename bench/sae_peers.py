@@ -53,9 +53,8 @@ def main() -> None:
     parser.add_argument("--architectures", default="topk,batchtopk,jumprelu,l1", help="(default: %(default)s)")
     parser.add_argument("--aekit-jumprelu", default="0.1,0.3,1", help="aekit l0_weight (default: %(default)s)")
     parser.add_argument("--saelens-jumprelu", default="0.3,1,3", help="SAELens l0_coefficient (default: %(default)s)")
-    parser.add_argument(
-        "--jumprelu-start", type=float, help="both libraries' starting JumpReLU threshold (default: each its own)"
-    )
+    parser.add_argument("--aekit-jumprelu-start", type=float, help="aekit's starting thresholds (default: its own)")
+    parser.add_argument("--saelens-jumprelu-start", type=float, help="SAELens's starting thresholds (default: its own)")
     parser.add_argument("--aekit-l1", default="0.3,1,3", help="aekit L1 weight sweep (default: %(default)s)")
     parser.add_argument("--saelens-l1", default="1,3,10", help="SAELens l1_coefficient sweep (default: %(default)s)")
     parser.add_argument("--aekit-sae-l1", default="0.3,1,3", help="aekit sae-l1 l1_weight sweep (default: %(default)s)")
@@ -164,8 +163,9 @@ def main() -> None:
         print(f"  {name}: {shown}, {row['samples_per_second']:,} samples/s", flush=True)
 
     wanted = args.architectures.split(",")
-    from_start = "" if args.jumprelu_start is None else f", thresholds from {args.jumprelu_start:g}"
     ours = args.library == "aekit"
+    start = args.aekit_jumprelu_start if ours else args.saelens_jumprelu_start
+    from_start = "" if start is None else f", thresholds from {start:g}"
     for architecture in ("topk", "batchtopk"):
         if architecture in wanted and ours:
             record(f"aekit sae-{architecture} k={args.k}", run_aekit(f"sae-{architecture}", k=args.k))
@@ -174,17 +174,17 @@ def main() -> None:
             record(f"SAELens {architecture} k={args.k}{kept}", run_saelens(architecture, k=args.k))
     if "jumprelu" in wanted and ours:
         for weight in [float(w) for w in args.aekit_jumprelu.split(",")]:
-            start = {} if args.jumprelu_start is None else {"threshold": args.jumprelu_start}
             record(
                 f"aekit sae-jumprelu l0_weight={weight}{from_start}",
-                run_aekit("sae-jumprelu", l0_weight=weight, **start),
+                run_aekit("sae-jumprelu", l0_weight=weight, **({} if start is None else {"threshold": start})),
             )
     elif "jumprelu" in wanted:
         for weight in [float(w) for w in args.saelens_jumprelu.split(",")]:
-            start = {} if args.jumprelu_start is None else {"jumprelu_init_threshold": args.jumprelu_start}
             record(
                 f"SAELens jumprelu l0_coefficient={weight}{from_start}",
-                run_saelens("jumprelu", l0_coefficient=weight, **start),
+                run_saelens(
+                    "jumprelu", l0_coefficient=weight, **({} if start is None else {"jumprelu_init_threshold": start})
+                ),
             )
     if "l1" in wanted and ours:
         for weight in [float(w) for w in args.aekit_l1.split(",") if w]:

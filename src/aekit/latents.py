@@ -74,6 +74,9 @@ class Latent(Part):
     """Base class: ``code_size`` is K, the width of z; ``in_features`` is H, what the encoder emits."""
 
     kind = "latent"
+    # whether the z of a training step is the noise-free code itself (mean(h)), so penalties on the
+    # code read z instead of computing it again
+    code_is_output: bool = False
 
     def __init__(self, code_size: int) -> None:
         super().__init__()

@@ -238,6 +238,8 @@ class Autoencoder(nn.Module):
                 dead=getattr(self.latent, "dead", None), decode_directions=getattr(self.decoder, "directions", None),
                 active=getattr(self.latent, "active", None), nll_of=self.likelihood.nll,
             )  # fmt: skip
+            if getattr(self.latent, "code_is_output", False):  # no second pass for the code
+                ctx._code = z
             for penalty in self.penalties:
                 terms[penalty.name] = penalty_scale * penalty.weight * penalty(ctx)
             total = functools.reduce(operator.add, terms.values())  # no kernel for a lone term

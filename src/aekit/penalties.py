@@ -99,7 +99,11 @@ class L1Activity(Penalty):
     name = "l1"
 
     def forward(self, ctx: StepContext) -> torch.Tensor:
-        return ctx.code.abs().sum(1).mean()
+        code = ctx.code
+        values = getattr(code, "active_values", None)  # a code that lists its possibly non-zero entries
+        if values is not None:
+            return values.abs().sum() / len(code)
+        return code.abs().sum(1).mean()
 
 
 class KLSparsity(Penalty):

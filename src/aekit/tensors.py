@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import os
+import warnings
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -104,7 +105,9 @@ def as_tensor(x: Any, what: str = "data", dtype: torch.dtype = torch.float32) ->
             "casting them to real values would drop their imaginary parts",
             "pass the real and imaginary parts as separate features",
         )
-    tensor = torch.as_tensor(raw, dtype=dtype)
+    with warnings.catch_warnings():  # a read-only array (a memory-mapped .npy) is only ever read here
+        warnings.filterwarnings("ignore", message="The given NumPy array is not writable")
+        tensor = torch.as_tensor(raw, dtype=dtype)
     if tensor.ndim < 2 or len(tensor) == 0:
         raise AekitError(f"{what} has shape {tuple(tensor.shape)}", "it needs at least one example", "check it")
     if not _all_finite(tensor):

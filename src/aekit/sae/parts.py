@@ -164,6 +164,8 @@ class SparseActivation(Latent):
     except where a subclass says. ``since_fired`` (K,) counts the training examples since each
     latent was last non-zero; ``dead`` is where that exceeds ``dead_window``."""
 
+    code_is_output = True
+
     def __init__(self, code_size: int, dead_window: int = 1_000_000) -> None:
         super().__init__(code_size)
         check_options(self.name, [(int(dead_window) >= 1, f"dead_window {dead_window} must be >= 1")])
@@ -223,7 +225,12 @@ class ReLUCode(SparseActivation):
     def activate(self, h: torch.Tensor) -> torch.Tensor:
         z = h.relu()
         with torch.no_grad():  # where z is zero its gradient is too: only the positive entries matter
-            z.active_entries = (z.detach() > 0).view(-1).nonzero().view(-1)
+            positive = (h.detach() > 0).view(-1)
+            if h.ndim != 2 or int(positive.sum()) > DENSE_ABOVE * h.numel():
+                return z  # the dense product is the faster one: no list
+            entries = positive.nonzero().view(-1)
+        z.active_entries = entries
+        z.active_values = h.reshape(-1).index_select(0, entries)  # positive: there the ReLU is the identity
         return z
 
 
