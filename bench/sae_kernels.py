@@ -2,7 +2,9 @@
 
 * selection: ``torch.topk`` against ``aekit.sae.kernels.row_topk`` on a (1024, ``--width``)
   matrix of pre-activations, k = ``--k`` (milliseconds per call, median of ``--repeats``), with
-  the allocator as it starts and again after ``keep_freed_memory``;
+  the allocator as it starts and again after ``keep_freed_memory``; likewise the decoder
+  backward's dot products of 1024 * k listed entries (128 numbers each), written with tensor
+  operations and with ``aekit.sae.kernels.entry_dots``;
 * a training step of ``sae-topk`` (batch 1024 of 128 numbers, ``--width`` latents, k = ``--k``:
   loss, backward, Adam, renormalised columns), milliseconds per step over 100 steps after 10
   warm-up steps, each in a fresh process: with glibc's allocator as it starts, and with
@@ -59,7 +61,7 @@ def main() -> None:
     import numpy as np
     import torch
 
-    from aekit.sae.kernels import row_topk
+    from aekit.sae.kernels import entry_dots, row_topk
     from aekit.tensors import keep_freed_memory
 
     torch.set_num_threads(args.threads)
@@ -75,6 +77,13 @@ def main() -> None:
             times.append((time.perf_counter() - begun) * 1e3)
         return round(float(np.median(times)), 3)
 
+    # the decoder's backward: one dot product per listed entry (the code's k per row)
+    generator = torch.Generator().manual_seed(1)
+    columns = torch.rand(1024, args.width, generator=generator).topk(args.k, dim=1).indices.reshape(-1)
+    rows = torch.arange(1024).repeat_interleave(args.k)
+    offsets = torch.arange(0, 1024 * args.k, args.k)
+    grad, atoms = torch.randn(1024, 128, generator=generator), torch.randn(args.width, 128, generator=generator)
+
     selection = {}
     for when in ("allocator as it starts", "freed memory kept"):
         if when == "freed memory kept":
@@ -82,6 +91,10 @@ def main() -> None:
         selection[when] = {
             "torch.topk ms": median_ms(lambda: h.topk(args.k, dim=1)),
             "row_topk ms": median_ms(lambda: row_topk(h, args.k)),
+            "entry dots, tensor operations ms": median_ms(
+                lambda: (grad.index_select(0, rows) * atoms.index_select(0, columns)).sum(1)
+            ),
+            "entry dots, entry_dots ms": median_ms(lambda: entry_dots(grad, atoms, columns, rows, offsets)),
         }
     print(selection, flush=True)
     steps = {}
