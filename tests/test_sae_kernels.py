@@ -74,8 +74,10 @@ def test_entries_skip_selected_zeros_and_sort_a_batch_selection():
 
 @pytest.mark.parametrize("family", ["sae-topk", "sae-batchtopk", "sae-jumprelu", "sae-l1"])
 def test_dictionary_loss_and_gradients_match_the_dense_decoder(family):
-    """The decoder reads the entries a latent lists; dropping them (the dense product) changes
-    neither the loss nor any gradient, the thresholds' straight-through gradients included."""
+    """The decoder reads the entries a latent lists, and the latent takes its kept pre-activations
+    from the encoder's own product of those entries; dropping both (dense products throughout)
+    changes neither the loss nor any gradient, the thresholds' straight-through gradients and
+    AuxK's included."""
     torch.manual_seed(0)
     options = {
         "sae-jumprelu": {"l0_weight": 0.1, "threshold": 1.8, "bandwidth": 0.6},
@@ -90,27 +92,36 @@ def test_dictionary_loss_and_gradients_match_the_dense_decoder(family):
     model.train()
 
     def loss_and_grads(strip: bool):
-        latent = model.latent
-        original = latent.activate
-        if strip:  # the same code without its list of entries: the decoder multiplies densely
+        latent, encoder = model.latent, model.encoder
+        original, original_encoder = latent.activate, encoder.forward
+        if strip:  # the same h and code without their lists and products: everything dense
+            encoder.forward = lambda x: original_encoder(x) * 1.0
             latent.activate = lambda h: original(h) * 1.0
         try:
             torch.manual_seed(1)
-            total = model.loss(x).total
-            grads = torch.autograd.grad(total, [p for p in model.parameters() if p.requires_grad])
+            out = model.loss(x)
+            grads = torch.autograd.grad(out.total, [p for p in model.parameters() if p.requires_grad])
         finally:
-            latent.activate = original
-        return total.detach(), grads
+            latent.activate, encoder.forward = original, original_encoder
+        return out, grads
 
+    h = model.encoder(x)
+    assert h.entries_of is not None  # the encoder offers its sparse product in training
     with torch.no_grad():
-        code = model.latent.activate(model.encoder(x))
+        code = model.latent.activate(h)
     assert 0 < len(code.active_entries) <= DENSE_ABOVE * code.numel()  # the sparse path is the one tested
     if family != "sae-l1":  # the latent hands the decoder its values directly
-        torch.testing.assert_close(code.active_values, code.reshape(-1)[code.active_entries], rtol=0, atol=0)
+        torch.testing.assert_close(code.active_values, code.reshape(-1)[code.active_entries], rtol=0, atol=1e-6)
     if family == "sae-jumprelu":  # and the L0 penalty its count, both at the entries within reach
         assert code.active_steps.sum() == (code != 0).sum()
-    sparse_loss, sparse_grads = loss_and_grads(False)
-    dense_loss, dense_grads = loss_and_grads(True)
-    torch.testing.assert_close(sparse_loss, dense_loss)
+    if family == "sae-topk":  # the latents silent on x are dead: AuxK takes part too
+        silent = (code == 0).all(0)
+        assert silent.any()
+        model.latent.since_fired[silent] = 10**9
+    sparse, sparse_grads = loss_and_grads(False)
+    dense, dense_grads = loss_and_grads(True)
+    if family == "sae-topk":
+        assert float(sparse.terms["auxk"].detach()) > 0
+    torch.testing.assert_close(sparse.total, dense.total)
     for ours, theirs in zip(sparse_grads, dense_grads, strict=True):
         torch.testing.assert_close(ours, theirs, rtol=1e-4, atol=1e-5)

@@ -131,6 +131,48 @@ def entry_dots(
     return (grad.index_select(0, rows) * atoms.index_select(0, columns)).sum(1)
 
 
+class _EntryProducts(torch.autograd.Function):
+    """(inputs (B, D), atoms (K, D), columns (n,), rows (n,), offsets (B,)) -> (n,): the dot
+    product of each listed entry's row of inputs with its column's atom; the gradients reach the
+    atoms (and the inputs, when they ask) at the listed entries only."""
+
+    @staticmethod
+    def forward(ctx, inputs, atoms, columns, rows, offsets):
+        ctx.save_for_backward(inputs, atoms, columns, rows)
+        return entry_dots(inputs, atoms, columns, rows, offsets)
+
+    @staticmethod
+    def backward(ctx, grad):  # grad (n,)
+        inputs, atoms, columns, rows = ctx.saved_tensors
+        grad_inputs = grad_atoms = None
+        if ctx.needs_input_grad[0]:
+            grad_inputs = torch.zeros_like(inputs).index_add_(0, rows, atoms.index_select(0, columns) * grad[:, None])
+        if ctx.needs_input_grad[1]:
+            grad_atoms = torch.zeros_like(atoms).index_add_(0, columns, inputs.index_select(0, rows) * grad[:, None])
+        return grad_inputs, grad_atoms, None, None, None
+
+
+def affine_entries(inputs: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor, entries: torch.Tensor):
+    """(n,): the entries at flat positions ``entries`` (b * K + j, grouped by row) of
+    inputs @ weight.T + bias (inputs (B, D), weight (K, D), bias (K,)), each its own dot product,
+    so that their gradient reaches weight and bias at the listed latents only, at the cost of
+    the entries instead of a (B, K) x (B, D) product."""
+    width = weight.shape[0]
+    rows, columns = entries // width, entries % width
+    counts = torch.bincount(rows, minlength=len(inputs))
+    offsets = counts.cumsum(0) - counts
+    return _EntryProducts.apply(inputs, weight, columns, rows, offsets) + bias.index_select(0, columns)
+
+
+def pre_activations_at(h: torch.Tensor, entries: torch.Tensor) -> torch.Tensor:
+    """(n,): the entries of the pre-activations h (B, K) at flat positions ``entries``,
+    differentiable: through the encoder's own product of those entries when h offers one
+    (``h.entries_of``, which the dictionary encoder attaches in training), else read from h (the
+    gradient then reaches the encoder through the dense h)."""
+    entries_of = getattr(h, "entries_of", None)
+    return entries_of(entries) if entries_of is not None else h.reshape(-1).index_select(0, entries)
+
+
 def decode_entries(z: torch.Tensor, entries: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
     """z W^T (B, D) for a code z (B, K) non-zero only at ``entries`` (flat positions b * K + j,
     grouped by row) and a dictionary W (D, K): each example sums its active columns (an embedding
