@@ -7,16 +7,17 @@ outside the active latents. These functions give the same values and gradients a
 products (to rounding); the dictionary decoder falls back to the dense product when more than
 ``DENSE_ABOVE`` of a code's entries are listed.
 
-Only the encoder's product stays dense: its gradient is zero outside the active latents too, but
-finding them again costs as much as the product on a CPU.
-
 * :func:`row_topk`: the k largest entries of each row, exact; ``torch.topk`` runs over the k
-  blocks of each row with the largest maxima only (4.4-4.8 ms against 5.7-5.8 ms over the whole
-  row for k = 12 of 512, 1 024 rows, one CPU thread: ``bench/sae_kernels.py``).
-* :func:`active_entries`, :func:`list_entries` and :func:`decode_entries`: z W^T for a code z (B, K) whose possibly
-  non-zero entries are listed (``z.active_entries``, the flat positions b * K + j grouped by row,
-  which the dictionary latents attach to the codes they return): each example reads only its
-  listed columns of W (D, K).
+  groups of each row with the largest maxima only (figures in ``bench/sae_kernels.py``).
+* :func:`affine_entries` and :func:`pre_activations_at`: the encoder's pre-activations at the
+  entries a latent keeps, each its own dot product, so that the encoder's gradient is formed at
+  those entries only (the dictionary encoder attaches ``h.entries_of`` in training).
+* :func:`active_entries`, :func:`list_entries` and :func:`decode_entries`: z W^T for a code z
+  (B, K) whose possibly non-zero entries are listed (``z.active_entries``, the flat positions
+  b * K + j grouped by row, and ``z.active_values``, which the dictionary latents attach to the
+  codes they return): each example reads only its listed columns of W (D, K).
+* :func:`entry_dots`: one dot product per listed entry, the decoder's backward and the
+  encoder's listed product (torch's embedding-bag kernel where it has one).
 """
 
 from __future__ import annotations
@@ -28,8 +29,8 @@ import torch.nn.functional as F
 DENSE_ABOVE = 0.1
 
 # torch's own backward of an embedding bag's per-entry weights: one dot product per entry, without
-# the (nnz, D) temporaries of the same sum written with tensor operations (0.35 ms against 1.7 ms
-# for 12 288 entries of 128 numbers on one CPU thread); a private operator, so looked up, not assumed
+# the (nnz, D) temporaries of the same sum written with tensor operations (bench/sae_kernels.py);
+# a private operator, so looked up, not assumed
 _ENTRY_DOTS = getattr(torch.ops.aten, "_embedding_bag_per_sample_weights_backward", None)
 
 
