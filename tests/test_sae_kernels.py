@@ -80,13 +80,13 @@ def test_dictionary_loss_and_gradients_match_the_dense_decoder(family):
     AuxK's included."""
     torch.manual_seed(0)
     options = {
-        "sae-jumprelu": {"l0_weight": 0.1, "threshold": 1.8, "bandwidth": 0.6},
+        "sae-jumprelu": {"l0_weight": 0.1, "threshold": 2.6, "bandwidth": 0.6},
         "sae-l1": {"l1_weight": 0.1, "encoder_scale": 1.0},
     }.get(family, {"k": 4})
-    model = aekit.make_model(family, (16,), 64, **options)
+    model = aekit.make_model(family, (16,), 256, **options)
     if family == "sae-l1":  # a negative bias makes the ReLU code sparse enough for the listed entries
         with torch.no_grad():
-            model.encoder.bias.fill_(-1.8)
+            model.encoder.bias.fill_(-2.2)
     x = torch.randn(40, 16)
     model.fit_data_statistics(x)
     model.train()

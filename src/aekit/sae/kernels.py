@@ -25,8 +25,9 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-#: the share of non-zero entries above which the dense product is the faster one
-DENSE_ABOVE = 0.1
+#: the share of a code's entries above which the dense products are the faster ones (a CPU thread:
+#: bench/sae_kernels.py times a step both ways at three densities)
+DENSE_ABOVE = 0.025
 
 # torch's own backward of an embedding bag's per-entry weights: one dot product per entry, without
 # the (nnz, D) temporaries of the same sum written with tensor operations (bench/sae_kernels.py);
@@ -168,10 +169,13 @@ def affine_entries(inputs: torch.Tensor, weight: torch.Tensor, bias: torch.Tenso
 def pre_activations_at(h: torch.Tensor, entries: torch.Tensor) -> torch.Tensor:
     """(n,): the entries of the pre-activations h (B, K) at flat positions ``entries``,
     differentiable: through the encoder's own product of those entries when h offers one
-    (``h.entries_of``, which the dictionary encoder attaches in training), else read from h (the
-    gradient then reaches the encoder through the dense h)."""
+    (``h.entries_of``, which the dictionary encoder attaches in training) while they are at most
+    ``DENSE_ABOVE`` of h, else read from h (the gradient then reaches the encoder through the
+    dense h)."""
     entries_of = getattr(h, "entries_of", None)
-    return entries_of(entries) if entries_of is not None else h.reshape(-1).index_select(0, entries)
+    if entries_of is None or len(entries) > DENSE_ABOVE * h.numel():  # then the dense gradient is faster
+        return h.reshape(-1).index_select(0, entries)
+    return entries_of(entries)
 
 
 def decode_entries(z: torch.Tensor, entries: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
