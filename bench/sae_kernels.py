@@ -8,9 +8,7 @@
 * a training step of ``sae-topk`` (batch 1024 of 128 numbers, ``--width`` latents, k = ``--k``:
   loss, backward, Adam, renormalised columns), milliseconds per step over 100 steps after 10
   warm-up steps, each in a fresh process: with glibc's allocator as it starts, and with
-  ``aekit.tensors.keep_freed_memory`` called first (what aekit's training loop does on a CPU);
-  and the same step (memory kept) at k, 2k and width / 16 with the listed (sparse) products
-  always and never, which sets ``aekit.sae.kernels.DENSE_ABOVE``.
+  ``aekit.tensors.keep_freed_memory`` called first (what aekit's training loop does on a CPU).
 
     OMP_NUM_THREADS=1 python bench/sae_kernels.py --threads 1
 """
@@ -28,11 +26,8 @@ from common import write_record
 
 STEP_PROGRAM = """
 import json, sys, time, torch, aekit
-import aekit.sae.kernels, aekit.sae.parts
 from aekit.tensors import keep_freed_memory
 width, k, threads, keep = int(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3]), sys.argv[4] == "1"
-if sys.argv[5] != "default":  # 1: the listed (sparse) products always; 0: the dense ones always
-    aekit.sae.kernels.DENSE_ABOVE = aekit.sae.parts.DENSE_ABOVE = float(sys.argv[5])
 torch.set_num_threads(threads)
 kept = keep_freed_memory() if keep else False
 x = torch.randn(8192, 128, generator=torch.Generator().manual_seed(0))
@@ -102,29 +97,14 @@ def main() -> None:
             "entry dots, entry_dots ms": median_ms(lambda: entry_dots(grad, atoms, columns, rows, offsets)),
         }
     print(selection, flush=True)
-
-    def step_ms(k: int, keep: str, dense_above: str) -> tuple[float, bool]:
-        command = [sys.executable, "-c", STEP_PROGRAM, str(args.width), str(k), str(args.threads), keep, dense_above]
-        result = json.loads(subprocess.run(command, capture_output=True, text=True, check=True).stdout)
-        return round(result["ms_per_step"], 2), result["freed_memory_kept"]
-
     steps = {}
     for keep in ("0", "1"):
-        ms, kept = step_ms(args.k, keep, "default")
-        name = "freed memory kept" if kept else "allocator as it starts"
-        steps[name] = ms
-        print(f"  sae-topk step, {name}: {ms} ms", flush=True)
-    # where the listed products stop paying: the same step with them always and never
-    paths = {}
-    for k in (args.k, 2 * args.k, round(args.width / 16)):
-        paths[f"k = {k} ({k / args.width:.1%} of the code)"] = {
-            "listed products ms": step_ms(k, "1", "1")[0],
-            "dense products ms": step_ms(k, "1", "0")[0],
-        }
-        print(f"  k = {k}: {paths[list(paths)[-1]]}", flush=True)
-    write_record(
-        args, "sae_kernels", time.perf_counter() - started, selection=selection, steps=steps, paths=paths
-    )  # fmt: skip
+        command = [sys.executable, "-c", STEP_PROGRAM, str(args.width), str(args.k), str(args.threads), keep]
+        result = json.loads(subprocess.run(command, capture_output=True, text=True, check=True).stdout)
+        name = "freed memory kept" if result["freed_memory_kept"] else "allocator as it starts"
+        steps[name] = round(result["ms_per_step"], 2)
+        print(f"  sae-topk step, {name}: {steps[name]} ms", flush=True)
+    write_record(args, "sae_kernels", time.perf_counter() - started, selection=selection, steps=steps)
 
 
 if __name__ == "__main__":

@@ -7,17 +7,18 @@ outside the active latents. These functions give the same values and gradients a
 products (to rounding); the dictionary decoder falls back to the dense product when more than
 ``DENSE_ABOVE`` of a code's entries are listed.
 
+The encoder's product stays dense, its gradient too: that gradient is zero outside the kept
+latents, but forming it entry by entry (an index_add of one row per kept entry) measured no
+faster than the dense product on a CPU thread.
+
 * :func:`row_topk`: the k largest entries of each row, exact; ``torch.topk`` runs over the k
   groups of each row with the largest maxima only (figures in ``bench/sae_kernels.py``).
-* :func:`affine_entries` and :func:`pre_activations_at`: the encoder's pre-activations at the
-  entries a latent keeps, each its own dot product, so that the encoder's gradient is formed at
-  those entries only (the dictionary encoder attaches ``h.entries_of`` in training).
 * :func:`active_entries`, :func:`list_entries` and :func:`decode_entries`: z W^T for a code z
   (B, K) whose possibly non-zero entries are listed (``z.active_entries``, the flat positions
   b * K + j grouped by row, and ``z.active_values``, which the dictionary latents attach to the
   codes they return): each example reads only its listed columns of W (D, K).
-* :func:`entry_dots`: one dot product per listed entry, the decoder's backward and the
-  encoder's listed product (torch's embedding-bag kernel where it has one).
+* :func:`entry_dots`: one dot product per listed entry, in the decoder's backward (torch's
+  embedding-bag kernel where it has one).
 """
 
 from __future__ import annotations
@@ -25,9 +26,8 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-#: the share of a code's entries above which the dense products are the faster ones (a CPU thread:
-#: bench/sae_kernels.py times a step both ways at three densities)
-DENSE_ABOVE = 0.025
+#: the share of non-zero entries above which the dense product is the faster one
+DENSE_ABOVE = 0.1
 
 # torch's own backward of an embedding bag's per-entry weights: one dot product per entry, without
 # the (nnz, D) temporaries of the same sum written with tensor operations (bench/sae_kernels.py);
@@ -131,51 +131,6 @@ def entry_dots(
         except RuntimeError:  # a torch whose private operator takes other arguments
             pass
     return (grad.index_select(0, rows) * atoms.index_select(0, columns)).sum(1)
-
-
-class _EntryProducts(torch.autograd.Function):
-    """(inputs (B, D), atoms (K, D), columns (n,), rows (n,), offsets (B,)) -> (n,): the dot
-    product of each listed entry's row of inputs with its column's atom; the gradients reach the
-    atoms (and the inputs, when they ask) at the listed entries only."""
-
-    @staticmethod
-    def forward(ctx, inputs, atoms, columns, rows, offsets):
-        ctx.save_for_backward(inputs, atoms, columns, rows)
-        return entry_dots(inputs, atoms, columns, rows, offsets)
-
-    @staticmethod
-    def backward(ctx, grad):  # grad (n,)
-        inputs, atoms, columns, rows = ctx.saved_tensors
-        grad_inputs = grad_atoms = None
-        if ctx.needs_input_grad[0]:
-            grad_inputs = torch.zeros_like(inputs).index_add_(0, rows, atoms.index_select(0, columns) * grad[:, None])
-        if ctx.needs_input_grad[1]:
-            grad_atoms = torch.zeros_like(atoms).index_add_(0, columns, inputs.index_select(0, rows) * grad[:, None])
-        return grad_inputs, grad_atoms, None, None, None
-
-
-def affine_entries(inputs: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor, entries: torch.Tensor):
-    """(n,): the entries at flat positions ``entries`` (b * K + j, grouped by row) of
-    inputs @ weight.T + bias (inputs (B, D), weight (K, D), bias (K,)), each its own dot product,
-    so that their gradient reaches weight and bias at the listed latents only, at the cost of
-    the entries instead of a (B, K) x (B, D) product."""
-    width = weight.shape[0]
-    rows, columns = entries // width, entries % width
-    counts = torch.bincount(rows, minlength=len(inputs))
-    offsets = counts.cumsum(0) - counts
-    return _EntryProducts.apply(inputs, weight, columns, rows, offsets) + bias.index_select(0, columns)
-
-
-def pre_activations_at(h: torch.Tensor, entries: torch.Tensor) -> torch.Tensor:
-    """(n,): the entries of the pre-activations h (B, K) at flat positions ``entries``,
-    differentiable: through the encoder's own product of those entries when h offers one
-    (``h.entries_of``, which the dictionary encoder attaches in training) while they are at most
-    ``DENSE_ABOVE`` of h, else read from h (the gradient then reaches the encoder through the
-    dense h)."""
-    entries_of = getattr(h, "entries_of", None)
-    if entries_of is None or len(entries) > DENSE_ABOVE * h.numel():  # then the dense gradient is faster
-        return h.reshape(-1).index_select(0, entries)
-    return entries_of(entries)
 
 
 def decode_entries(z: torch.Tensor, entries: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:

@@ -30,7 +30,6 @@ Shapes: data (B, D); h and z (B, K), K the dictionary's width.
 
 from __future__ import annotations
 
-import functools
 import math
 
 import torch
@@ -40,15 +39,7 @@ from ..errors import AekitError, check_options
 from ..latents import Latent
 from ..penalties import Penalty, StepContext
 from ..registry import Part
-from .kernels import (
-    DENSE_ABOVE,
-    affine_entries,
-    decode_entries,
-    list_entries,
-    listed_nonzero,
-    pre_activations_at,
-    row_topk,
-)
+from .kernels import DENSE_ABOVE, decode_entries, list_entries, listed_nonzero, row_topk
 
 
 def initial_directions(dim: int, width: int, seed: int) -> torch.Tensor:
@@ -117,12 +108,7 @@ class DictionaryEncoder(_Statistics):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         centred = x.flatten(1) * self.scale - self.centre  # (B, D), mean squared norm about D
-        h = torch.addmm(self.bias, centred, self.weight.T)  # (B, K)
-        if torch.is_grad_enabled() and self.weight.requires_grad:
-            # a latent that keeps a few entries takes them from here: their gradient then reaches
-            # W_enc and b_enc at those latents only, and h's own (B, K) gradient is never formed
-            h.entries_of = functools.partial(affine_entries, centred, self.weight, self.bias)
-        return h
+        return centred @ self.weight.T + self.bias  # (B, K)
 
 
 class DictionaryDecoder(_Statistics):
@@ -225,10 +211,8 @@ class TopK(SparseActivation):
         self.k = int(k)
 
     def activate(self, h: torch.Tensor) -> torch.Tensor:
-        with torch.no_grad():
-            index = row_topk(h, self.k)[1]  # (B, k)
-        rows = torch.arange(0, h.numel(), h.shape[1], device=h.device)[:, None]  # (B, 1) each row's start
-        values = pre_activations_at(h, (rows + index).view(-1)).view_as(index).relu()  # (B, k)
+        values, index = row_topk(h, self.k)  # (B, k)
+        values = values.relu()
         z = torch.zeros_like(h).scatter(1, index, values)
         return list_entries(z, index, values)  # the decoder reads only these
 
@@ -246,7 +230,7 @@ class ReLUCode(SparseActivation):
                 return z  # the dense product is the faster one: no list
             entries = positive.nonzero().view(-1)
         z.active_entries = entries
-        z.active_values = pre_activations_at(h, entries)  # positive: there the ReLU is the identity
+        z.active_values = h.reshape(-1).index_select(0, entries)  # positive: there the ReLU is the identity
         return z
 
 
@@ -273,9 +257,8 @@ class BatchTopK(SparseActivation):
     def batch_selection(self, h: torch.Tensor) -> torch.Tensor:
         """The training-time code: the k * B largest entries of h (B, K), ReLU'd."""
         flat = h.flatten()
-        with torch.no_grad():
-            index = flat.topk(min(self.k * len(h), flat.numel()), sorted=False).indices
-        values = pre_activations_at(h, index).relu()
+        values, index = flat.topk(min(self.k * len(h), flat.numel()), sorted=False)
+        values = values.relu()
         z = torch.zeros_like(flat).scatter(0, index, values).view_as(h)
         return list_entries(z, index, values)  # the decoder reads only these
 
@@ -365,7 +348,7 @@ class JumpReLU(SparseActivation):
             z = _JumpReLU.apply(h, threshold, self.bandwidth)
             z.active_entries = entries
             return z
-        pre = pre_activations_at(h, entries)  # (n,)
+        pre = h.reshape(-1).index_select(0, entries)  # (n,)
         theta = threshold.index_select(0, entries % h.shape[1])  # (n,) each entry's latent's threshold
         values = _JumpReLU.apply(pre, theta, self.bandwidth)  # (n,)
         z = h.new_zeros(h.numel()).index_put((entries,), values).view_as(h)
@@ -407,12 +390,9 @@ class AuxK(Penalty):
         if count == 0:
             return ctx.h.new_zeros(())
         residual = (ctx.x.flatten(1) - ctx.params.flatten(1)).detach()  # (B, D)
-        h = ctx.h
-        with torch.no_grad():
-            pre = torch.where(dead, h.detach(), torch.full_like(h, -torch.inf))  # only the dead compete
-            index = row_topk(pre, min(self.aux_k, count))[1]  # (B, aux_k)
-        rows = torch.arange(0, h.numel(), h.shape[1], device=h.device)[:, None]  # (B, 1) each row's start
-        values = pre_activations_at(h, (rows + index).view(-1)).view_as(index).relu()
+        pre = torch.where(dead, ctx.h, torch.full_like(ctx.h, -torch.inf))  # only the dead compete
+        values, index = row_topk(pre, min(self.aux_k, count))
+        values = values.relu()
         z = list_entries(torch.zeros_like(ctx.h).scatter(1, index, values), index, values)
         shape = (-1, *ctx.x.shape[1:])
         floor = ctx.nll_of(residual.view(shape), residual.view(shape))  # (B,) the NLL of a perfect one
