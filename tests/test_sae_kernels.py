@@ -6,7 +6,16 @@ import pytest
 import torch
 
 import aekit
-from aekit.sae.kernels import DENSE_ABOVE, active_entries, decode_entries, list_entries, row_topk
+from aekit.sae.kernels import (
+    DENSE_ABOVE,
+    active_entries,
+    batch_topk,
+    decode_entries,
+    list_entries,
+    list_gradient,
+    listed_linear,
+    row_topk,
+)
 
 
 @pytest.mark.parametrize("width,k", [(512, 12), (2048, 100), (64, 3), (1000, 7), (40, 40), (256, 1)])
@@ -70,6 +79,46 @@ def test_entries_skip_selected_zeros_and_sort_a_batch_selection():
     assert active_entries(flat_index, flat_values, 4).tolist() == [3, 4, 6]
     z = list_entries(torch.zeros(2, 4), flat_index, flat_values)  # the values follow the sorted positions
     assert z.active_entries.tolist() == [3, 4, 6] and z.active_values.tolist() == [0.5, 2.0, 1.0]
+
+
+@pytest.mark.parametrize("near", [None, "exact", 1e6, -1e6, 0.0])
+def test_batch_topk_matches_torch_topk_whatever_the_guess(near):
+    """A guess of the cut that is right, too high (too few above it) or far too low (too many)
+    gives the same selection; the positions come out ascending."""
+    flat = torch.randn(4000, generator=torch.Generator().manual_seed(3), requires_grad=True)
+    n = 120
+    expected = flat.detach().topk(n).values
+    guess = float(expected[-1]) if near == "exact" else near
+    values, index = batch_topk(flat, n, guess)
+    assert torch.equal(values.detach().sort(descending=True).values, expected)
+    assert torch.equal(flat.detach()[index], values.detach())
+    assert bool((index[1:] > index[:-1]).all())
+    values.sum().backward()
+    assert torch.equal(flat.grad, torch.zeros(4000).index_fill(0, index, 1.0))
+
+
+@pytest.mark.parametrize("listed", ["exact", "missing one", "none"])
+def test_listed_linear_gradients_equal_the_dense_ones(listed):
+    """The weights' gradient formed at the listed entries equals F.linear's; a list that misses
+    an entry whose gradient is non-zero falls back to the dense product, so it is exact too."""
+    generator = torch.Generator().manual_seed(1)
+    x = torch.randn(30, 8, dtype=torch.float64, generator=generator, requires_grad=True)
+    weight = torch.randn(100, 8, dtype=torch.float64, generator=generator, requires_grad=True)
+    bias = torch.randn(100, dtype=torch.float64, generator=generator, requires_grad=True)
+    h = listed_linear(x, weight, bias)
+    torch.testing.assert_close(h, torch.nn.functional.linear(x, weight, bias))
+    values, index = row_topk(h, 3)  # the gradient reaches 3 entries per row
+    entries = active_entries(index, values.detach().abs() + 1, 100)  # all 90 of them
+    if listed == "missing one":
+        entries = entries[1:]
+    if listed != "none":
+        list_gradient(h, entries)
+    upstream = torch.randn(30, 3, dtype=torch.float64, generator=generator)
+    ours = torch.autograd.grad(values, [x, weight, bias], upstream)
+    values, _ = row_topk(torch.nn.functional.linear(x, weight, bias), 3)
+    theirs = torch.autograd.grad(values, [x, weight, bias], upstream)
+    for a, b in zip(ours, theirs, strict=True):
+        torch.testing.assert_close(a, b)
 
 
 @pytest.mark.parametrize("family", ["sae-topk", "sae-batchtopk", "sae-jumprelu", "sae-l1"])

@@ -7,9 +7,9 @@ outside the active latents. These functions give the same values and gradients a
 products (to rounding); the dictionary decoder falls back to the dense product when more than
 ``DENSE_ABOVE`` of a code's entries are listed.
 
-The encoder's product stays dense, its gradient too: that gradient is zero outside the kept
-latents, but forming it entry by entry (an index_add of one row per kept entry) measured no
-faster than the dense product on a CPU thread.
+The encoder's forward product stays dense (the selection needs every pre-activation), but its
+weights' gradient is formed from the listed entries when the latent says where the gradient of the
+pre-activations can be non-zero (:func:`listed_linear`, :func:`list_gradient`).
 
 * :func:`row_topk`: the k largest entries of each row, exact; ``torch.topk`` runs over the k
   groups of each row with the largest maxima only (figures in ``bench/sae_kernels.py``).
@@ -19,6 +19,11 @@ faster than the dense product on a CPU thread.
   codes they return): each example reads only its listed columns of W (D, K).
 * :func:`entry_dots`: one dot product per listed entry, in the decoder's backward (torch's
   embedding-bag kernel where it has one).
+* :func:`by_column`: the listed entries grouped by latent, so that both weight gradients (a sum,
+  per latent, of its entries' rows) are embedding bags too, without (nnz, D) temporaries.
+* :func:`listed_linear` and :func:`list_gradient`: the encoder's x W^T + b (B, K), whose backward
+  forms the gradient of W and b at the entries a latent listed, after checking that the incoming
+  gradient is zero everywhere else (the dense product otherwise).
 """
 
 from __future__ import annotations
@@ -62,6 +67,33 @@ def row_topk(h: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor]:
     return h.gather(1, index), index
 
 
+def batch_topk(flat: torch.Tensor, n: int, near: float | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """(values, index), each (n,), index ascending: the n largest entries of ``flat`` (N,), as
+    ``flat.topk(n)`` chooses them (ties may pick other indices); ``values`` are gathered from
+    flat, so gradients reach it at the chosen entries.
+
+    ``near``, a guess of the n-th largest value (the last batch's, for a selection made every
+    step), lets ``torch.topk`` run over the entries above a value a little below it only, once
+    their count shows that they hold the n largest (at most 8 n of them); a guess too high or too
+    low costs a count and the full selection."""
+    values, index = flat.detach(), None
+    for margin in (0.05, 0.5) if near is not None and 0 < n < flat.numel() else ():
+        lower = near - margin * max(abs(near), 1e-3)
+        above = values >= lower  # (N,) mask
+        count = int(above.sum())
+        if count > 8 * n:
+            break  # far too many: the full selection is the faster one
+        if count >= n:
+            candidates = above.nonzero().view(-1)  # (count,)
+            chosen = values.index_select(0, candidates).topk(n, sorted=False).indices
+            keep = torch.zeros_like(above[:count]).index_fill_(0, chosen, True)
+            index = candidates[keep]  # ascending, as nonzero lists them
+            break
+    if index is None:
+        index = values.topk(n, sorted=False).indices.sort().values
+    return flat.index_select(0, index), index
+
+
 def _positive(index: torch.Tensor, values: torch.Tensor, width: int) -> tuple[torch.Tensor, torch.Tensor]:
     """(flat positions (nnz,) grouped by row, their values (nnz,), differentiable) of a selection's
     positive entries."""
@@ -71,8 +103,11 @@ def _positive(index: torch.Tensor, values: torch.Tensor, width: int) -> tuple[to
         keep = values.detach() > 0
         return index[keep], values[keep]
     keep = values.detach() > 0
-    order = index[keep].sort()
-    return order.values, values[keep][order.indices]
+    index, values = index[keep], values[keep]
+    if len(index) > 1 and not bool((index[1:] > index[:-1]).all()):  # group by row
+        order = index.sort()
+        index, values = order.values, values.index_select(0, order.indices)
+    return index, values
 
 
 def active_entries(index: torch.Tensor, values: torch.Tensor, width: int) -> torch.Tensor:
@@ -115,9 +150,29 @@ class _DecodeEntries(torch.autograd.Function):
         values, columns, rows, offsets, atoms = ctx.saved_tensors
         grad = grad.contiguous()  # an expanded grad is slow to index
         grad_values = entry_dots(grad, atoms, columns, rows, offsets)  # (nnz,)
-        picked = grad.index_select(0, rows)  # (nnz, D)
-        grad_atoms = torch.zeros_like(atoms).index_add_(0, columns, picked * values[:, None])  # (K, D)
+        grad_atoms = _sum_by_column(grad, values, columns, rows, len(atoms))  # (K, D)
         return grad_values, None, None, None, grad_atoms
+
+
+def by_column(columns: torch.Tensor, width: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """(order (nnz,), starts (width,)): the entries' positions sorted by their ``columns`` (nnz,)
+    and where each column's run starts in that order. Kept on ``columns``, which the decoder and
+    the encoder's gradient share, so a step sorts once."""
+    cached = getattr(columns, "_by_column", None)
+    if cached is None or len(cached[1]) != width:
+        order = columns.argsort()  # any order within a column: it only sums
+        counts = torch.bincount(columns, minlength=width)  # (width,)
+        cached = columns._by_column = (order, counts.cumsum(0) - counts)
+    return cached
+
+
+def _sum_by_column(table: torch.Tensor, weights: torch.Tensor, columns: torch.Tensor, rows: torch.Tensor, width: int):
+    """(width, D): for each column j, the sum over the entries i in column j of weights[i] *
+    table[rows[i]]; table (B, D), weights, columns and rows (nnz,). One embedding bag per column."""
+    order, starts = by_column(columns, width)
+    return F.embedding_bag(
+        rows.index_select(0, order), table, starts, mode="sum", per_sample_weights=weights.index_select(0, order)
+    )
 
 
 def entry_dots(
@@ -140,10 +195,78 @@ def decode_entries(z: torch.Tensor, entries: torch.Tensor, weight: torch.Tensor)
     its entries and W at its active columns; elsewhere z's gradient is left 0, which is exact when
     z came from a selection (its own gradient is zero off the selection)."""
     batch, width = z.shape
-    rows, columns = entries // width, entries % width  # (nnz,) each
+    rows, columns = split_entries(entries, width)  # (nnz,) each
     counts = torch.bincount(rows, minlength=batch)  # (B,)
     offsets = counts.cumsum(0) - counts  # (B,): where each example's entries start
     values = getattr(z, "active_values", None)  # (nnz,), attached with the entries by a selection
     if values is None or values.shape != entries.shape:
         values = z.reshape(-1).index_select(0, entries)
     return _DecodeEntries.apply(values, columns, rows, offsets, weight.T.contiguous())
+
+
+def split_entries(entries: torch.Tensor, width: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """(rows, columns), each (nnz,), of flat positions b * width + j; kept on ``entries`` so the
+    decoder and the encoder's gradient share them (and :func:`by_column`'s grouping)."""
+    cached = getattr(entries, "_rows_columns", None)
+    if cached is None or cached[0] != width:
+        cached = entries._rows_columns = (width, entries // width, entries % width)
+    return cached[1], cached[2]
+
+
+class _GradientEntries:
+    """Where the gradient of a :func:`listed_linear` output can be non-zero: flat positions (n,),
+    set by the latent that reads the output (:func:`list_gradient`), read by the backward."""
+
+    __slots__ = ("entries",)
+
+    def __init__(self) -> None:
+        self.entries: torch.Tensor | None = None
+
+
+class _ListedLinear(torch.autograd.Function):
+    """x W^T + b: (x (B, D), weight (K, D), bias (K,), listing) -> (B, K)."""
+
+    @staticmethod
+    def forward(ctx, x, weight, bias, listing):
+        ctx.save_for_backward(x, weight)
+        ctx.listing = listing
+        return torch.addmm(bias, x, weight.T)
+
+    @staticmethod
+    @torch.autograd.function.once_differentiable
+    def backward(ctx, grad):  # grad (B, K)
+        x, weight = ctx.saved_tensors
+        grad = grad.contiguous()
+        grad_x = grad @ weight if ctx.needs_input_grad[0] else None  # (B, D)
+        entries = ctx.listing.entries
+        if entries is not None and len(entries) <= DENSE_ABOVE * grad.numel():
+            flat = grad.view(-1)
+            listed = flat.index_select(0, entries)  # (n,)
+            # exact only if the gradient is zero off the list (another reader of h may add to it)
+            if int(torch.count_nonzero(listed)) == int(torch.count_nonzero(flat)):
+                rows, columns = split_entries(entries, grad.shape[1])
+                grad_weight = _sum_by_column(x, listed, columns, rows, grad.shape[1])  # (K, D)
+                grad_bias = grad.new_zeros(grad.shape[1]).index_add_(0, columns, listed)  # (K,)
+                return grad_x, grad_weight, grad_bias, None
+        return grad_x, grad.T @ x, grad.sum(0), None
+
+
+def listed_linear(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
+    """h = x W^T + b (B, K) for x (B, D), weight (K, D), bias (K,), as ``F.linear`` gives it. When
+    the latent reading h lists where h's gradient can be non-zero (:func:`list_gradient`, at most
+    ``DENSE_ABOVE`` of h), the backward forms the gradients of W and b from those entries alone
+    (a sum of x's rows per latent), after checking that the gradient is zero elsewhere."""
+    if x.ndim != 2 or not torch.is_grad_enabled() or not (weight.requires_grad or bias.requires_grad):
+        return F.linear(x, weight, bias)
+    listing = _GradientEntries()
+    h = _ListedLinear.apply(x, weight, bias, listing)
+    h.gradient_entries = listing
+    return h
+
+
+def list_gradient(h: torch.Tensor, entries: torch.Tensor) -> None:
+    """Tell the :func:`listed_linear` that made h (B, K) that its gradient can be non-zero only at
+    ``entries`` (flat positions b * K + j, (n,), each once); nothing when h came from elsewhere."""
+    listing = getattr(h, "gradient_entries", None)
+    if listing is not None:
+        listing.entries = entries

@@ -39,7 +39,16 @@ from ..errors import AekitError, check_options
 from ..latents import Latent
 from ..penalties import Penalty, StepContext
 from ..registry import Part
-from .kernels import DENSE_ABOVE, decode_entries, list_entries, listed_nonzero, row_topk
+from .kernels import (
+    DENSE_ABOVE,
+    batch_topk,
+    decode_entries,
+    list_entries,
+    list_gradient,
+    listed_linear,
+    listed_nonzero,
+    row_topk,
+)
 
 
 def initial_directions(dim: int, width: int, seed: int) -> torch.Tensor:
@@ -108,7 +117,7 @@ class DictionaryEncoder(_Statistics):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         centred = x.flatten(1) * self.scale - self.centre  # (B, D), mean squared norm about D
-        return centred @ self.weight.T + self.bias  # (B, K)
+        return listed_linear(centred, self.weight, self.bias)  # (B, K); see list_gradient
 
 
 class DictionaryDecoder(_Statistics):
@@ -186,6 +195,9 @@ class SparseActivation(Latent):
 
     def forward(self, h, generator=None, stochastic=None):
         z = self.activate(h)  # (B, K)
+        entries = getattr(z, "active_entries", None)
+        if entries is not None:  # h's gradient is zero off the code's listed entries
+            list_gradient(h, entries)
         if self.training:
             with torch.no_grad():
                 self.since_fired += len(h)
@@ -253,11 +265,14 @@ class BatchTopK(SparseActivation):
         self.k, self.momentum = int(k), float(momentum)
         self.register_buffer("threshold", torch.zeros(()))
         self.register_buffer("batches_seen", torch.zeros((), dtype=torch.long))
+        self._last_cut: float | None = None  # the last training batch's smallest selected value
 
     def batch_selection(self, h: torch.Tensor) -> torch.Tensor:
         """The training-time code: the k * B largest entries of h (B, K), ReLU'd."""
         flat = h.flatten()
-        values, index = flat.topk(min(self.k * len(h), flat.numel()), sorted=False)
+        values, index = batch_topk(flat, min(self.k * len(h), flat.numel()), self._last_cut)
+        if len(values):
+            self._last_cut = float(values.detach().min())  # the next batch's guess of its cut
         values = values.relu()
         z = torch.zeros_like(flat).scatter(0, index, values).view_as(h)
         return list_entries(z, index, values)  # the decoder reads only these
