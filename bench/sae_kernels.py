@@ -5,10 +5,17 @@
   the allocator as it starts and again after ``keep_freed_memory``; likewise the decoder
   backward's dot products of 1024 * k listed entries (128 numbers each), written with tensor
   operations and with ``aekit.sae.kernels.entry_dots``;
-* a training step of ``sae-topk`` (batch 1024 of 128 numbers, ``--width`` latents, k = ``--k``:
-  loss, backward, Adam, renormalised columns), milliseconds per step over 100 steps after 10
-  warm-up steps, each in a fresh process: with glibc's allocator as it starts, and with
-  ``aekit.tensors.keep_freed_memory`` called first (what aekit's training loop does on a CPU).
+* BatchTopK's selection of the 1024 * k largest entries of the whole (1024, ``--width``) matrix:
+  ``torch.topk`` over all of it against ``aekit.sae.kernels.batch_topk`` given the cut of a
+  batch like it (another draw of the same distribution, as the last training batch is);
+* a weight gradient of a dictionary step, the sum per latent of the rows of a (1024, 128) matrix
+  at the listed entries weighted by their gradients: an index_add of the (nnz, 128) weighted rows
+  against the embedding bag over the entries grouped by latent (``by_column``'s sort included);
+* a training step of ``sae-topk`` and of ``sae-batchtopk`` (batch 1024 of 128 numbers,
+  ``--width`` latents, k = ``--k``: loss, backward, Adam, renormalised columns), milliseconds per
+  step over 100 steps after 10 warm-up steps, each in a fresh process: with glibc's allocator as
+  it starts, and with ``aekit.tensors.keep_freed_memory`` called first (what aekit's training
+  loop does on a CPU).
 
     OMP_NUM_THREADS=1 python bench/sae_kernels.py --threads 1
 """
@@ -27,11 +34,11 @@ from common import write_record
 STEP_PROGRAM = """
 import json, sys, time, torch, aekit
 from aekit.tensors import keep_freed_memory
-width, k, threads, keep = int(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3]), sys.argv[4] == "1"
+width, k, threads, keep, family = int(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3]), sys.argv[4] == "1", sys.argv[5]
 torch.set_num_threads(threads)
 kept = keep_freed_memory() if keep else False
 x = torch.randn(8192, 128, generator=torch.Generator().manual_seed(0))
-model = aekit.make_model("sae-topk", (128,), width, k=k)
+model = aekit.make_model(family, (128,), width, k=k)
 model.fit_data_statistics(x)
 model.train()
 optimizer = torch.optim.Adam(model.parameters(), 1e-3)
@@ -61,7 +68,7 @@ def main() -> None:
     import numpy as np
     import torch
 
-    from aekit.sae.kernels import entry_dots, row_topk
+    from aekit.sae.kernels import _sum_by_column, batch_topk, entry_dots, row_topk
     from aekit.tensors import keep_freed_memory
 
     torch.set_num_threads(args.threads)
@@ -83,6 +90,9 @@ def main() -> None:
     rows = torch.arange(1024).repeat_interleave(args.k)
     offsets = torch.arange(0, 1024 * args.k, args.k)
     grad, atoms = torch.randn(1024, 128, generator=generator), torch.randn(args.width, 128, generator=generator)
+    weights = torch.randn(len(columns), generator=generator)  # (nnz,) the entries' gradients
+    other = torch.randn(1024, args.width, generator=generator).view(-1)  # another batch: its cut is the guess
+    cut = float(other.topk(1024 * args.k).values[-1])
 
     selection = {}
     for when in ("allocator as it starts", "freed memory kept"):
@@ -95,15 +105,25 @@ def main() -> None:
                 lambda: (grad.index_select(0, rows) * atoms.index_select(0, columns)).sum(1)
             ),
             "entry dots, entry_dots ms": median_ms(lambda: entry_dots(grad, atoms, columns, rows, offsets)),
+            "batch selection, torch.topk ms": median_ms(lambda: h.view(-1).topk(1024 * args.k, sorted=False)),
+            "batch selection, batch_topk ms": median_ms(lambda: batch_topk(h.view(-1), 1024 * args.k, cut)),
+            "weight gradient, index_add ms": median_ms(
+                lambda: torch.zeros_like(atoms).index_add_(0, columns, grad.index_select(0, rows) * weights[:, None])
+            ),
+            "weight gradient, by_column embedding bag ms": median_ms(
+                lambda: _sum_by_column(grad, weights, columns.clone(), rows, args.width)  # a fresh sort each call
+            ),
         }
     print(selection, flush=True)
     steps = {}
-    for keep in ("0", "1"):
-        command = [sys.executable, "-c", STEP_PROGRAM, str(args.width), str(args.k), str(args.threads), keep]
-        result = json.loads(subprocess.run(command, capture_output=True, text=True, check=True).stdout)
-        name = "freed memory kept" if result["freed_memory_kept"] else "allocator as it starts"
-        steps[name] = round(result["ms_per_step"], 2)
-        print(f"  sae-topk step, {name}: {steps[name]} ms", flush=True)
+    for family in ("sae-topk", "sae-batchtopk"):
+        for keep in ("0", "1"):
+            options = [str(args.width), str(args.k), str(args.threads), keep, family]
+            command = [sys.executable, "-c", STEP_PROGRAM, *options]
+            result = json.loads(subprocess.run(command, capture_output=True, text=True, check=True).stdout)
+            name = f"{family}, " + ("freed memory kept" if result["freed_memory_kept"] else "allocator as it starts")
+            steps[name] = round(result["ms_per_step"], 2)
+            print(f"  {name}: {steps[name]} ms per step", flush=True)
     write_record(args, "sae_kernels", time.perf_counter() - started, selection=selection, steps=steps)
 
 

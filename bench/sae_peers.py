@@ -32,6 +32,7 @@ import os
 import subprocess
 import sys
 import time
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -142,7 +143,9 @@ def main() -> None:
             lr_end=args.lr / 100, lr_scheduler_name="cosineannealing", device="cpu", n_batches_for_norm_estimate=100,
             logger=LoggingConfig(log_to_wandb=False),
         )  # fmt: skip
-        data = torch.as_tensor(train_x)
+        with warnings.catch_warnings():  # a read-only memory map, never written
+            warnings.simplefilter("ignore", UserWarning)
+            data = torch.as_tensor(train_x)
 
         def batches():
             while True:  # in order, as many passes as the trainer asks for (statistics, then training)
