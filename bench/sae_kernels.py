@@ -10,7 +10,9 @@
   batch like it (another draw of the same distribution, as the last training batch is);
 * a weight gradient of a dictionary step, the sum per latent of the rows of a (1024, 128) matrix
   at the listed entries weighted by their gradients: an index_add of the (nnz, 128) weighted rows
-  against the embedding bag over the entries grouped by latent (``by_column``'s sort included);
+  against the embedding bag over the entries grouped by latent (``by_column``'s sort included),
+  and that grouping's sort of the entries' latents (``torch.argsort``, and ``_sort_latents``:
+  int16 keys padded to the length torch sorts by radix);
 * a training step of ``sae-topk`` and of ``sae-batchtopk`` (batch 1024 of 128 numbers,
   ``--width`` latents, k = ``--k``: loss, backward, Adam, renormalised columns), milliseconds per
   step over 100 steps after 10 warm-up steps, each in a fresh process: with glibc's allocator as
@@ -68,7 +70,7 @@ def main() -> None:
     import numpy as np
     import torch
 
-    from aekit.sae.kernels import _sum_by_column, batch_topk, entry_dots, row_topk
+    from aekit.sae.kernels import _sort_latents, _sum_by_column, batch_topk, entry_dots, row_topk
     from aekit.tensors import keep_freed_memory
 
     torch.set_num_threads(args.threads)
@@ -110,6 +112,8 @@ def main() -> None:
             "weight gradient, index_add ms": median_ms(
                 lambda: torch.zeros_like(atoms).index_add_(0, columns, grad.index_select(0, rows) * weights[:, None])
             ),
+            "grouping by latent, torch.argsort ms": median_ms(lambda: columns.argsort()),
+            "grouping by latent, _sort_latents ms": median_ms(lambda: _sort_latents(columns, args.width)),
             "weight gradient, by_column embedding bag ms": median_ms(
                 lambda: _sum_by_column(grad, weights, columns.clone(), rows, args.width)  # a fresh sort each call
             ),

@@ -10,6 +10,7 @@ from aekit.sae.kernels import (
     DENSE_ABOVE,
     active_entries,
     batch_topk,
+    by_column,
     decode_entries,
     list_entries,
     list_gradient,
@@ -95,6 +96,18 @@ def test_batch_topk_matches_torch_topk_whatever_the_guess(near):
     assert bool((index[1:] > index[:-1]).all())
     values.sum().backward()
     assert torch.equal(flat.grad, torch.zeros(4000).index_fill(0, index, 1.0))
+
+
+@pytest.mark.parametrize("count", [100, 9000, 40000])
+def test_by_column_groups_the_entries_by_latent(count):
+    """The order is a permutation of the entries that sorts their latents (short, padded and long
+    lists), and each latent's run starts where the counts before it end."""
+    columns = torch.randint(0, 300, (count,), generator=torch.Generator().manual_seed(count))
+    order, starts = by_column(columns, 300)
+    assert torch.equal(order.sort().values, torch.arange(count))
+    assert torch.equal(columns[order], columns.sort().values)
+    counts = torch.bincount(columns, minlength=300)
+    assert torch.equal(starts, counts.cumsum(0) - counts)
 
 
 @pytest.mark.parametrize("listed", ["exact", "missing one", "none"])

@@ -160,10 +160,26 @@ def by_column(columns: torch.Tensor, width: int) -> tuple[torch.Tensor, torch.Te
     the encoder's gradient share, so a step sorts once."""
     cached = getattr(columns, "_by_column", None)
     if cached is None or len(cached[1]) != width:
-        order = columns.argsort()  # any order within a column: it only sums
+        order = _sort_latents(columns, width)
         counts = torch.bincount(columns, minlength=width)  # (width,)
         cached = columns._by_column = (order, counts.cumsum(0) - counts)
     return cached
+
+
+# torch sorts a 1-D integer tensor by radix from this many entries on (at::internal::GRAIN_SIZE);
+# below, by comparisons, 2-5x slower for the few thousand to 32 767 entries of a step's list
+_RADIX_FROM = 32768
+
+
+def _sort_latents(columns: torch.Tensor, width: int) -> torch.Tensor:
+    """The order (nnz,) that groups entries by their latent ``columns`` (nnz,), each < width. Short
+    lists are padded with ``width`` (which sorts last) up to the length torch sorts by radix: for
+    12 288 entries 0.3 ms instead of 0.7 (bench/sae_kernels.py)."""
+    narrow = torch.int16 if width < torch.iinfo(torch.int16).max else torch.int32
+    keys = columns.to(narrow)
+    if _RADIX_FROM // 4 <= len(keys) < _RADIX_FROM:
+        keys = torch.cat([keys, keys.new_full((_RADIX_FROM - len(keys),), width)])
+    return keys.argsort(stable=True)[: len(columns)]
 
 
 def _sum_by_column(table: torch.Tensor, weights: torch.Tensor, columns: torch.Tensor, rows: torch.Tensor, width: int):
