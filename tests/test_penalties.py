@@ -7,7 +7,7 @@ import torch
 from torch.func import jacrev
 
 import aekit
-from aekit.penalties import StepContext
+from aekit.penalties import L1Activity, StepContext
 
 
 def context(model, x, generator=None):
@@ -125,3 +125,17 @@ def test_negative_weights_and_bad_rho_are_refused():
         aekit.make_model("sparse", (6,), 2, weight=-1.0)
     with pytest.raises(aekit.AekitError, match="outside"):
         aekit.make_model("sparse", (6,), 2, sparsity="kl", rho=1.5)
+
+
+def test_l1_of_a_code_marked_non_negative_equals_the_absolute_values():
+    h = torch.randn(6, 5, requires_grad=True)
+    penalty = L1Activity()
+    marked = h.relu()
+    marked.nonnegative = True  # the dictionary latents say so of their codes
+    ctx = StepContext(None, None, h, marked, None, None, None, None)
+    ctx._code = marked
+    value = penalty(ctx)
+    (grad,) = torch.autograd.grad(value, h)
+    torch.testing.assert_close(value, h.relu().abs().sum(1).mean())
+    (expected,) = torch.autograd.grad(h.relu().abs().sum(1).mean(), h)
+    torch.testing.assert_close(grad, expected)

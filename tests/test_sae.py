@@ -57,6 +57,11 @@ def test_jumprelu_gradients_reach_the_thresholds_straight_through():
     latent.log_threshold.grad = None
     latent.active(h.detach()).sum().backward()  # the L0 count: -1 / bandwidth near the jump
     torch.testing.assert_close(latent.log_threshold.grad, near * (-1 / 0.5))
+    latent.log_threshold.grad = None
+    z = latent.activate(h.detach())  # the code and its steps, as the L0 penalty reads them: both kernels
+    (z.sum() + z.active_steps.sum()).backward()
+    torch.testing.assert_close(latent.log_threshold.grad, expected + near * (-1 / 0.5))
+    torch.testing.assert_close(z.active_steps, (z != 0).float())
 
 
 def synthetic(n=4000, seed=0):

@@ -245,12 +245,7 @@ class Autoencoder(nn.Module):
             total = functools.reduce(operator.add, terms.values())  # no kernel for a lone term
         metrics = {}
         if ctx.dead is not None:  # a sparse dictionary: reported beside the loss, not part of it
-            entries = getattr(z, "active_entries", None)  # where a dictionary latent can be non-zero
-            listed = getattr(z, "active_values", None)  # and their values, when the latent gave them
-            if listed is None:
-                listed = z if entries is None else z.detach().reshape(-1).index_select(0, entries)
-            active = (listed.detach() != 0).sum()
-            metrics["active"] = active.float() / len(z)  # L0, latents per example
+            metrics["active"] = self.latent.active_count(z) / len(z)  # L0, latents per example
             metrics["dead_fraction"] = ctx.dead.float().mean()
         return LossOutput(total=total, terms=terms, nll=nll, metrics=metrics)
 

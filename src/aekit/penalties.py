@@ -103,6 +103,8 @@ class L1Activity(Penalty):
         values = getattr(code, "active_values", None)  # a code that lists its possibly non-zero entries
         if values is not None:
             return values.abs().sum() / len(code)
+        if getattr(code, "nonnegative", False):  # a code that says so (the dictionaries'): |z| = z
+            return code.sum() / len(code)
         return code.abs().sum(1).mean()
 
 

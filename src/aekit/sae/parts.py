@@ -169,9 +169,9 @@ class DictionaryDecoder(_Statistics):
 
 
 class SparseActivation(Latent):
-    """Base of the dictionary activations: z = activation(h), the same in training and inference
-    except where a subclass says. ``since_fired`` (K,) counts the training examples since each
-    latent was last non-zero; ``dead`` is where that exceeds ``dead_window``."""
+    """Base of the dictionary activations: z = activation(h), non-negative, the same in training
+    and inference except where a subclass says. ``since_fired`` (K,) counts the training examples
+    since each latent was last non-zero; ``dead`` is where that exceeds ``dead_window``."""
 
     code_is_output = True
 
@@ -195,18 +195,36 @@ class SparseActivation(Latent):
 
     def forward(self, h, generator=None, stochastic=None):
         z = self.activate(h)  # (B, K)
+        z.nonnegative = True  # so |z| = z: an L1 penalty skips the absolute value and its gradient
         entries = getattr(z, "active_entries", None)
         if entries is not None:  # h's gradient is zero off the code's listed entries
             list_gradient(h, entries)
         if self.training:
             with torch.no_grad():
                 self.since_fired += len(h)
-                if getattr(z, "active_entries", None) is None:
-                    fired = (z != 0).any(0)  # (K,) mask
-                else:  # the listed entries that are non-zero, as columns
-                    fired = listed_nonzero(z) % self.code_size
+                # the codes are non-negative: a column fired where its maximum is > 0 ((K,) mask), or
+                # the listed entries that are non-zero, as columns
+                fired = z.detach().amax(0) > 0 if entries is None else listed_nonzero(z) % self.code_size
                 self.since_fired[fired] = 0
         return z, None
+
+    @torch.no_grad()
+    def active_count(self, z: torch.Tensor) -> torch.Tensor:
+        """The number of non-zero entries of the code z (B, K) (a float tensor, L0 summed over the
+        batch), counted among the entries it lists when it lists them."""
+        counted = getattr(z, "nonzero_total", None)  # counted by the latent already
+        if counted is not None:
+            return counted
+        steps = getattr(z, "active_steps", None)  # 0/1 where a latent with thresholds fires
+        if steps is not None:
+            return steps.detach().sum()
+        listed = getattr(z, "active_values", None)
+        if listed is None:
+            entries = getattr(z, "active_entries", None)
+            listed = z if entries is None else z.reshape(-1).index_select(0, entries)
+        # non-negative: the signs are the 0/1 indicators (a float sum, exact below 2^24 entries;
+        # (z != 0).sum() and count_nonzero cast to int64 first, several times slower)
+        return listed.detach().sign().sum()
 
     def mean(self, h: torch.Tensor) -> torch.Tensor:
         return self.activate(h)
@@ -237,10 +255,11 @@ class ReLUCode(SparseActivation):
     def activate(self, h: torch.Tensor) -> torch.Tensor:
         z = h.relu()
         with torch.no_grad():  # where z is zero its gradient is too: only the positive entries matter
-            positive = (h.detach() > 0).view(-1)
-            if h.ndim != 2 or int(positive.sum()) > DENSE_ABOVE * h.numel():
+            count = z.detach().sign().sum()  # the non-zero entries (the code is non-negative)
+            if h.ndim != 2 or float(count) > DENSE_ABOVE * h.numel():
+                z.nonzero_total = count  # what the training step reports as L0, counted once
                 return z  # the dense product is the faster one: no list
-            entries = positive.nonzero().view(-1)
+            entries = z.detach().view(-1).nonzero().view(-1)
         z.active_entries = entries
         z.active_values = h.reshape(-1).index_select(0, entries)  # positive: there the ReLU is the identity
         return z
@@ -292,40 +311,42 @@ class BatchTopK(SparseActivation):
 
 
 class _JumpReLU(torch.autograd.Function):
-    """z = h * H(h - theta). Gradients: to h where the unit is on; to theta by the rectangle kernel
-    of width ``bandwidth`` (Rajamanoharan et al. 2024): -theta / bandwidth where |h - theta| < bandwidth / 2.
-    h (B, K) with theta (K,), or listed entries h (n,) with their latents' thresholds theta (n,)."""
+    """(z, steps): z = h * H(h - theta) and steps = H(h - theta), both like h, for h (B, K) with
+    theta (K,), or for listed entries h (n,) with their latents' thresholds theta (n,).
+    Gradients (Rajamanoharan et al. 2024): to h where the unit is on (through z); to theta by the
+    rectangle kernel of width ``bandwidth``, where |h - theta| < bandwidth / 2: -theta / bandwidth
+    through z and -1 / bandwidth through steps (the L0 count's straight-through estimator).
+
+    One function for both, and the kernel's few entries found in the forward pass (while h is in
+    the cache) and kept as positions, so that the backward reads only those: on a CPU a step's
+    full passes over (B, K) tensors, boolean masks most of all, cost about as much as its matrix
+    products (a step's speed before and after: bench/RESULTS.md)."""
 
     @staticmethod
     def forward(ctx, h, theta, bandwidth):
-        on = h > theta  # like h
-        ctx.save_for_backward(h, theta, on)
+        gap = h - theta  # like h
+        steps = (gap > 0).to(h.dtype)  # 0/1, like h
+        near = torch.nonzero(gap.abs_() < bandwidth / 2, as_tuple=True)  # the kernel's reach: positions
+        ctx.save_for_backward(theta, steps, *near)
         ctx.bandwidth = bandwidth
-        return torch.where(on, h, 0.0)
+        ctx.set_materialize_grads(False)  # an output nothing reads gets no gradient: None, not zeros
+        return h * steps, steps
 
     @staticmethod
-    def backward(ctx, grad):
-        h, theta, on = ctx.saved_tensors
-        near = (h - theta).abs() < ctx.bandwidth / 2  # like h
-        grad_theta = torch.where(near, grad, 0.0).sum_to_size(theta.shape) * (-theta / ctx.bandwidth)
-        return torch.where(on, grad, 0.0), grad_theta, None
-
-
-class _Step(torch.autograd.Function):
-    """H(h - theta), with the straight-through gradient -1 / bandwidth to theta near the jump;
-    shapes as :class:`_JumpReLU`."""
-
-    @staticmethod
-    def forward(ctx, h, theta, bandwidth):
-        ctx.save_for_backward(h, theta)
-        ctx.bandwidth = bandwidth
-        return (h > theta).to(h.dtype)
-
-    @staticmethod
-    def backward(ctx, grad):
-        h, theta = ctx.saved_tensors
-        near = (h - theta).abs() < ctx.bandwidth / 2
-        return None, torch.where(near, grad, 0.0).sum_to_size(theta.shape) * (-1 / ctx.bandwidth), None
+    @torch.autograd.function.once_differentiable
+    def backward(ctx, grad, grad_steps):
+        theta, steps, *positions = ctx.saved_tensors
+        near = tuple(positions)  # an index per axis of h
+        grad_h = grad * steps if grad is not None and ctx.needs_input_grad[0] else None
+        grad_theta = None
+        if ctx.needs_input_grad[1]:
+            latent = near[-1]  # theta runs along h's last axis
+            # -(theta * grad + grad_steps) / bandwidth at the entries within reach, summed per threshold
+            through = grad[near] * theta.index_select(0, latent) if grad is not None else theta.new_zeros(len(latent))
+            if grad_steps is not None:
+                through = through + grad_steps[near]
+            grad_theta = theta.new_zeros(theta.shape).index_add_(0, latent, through) * (-1 / ctx.bandwidth)
+        return grad_h, grad_theta, None
 
 
 class JumpReLU(SparseActivation):
@@ -351,30 +372,31 @@ class JumpReLU(SparseActivation):
         return self.log_threshold.exp()  # (K,)
 
     def activate(self, h: torch.Tensor) -> torch.Tensor:
-        """z (B, K). Below the kernel's reach (h <= theta - bandwidth / 2) z is zero and neither h
-        nor theta gets a gradient, so z, its gradients and the L0 count (``z.active_steps``, (n,):
-        H(h - theta) at the listed entries, straight through to theta) are computed at the entries
-        within reach only (``z.active_entries``), unless they are more than ``DENSE_ABOVE`` of h."""
+        """z (B, K), with the L0 count's terms ``z.active_steps`` (H(h - theta), straight through
+        to theta). Below the kernel's reach (h <= theta - bandwidth / 2) z is zero and neither h
+        nor theta gets a gradient, so z, its gradients and the steps ((n,)) are computed at the
+        entries within reach only (``z.active_entries``), unless they are more than
+        ``DENSE_ABOVE`` of h (then the steps are (B, K))."""
         threshold = self.threshold  # (K,)
         with torch.no_grad():
             reach = (h.detach() > threshold.detach() - self.bandwidth / 2).view(-1)
-            entries = reach.nonzero().view(-1)  # (n,) row-major, so grouped by row
-        if h.ndim != 2 or len(entries) > DENSE_ABOVE * h.numel():
-            z = _JumpReLU.apply(h, threshold, self.bandwidth)
-            z.active_entries = entries
+            dense = h.ndim != 2 or int(torch.count_nonzero(reach)) > DENSE_ABOVE * h.numel()
+            entries = None if dense else reach.nonzero().view(-1)  # (n,) row-major, so grouped by row
+        if entries is None:  # the dense products are the faster ones: no list
+            z, steps = _JumpReLU.apply(h, threshold, self.bandwidth)  # (B, K) each
+            z.active_steps = steps
             return z
         pre = h.reshape(-1).index_select(0, entries)  # (n,)
         theta = threshold.index_select(0, entries % h.shape[1])  # (n,) each entry's latent's threshold
-        values = _JumpReLU.apply(pre, theta, self.bandwidth)  # (n,)
+        values, steps = _JumpReLU.apply(pre, theta, self.bandwidth)  # (n,) each
         z = h.new_zeros(h.numel()).index_put((entries,), values).view_as(h)
         # all the entries within reach, the zeros among them too: their gradient moves the thresholds
-        z.active_entries, z.active_values = entries, values
-        z.active_steps = _Step.apply(pre, theta, self.bandwidth)  # (n,)
+        z.active_entries, z.active_values, z.active_steps = entries, values, steps
         return z
 
     def active(self, h: torch.Tensor) -> torch.Tensor:
         """H(h - theta) (B, K), its gradient reaching theta straight through."""
-        return _Step.apply(h, self.threshold, self.bandwidth)
+        return _JumpReLU.apply(h, self.threshold, self.bandwidth)[1]
 
 
 # ------------------------------------------------------------------------------------------------ #
@@ -424,7 +446,7 @@ class L0(Penalty):
     def forward(self, ctx: StepContext) -> torch.Tensor:
         if ctx.active is None:
             raise AekitError("the l0 penalty", "it needs a latent with thresholds", "use sae-jumprelu")
-        steps = getattr(ctx.z, "active_steps", None)  # the count at the code's listed entries
+        steps = getattr(ctx.z, "active_steps", None)  # H(h - theta) at the code's listed entries, or all
         if steps is not None:
             return steps.sum() / len(ctx.z)
         return ctx.active(ctx.h).sum(1).mean()
