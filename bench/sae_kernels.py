@@ -17,15 +17,21 @@
   ``--width`` latents, k = ``--k``: loss, backward, Adam, renormalised columns), milliseconds per
   step over 100 steps after 10 warm-up steps, each in a fresh process: with glibc's allocator as
   it starts, and with ``aekit.tensors.keep_freed_memory`` called first (what aekit's training
-  loop does on a CPU).
+  loop does on a CPU);
+* steps whose code is dense (more than a tenth of it within reach, so no listed arithmetic):
+  ``sae-jumprelu`` with thresholds from 0.5 and ``sae-l1`` at its start, freed memory kept, each
+  ``--step-runs`` times in fresh processes (minimum and median), interleaved with the same steps
+  of the aekit in ``--baseline`` (another checkout's ``src``) when given, so that both meet the
+  machine's slow spells alike.
 
-    OMP_NUM_THREADS=1 python bench/sae_kernels.py --threads 1
+    OMP_NUM_THREADS=1 python bench/sae_kernels.py --threads 1 [--baseline ../other-checkout/src]
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import subprocess
 import sys
 import time
@@ -36,11 +42,12 @@ from common import write_record
 STEP_PROGRAM = """
 import json, sys, time, torch, aekit
 from aekit.tensors import keep_freed_memory
-width, k, threads, keep, family = int(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3]), sys.argv[4] == "1", sys.argv[5]
+width, threads, keep, family = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3] == "1", sys.argv[4]
+options = json.loads(sys.argv[5])
 torch.set_num_threads(threads)
 kept = keep_freed_memory() if keep else False
 x = torch.randn(8192, 128, generator=torch.Generator().manual_seed(0))
-model = aekit.make_model(family, (128,), width, k=k)
+model = aekit.make_model(family, (128,), width, **options)
 model.fit_data_statistics(x)
 model.train()
 optimizer = torch.optim.Adam(model.parameters(), 1e-3)
@@ -64,6 +71,8 @@ def main() -> None:
     parser.add_argument("--k", type=int, default=12, help="active latents (default: 12)")
     parser.add_argument("--repeats", type=int, default=50, help="selection timings (default: 50)")
     parser.add_argument("--threads", type=int, default=1, help="torch threads (default: 1)")
+    parser.add_argument("--step-runs", type=int, default=5, help="fresh processes per dense step (default: 5)")
+    parser.add_argument("--baseline", type=Path, help="another checkout's src folder, its dense steps timed too")
     parser.add_argument("--out", type=Path, default=Path(__file__).parent / "results" / "sae_kernels.json")
     args = parser.parse_args()
 
@@ -119,16 +128,37 @@ def main() -> None:
             ),
         }
     print(selection, flush=True)
+
+    def step_ms(family: str, options: dict, keep: str, source: str | None = None) -> dict:
+        """One step program in a fresh process; ``source``: another checkout's src folder to import."""
+        command = [sys.executable, "-c", STEP_PROGRAM, str(args.width), str(args.threads), keep, family]
+        command.append(json.dumps(options))
+        environment = {**os.environ, "PYTHONPATH": source} if source else None
+        run = subprocess.run(command, capture_output=True, text=True, check=True, env=environment)
+        return json.loads(run.stdout)
+
     steps = {}
     for family in ("sae-topk", "sae-batchtopk"):
         for keep in ("0", "1"):
-            options = [str(args.width), str(args.k), str(args.threads), keep, family]
-            command = [sys.executable, "-c", STEP_PROGRAM, *options]
-            result = json.loads(subprocess.run(command, capture_output=True, text=True, check=True).stdout)
+            result = step_ms(family, {"k": args.k}, keep)
             name = f"{family}, " + ("freed memory kept" if result["freed_memory_kept"] else "allocator as it starts")
             steps[name] = round(result["ms_per_step"], 2)
             print(f"  {name}: {steps[name]} ms per step", flush=True)
-    write_record(args, "sae_kernels", time.perf_counter() - started, selection=selection, steps=steps)
+    # steps whose code is dense (more than a tenth within reach): the element-wise passes over (B, K)
+    dense = {"sae-jumprelu": {"l0_weight": 0.1, "threshold": 0.5}, "sae-l1": {"l1_weight": 1.0}}
+    sources = {"this checkout": None} | ({f"baseline {args.baseline}": str(args.baseline)} if args.baseline else {})
+    timings: dict[str, list[float]] = {}
+    for _ in range(args.step_runs):  # the libraries interleaved, so that a slow spell of the machine hits both
+        for family, options in dense.items():
+            for label, source in sources.items():
+                ms = step_ms(family, options, "1", source)["ms_per_step"]
+                timings.setdefault(f"{family} {options}, {label}", []).append(round(ms, 2))
+    dense_steps = {name: {"min ms": min(t), "median ms": round(float(np.median(t)), 2), "runs": t} for name, t in timings.items()}
+    for name, row in dense_steps.items():
+        print(f"  {name}: min {row['min ms']} ms, median {row['median ms']} ms per step", flush=True)
+    write_record(
+        args, "sae_kernels", time.perf_counter() - started, selection=selection, steps=steps, dense_steps=dense_steps
+    )
 
 
 if __name__ == "__main__":
