@@ -153,7 +153,9 @@ def main() -> None:
             for label, source in sources.items():
                 ms = step_ms(family, options, "1", source)["ms_per_step"]
                 timings.setdefault(f"{family} {options}, {label}", []).append(round(ms, 2))
-    dense_steps = {name: {"min ms": min(t), "median ms": round(float(np.median(t)), 2), "runs": t} for name, t in timings.items()}
+    dense_steps = {
+        name: {"min ms": min(t), "median ms": round(float(np.median(t)), 2), "runs": t} for name, t in timings.items()
+    }
     for name, row in dense_steps.items():
         print(f"  {name}: min {row['min ms']} ms, median {row['median ms']} ms per step", flush=True)
     write_record(

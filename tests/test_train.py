@@ -9,8 +9,9 @@ import torch
 
 import aekit
 from aekit.callbacks import Callback
+from aekit.steps import AutoencoderStep
 from aekit.tensors import denormals_flushed, flushing_denormals
-from aekit.train import CHECKPOINT_FILE, Trainer, optimizer_step, zero_grad
+from aekit.train import CHECKPOINT_FILE, Trainer, gradient_clip, optimizer_step, zero_grad
 
 
 def data(n=96, seed=0):
@@ -308,3 +309,34 @@ def test_freed_memory_is_kept_once_per_process_unless_glibc_is_told_otherwise():
     env = {**os.environ, "MALLOC_MMAP_THRESHOLD_": "131072"}
     told = subprocess.run([sys.executable, "-c", program], capture_output=True, text=True, check=True, env=env)
     assert told.stdout.split() == ["False", "False"]
+
+
+def test_gradient_clip_auto_is_what_the_parts_ask_for():
+    dictionary = AutoencoderStep(aekit.make_model("sae-topk", (8,), 16, k=2))
+    plain = AutoencoderStep(aekit.make_model("undercomplete", (8,), 2))
+    assert gradient_clip("auto", dictionary) == 1.0  # the dictionary decoder asks for SAELens's clip
+    assert gradient_clip("auto", plain) == 0.0
+    assert gradient_clip(0.0, dictionary) == 0.0 and gradient_clip(2.5, plain) == 2.5
+    assert aekit.TrainConfig().clip_grad_norm == "auto"
+    with pytest.raises(aekit.AekitError, match="clip_grad_norm"):
+        aekit.TrainConfig(clip_grad_norm=-1.0).validate()
+
+
+def test_the_loop_clips_as_the_setting_resolves(monkeypatch):
+    original, seen = torch.nn.utils.clip_grad_norm_, []
+
+    def spy(parameters, max_norm, *args, **kwargs):
+        seen.append(float(max_norm))
+        return original(parameters, max_norm, *args, **kwargs)
+
+    monkeypatch.setattr(torch.nn.utils, "clip_grad_norm_", spy)
+    x = torch.randn(64, 8).numpy()
+    for family, options, clip in [
+        ("sae-topk", {"k": 2}, "auto"),
+        ("sae-topk", {"k": 2}, 0.0),
+        ("undercomplete", {}, "auto"),
+    ]:
+        model = aekit.make_model(family, (8,), 4, **options)
+        config = aekit.TrainConfig(epochs=1, batch_size=64, clip_grad_norm=clip, val_fraction=0.0)
+        Trainer(model, config, progress=False).fit(x)
+    assert seen == [1.0]  # one step clipped, at the dictionary's 1; none without a clip

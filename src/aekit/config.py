@@ -256,7 +256,13 @@ class TrainConfig(Settings):
         0.1, "share of the training data held out (seeded) to pick the best epoch and stop", minimum=0.0, below=1.0
     )
     restore_best: bool = setting(True, "end with the weights of the best validation epoch")
-    clip_grad_norm: float = setting(0.0, "clip the global gradient norm to this; 0 = off", minimum=0.0)
+    clip_grad_norm: float | str = setting(
+        AUTO,
+        "clip the global gradient norm to this; 0 = off; auto: the clip the model's parts ask for (1 for the "
+        "sparse dictionaries, sae-*), else off",
+        minimum=0.0,
+        auto=True,
+    )
     augment: str = setting(
         "none",
         "random changes of each training batch that keep what the data mean: hflip mirrors a random half of "

@@ -243,6 +243,7 @@ def fit(
     optimizer = make_optimizer(step, cfg, device)
     # parts that keep a constraint after every update (a dictionary's unit-norm columns)
     constraints = [m.after_optimizer_step for m in step.modules() if callable(getattr(m, "after_optimizer_step", None))]
+    clip = gradient_clip(cfg.clip_grad_norm, step)
     # a source that forms its own batches (a token budget) says how many it makes
     counted = getattr(train, "steps_per_epoch", None)
     steps_per_epoch = counted() if counted is not None else math.ceil(len(train) / cfg.batch_size)
@@ -275,8 +276,8 @@ def fit(
                 # average the gradient of the whole global batch even when shares differ by one
                 share = batch_weight(local) * topology.world / batch_weight(batch)
                 (out.total if share == 1 else out.total * share).backward()
-                if cfg.clip_grad_norm > 0:
-                    nn.utils.clip_grad_norm_(step.parameters(), cfg.clip_grad_norm)
+                if clip > 0:
+                    nn.utils.clip_grad_norm_(step.parameters(), clip)
                 optimizer_step(optimizer)
                 for constrain in constraints:
                     constrain()
@@ -294,6 +295,16 @@ def fit(
     emit("on_fit_end", loop)
     step.eval()
     return _result(loop)
+
+
+def gradient_clip(setting: float | str, step: nn.Module) -> float:
+    """The global gradient norm a step is clipped to (0: none): ``setting``, or for ``"auto"`` the
+    smallest ``gradient_clip`` that a part of the model asks for (a sparse dictionary's decoder
+    asks for 1), else 0."""
+    if setting != "auto":
+        return float(setting)
+    asked = [float(m.gradient_clip) for m in step.modules() if getattr(m, "gradient_clip", None)]
+    return min(asked, default=0.0)
 
 
 def batch_weight(batch: Any) -> int:

@@ -121,10 +121,16 @@ class DictionaryEncoder(_Statistics):
 
 
 class DictionaryDecoder(_Statistics):
-    """x^ = (W_dec z + b_dec) / s: (B, K) -> (B, D), unit-norm columns of W_dec (D, K)."""
+    """x^ = (W_dec z + b_dec) / s: (B, K) -> (B, D), unit-norm columns of W_dec (D, K).
+
+    ``gradient_clip``: the global gradient norm a dictionary's training steps are clipped to when
+    the training settings leave it to the model (``clip_grad_norm="auto"``), as SAELens clips;
+    unclipped, the same dictionaries explain less variance at the same L0 and find fewer features
+    (bench/sae_peers.py, bench/RESULTS.md)."""
 
     kind = "decoder"
     name = "dictionary"
+    gradient_clip = 1.0
 
     def __init__(self, dim: int, width: int, init_seed: int = 0, centre: str = "mean") -> None:
         super().__init__()
