@@ -42,6 +42,10 @@ def main() -> None:
     parser.add_argument("--sae-l1", default="0.3,1,3", help="sae-l1 weights swept (default: %(default)s)")
     parser.add_argument("--seed", type=int, default=0, help="data and initialisation (default: 0)")
     parser.add_argument("--threads", type=int, default=1, help="torch threads (default: 1)")
+    parser.add_argument(
+        "--clip-grad-norm", type=lambda v: v if v == "auto" else float(v), default="auto",
+        help="the dictionaries' gradient clip: auto (aekit's default: 1 for them) or a number, 0 = off (default: auto)",
+    )  # fmt: skip
     parser.add_argument("--out", type=Path, default=Path(__file__).parent / "results" / "sae.json")
     args = parser.parse_args()
 
@@ -68,7 +72,7 @@ def main() -> None:
             learned = lambda: model.decoder.weight.detach().T  # noqa: E731
         config = aekit.TrainConfig(
             epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, lr_schedule="cosine", seed=args.seed,
-            val_fraction=0.0, checkpoint_every=0,
+            val_fraction=0.0, checkpoint_every=0, clip_grad_norm=args.clip_grad_norm,
         )  # fmt: skip
         result = aekit.Trainer(model, config, progress=False).fit(train_x)
         row = {"family": family, **options, "samples_per_second": round(result.samples_per_second)}

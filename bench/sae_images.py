@@ -73,6 +73,10 @@ def main() -> None:
     )
     parser.add_argument("--auxk-sweep", action="store_true", help="also compare AuxK settings (see above)")
     parser.add_argument("--threads", type=int, default=1, help="torch threads (default: 1)")
+    parser.add_argument(
+        "--clip-grad-norm", type=lambda v: v if v == "auto" else float(v), default="auto",
+        help="the dictionaries' gradient clip: auto (aekit's default: 1 for them) or a number, 0 = off (default: auto)",
+    )  # fmt: skip
     parser.add_argument("--seed", type=int, default=0, help="(default: 0)")
     parser.add_argument("--report", type=Path, default=Path("runs/sae-images-report"), help="browser folder")
     parser.add_argument("--out", type=Path, default=Path(__file__).parent / "results" / "sae_images.json")
@@ -101,7 +105,7 @@ def main() -> None:
     sae = aekit.make_model("sae-topk", (acts.shape[1],), args.width, k=args.k, dead_window=args.dead_window)
     settings = aekit.TrainConfig(
         epochs=args.sae_epochs, batch_size=1024, lr=1e-3, lr_schedule="cosine", val_fraction=0.0, seed=args.seed,
-        checkpoint_every=0,
+        checkpoint_every=0, clip_grad_norm=args.clip_grad_norm,
     )  # fmt: skip
     result = aekit.Trainer(sae, settings, progress=False).fit(acts)
     batches = [torch.as_tensor(test.x[i : i + 1000]) for i in range(0, len(test.x), 1000)]

@@ -35,6 +35,10 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=2, help="passes over the activations (default: 2)")
     parser.add_argument("--sentences", type=int, default=29000, help="training sentences used (default: all)")
     parser.add_argument("--threads", type=int, default=1, help="torch threads (default: 1)")
+    parser.add_argument(
+        "--clip-grad-norm", type=lambda v: v if v == "auto" else float(v), default="auto",
+        help="the dictionaries' gradient clip: auto (aekit's default: 1 for them) or a number, 0 = off (default: auto)",
+    )  # fmt: skip
     parser.add_argument("--seed", type=int, default=0, help="(default: 0)")
     parser.add_argument("--report", type=Path, default=Path("runs/sae-translation-report"), help="browser folder")
     parser.add_argument("--out", type=Path, default=Path(__file__).parent / "results" / "sae_translation.json")
@@ -72,7 +76,7 @@ def main() -> None:
         sae = aekit.make_model("sae-topk", (acts.shape[1],), width, k=k)
         config = aekit.TrainConfig(
             epochs=args.epochs, batch_size=1024, lr=1e-3, lr_schedule="cosine", val_fraction=0.0, seed=args.seed,
-            checkpoint_every=0,
+            checkpoint_every=0, clip_grad_norm=args.clip_grad_norm,
         )  # fmt: skip
         result = aekit.Trainer(sae, config, progress=False).fit(acts)
         row = {"k": k, "width": width, "train_seconds": round(result.seconds, 1)}
