@@ -77,3 +77,12 @@ def run_in_child(script: str, spec: dict[str, Any], env: dict[str, str]) -> dict
 def report_from_child(result: dict[str, Any]) -> None:
     """The child's side of :func:`run_in_child`: print ``result`` on the ``RESULT`` line."""
     print("RESULT " + json.dumps(result), flush=True)
+
+
+def add_clip_option(parser: argparse.ArgumentParser) -> None:
+    """``--clip-grad-norm``: a dictionary benchmark's gradient clip, ``auto`` (aekit's default: 1 for
+    the dictionaries) or a number (0 = off), passed to ``aekit.TrainConfig``."""
+    parser.add_argument(
+        "--clip-grad-norm", type=lambda v: v if v == "auto" else float(v), default="auto",
+        help="the dictionaries' gradient clip: auto (aekit's default: 1 for them) or a number, 0 = off (default: auto)",
+    )  # fmt: skip

@@ -24,7 +24,7 @@ import time
 from pathlib import Path
 
 import numpy as np
-from common import write_record
+from common import add_clip_option, write_record
 
 
 def main() -> None:
@@ -42,10 +42,7 @@ def main() -> None:
     parser.add_argument("--sae-l1", default="0.3,1,3", help="sae-l1 weights swept (default: %(default)s)")
     parser.add_argument("--seed", type=int, default=0, help="data and initialisation (default: 0)")
     parser.add_argument("--threads", type=int, default=1, help="torch threads (default: 1)")
-    parser.add_argument(
-        "--clip-grad-norm", type=lambda v: v if v == "auto" else float(v), default="auto",
-        help="the dictionaries' gradient clip: auto (aekit's default: 1 for them) or a number, 0 = off (default: auto)",
-    )  # fmt: skip
+    add_clip_option(parser)
     parser.add_argument("--out", type=Path, default=Path(__file__).parent / "results" / "sae.json")
     args = parser.parse_args()
 

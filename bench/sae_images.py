@@ -28,7 +28,7 @@ import time
 from pathlib import Path
 
 import numpy as np
-from common import write_record
+from common import add_clip_option, write_record
 
 
 def silent_latents(sae, rows: np.ndarray) -> dict:
@@ -73,10 +73,7 @@ def main() -> None:
     )
     parser.add_argument("--auxk-sweep", action="store_true", help="also compare AuxK settings (see above)")
     parser.add_argument("--threads", type=int, default=1, help="torch threads (default: 1)")
-    parser.add_argument(
-        "--clip-grad-norm", type=lambda v: v if v == "auto" else float(v), default="auto",
-        help="the dictionaries' gradient clip: auto (aekit's default: 1 for them) or a number, 0 = off (default: auto)",
-    )  # fmt: skip
+    add_clip_option(parser)
     parser.add_argument("--seed", type=int, default=0, help="(default: 0)")
     parser.add_argument("--report", type=Path, default=Path("runs/sae-images-report"), help="browser folder")
     parser.add_argument("--out", type=Path, default=Path(__file__).parent / "results" / "sae_images.json")

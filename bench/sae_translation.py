@@ -22,7 +22,7 @@ import time
 from pathlib import Path
 
 import numpy as np
-from common import write_record
+from common import add_clip_option, write_record
 
 
 def main() -> None:
@@ -35,10 +35,7 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=2, help="passes over the activations (default: 2)")
     parser.add_argument("--sentences", type=int, default=29000, help="training sentences used (default: all)")
     parser.add_argument("--threads", type=int, default=1, help="torch threads (default: 1)")
-    parser.add_argument(
-        "--clip-grad-norm", type=lambda v: v if v == "auto" else float(v), default="auto",
-        help="the dictionaries' gradient clip: auto (aekit's default: 1 for them) or a number, 0 = off (default: auto)",
-    )  # fmt: skip
+    add_clip_option(parser)
     parser.add_argument("--seed", type=int, default=0, help="(default: 0)")
     parser.add_argument("--report", type=Path, default=Path("runs/sae-translation-report"), help="browser folder")
     parser.add_argument("--out", type=Path, default=Path(__file__).parent / "results" / "sae_translation.json")
