@@ -35,6 +35,25 @@ def test_array_file_reads_rows_across_shards(shards):
         np.testing.assert_array_equal(source.take(rows), full[np.sort(rows)] / np.float32(255))
 
 
+def test_a_slice_of_a_memory_map_streams_its_own_rows(shards, tmp_path):
+    folder, full = shards
+    mapped = np.load(folder / "all.npy", mmap_mode="r")
+    for rows in (slice(0, 10), slice(17, 83), slice(90, None)):
+        source = ArrayFile(mapped[rows])
+        assert source.shape == full[rows].shape
+        np.testing.assert_array_equal(source.read(0, len(source)), full[rows] / np.float32(255))
+    np.testing.assert_array_equal(ArrayFile(mapped[20:][5:9]).read(0, 4), full[25:29] / np.float32(255))
+    raw = np.memmap(tmp_path / "raw.dat", np.float32, "w+", shape=(6, 2), offset=12)  # no .npy header
+    raw[:] = np.arange(12).reshape(6, 2)
+    raw.flush()
+    np.testing.assert_array_equal(ArrayFile(raw[2:5]).read(0, 3), np.arange(4, 10).reshape(3, 2))
+    with pytest.raises(aekit.AekitError, match="not contiguous"):
+        ArrayFile(mapped[::2])
+    config = aekit.TrainConfig(epochs=1, batch_size=8, seed=0, val_fraction=0.0, checkpoint_every=0)
+    model = aekit.make_model("undercomplete", (1, 4, 3), 2, hidden=[8])
+    assert Trainer(model, config, progress=False).fit(mapped[:24]).steps == 3  # 24 rows, not the file's 100
+
+
 def test_an_epoch_visits_every_training_row_once(shards):
     folder, full = shards
     held_out = np.array([3, 60, 90])

@@ -28,7 +28,7 @@ class _Shard:
 
 
 class ArrayFile:
-    """Rows of one ``.npy`` file, a ``numpy.memmap`` of one, or a folder of ``.npy`` shards.
+    """Rows of one ``.npy`` file, a ``numpy.memmap`` (or a slice of its rows), or a folder of ``.npy`` shards.
 
     ``x`` shapes: every shard is (rows, *example_shape) with the same example shape and dtype.
     ``scale``: ``auto`` maps 8/16-bit integers to [0, 1] (floats unchanged), ``none`` keeps values.
@@ -39,27 +39,21 @@ class ArrayFile:
             raise AekitError(f"unknown scale {scale!r} for streamed data", "choices: auto, none", "pick one")
         self.scale = scale
         if isinstance(source, np.memmap):
-            if source.filename is None or not source.flags.c_contiguous:
-                raise AekitError(
-                    "the memmap has no file or is not C-contiguous",
-                    "rows are read from the file",
-                    "open it with np.load(path, mmap_mode='r')",
-                )
-            paths = [Path(source.filename)]
+            self._from_memmap(source)
+            return
+        path = Path(source)
+        if path.is_dir():
+            paths = sorted(path.glob("*.npy"))
+            if not paths:
+                raise AekitError(f"no .npy shards in {path}", "a streamed folder holds .npy files", "check it")
+        elif path.suffix == ".npy" and path.is_file():
+            paths = [path]
         else:
-            path = Path(source)
-            if path.is_dir():
-                paths = sorted(path.glob("*.npy"))
-                if not paths:
-                    raise AekitError(f"no .npy shards in {path}", "a streamed folder holds .npy files", "check it")
-            elif path.suffix == ".npy" and path.is_file():
-                paths = [path]
-            else:
-                raise AekitError(
-                    f"cannot stream {path}",
-                    "streaming reads a .npy file or a folder of them",
-                    "save the data with numpy.save",
-                )
+            raise AekitError(
+                f"cannot stream {path}",
+                "streaming reads a .npy file or a folder of them",
+                "save the data with numpy.save",
+            )
         shards, shapes, dtypes = [], set(), set()
         for path in paths:
             array = np.load(path, mmap_mode="r", allow_pickle=False)  # reads the header only
@@ -75,11 +69,30 @@ class ArrayFile:
             del array
         if len(shapes) > 1 or len(dtypes) > 1:
             raise AekitError("the shards differ in example shape or dtype", f"{shapes} / {dtypes}", "make them equal")
+        self._set_shards(shards, shapes.pop(), dtypes.pop())
+
+    def _set_shards(self, shards: list[_Shard], example_shape: tuple[int, ...], dtype: np.dtype) -> None:
         self.shards = shards
-        self.example_shape: tuple[int, ...] = shapes.pop()
-        self.dtype = np.dtype(dtypes.pop())
+        self.example_shape: tuple[int, ...] = tuple(example_shape)
+        self.dtype = np.dtype(dtype)
         self.row_bytes = self.dtype.itemsize * math.prod(self.example_shape)
         self._starts = np.cumsum([0] + [s.rows for s in shards])
+
+    def _from_memmap(self, array: np.memmap) -> None:
+        """The rows of ``array`` where they lie in its file: a slice of a memory map (``x[a:b]``)
+        starts and ends where the slice does, not where the file does."""
+        if array.filename is None or array.ndim < 2 or not array.flags.c_contiguous:
+            raise AekitError(
+                f"the memmap of shape {array.shape} has no file, fewer than 2 axes or rows that are not contiguous",
+                "streaming reads (N, ...) C-ordered rows from the file",
+                "open it with np.load(path, mmap_mode='r') and pass it, or a slice of its rows",
+            )
+        mapped = array
+        while isinstance(mapped.base, np.memmap):  # the memmap numpy opened, whose offset is in the file
+            mapped = mapped.base
+        # bytes from the file's start to this array's first row
+        offset = mapped.offset + array.__array_interface__["data"][0] - mapped.__array_interface__["data"][0]
+        self._set_shards([_Shard(Path(array.filename), int(offset), len(array))], array.shape[1:], array.dtype)
 
     def __len__(self) -> int:
         return int(self._starts[-1])
