@@ -12,10 +12,12 @@ from aekit.sae.kernels import (
     batch_topk,
     by_column,
     decode_entries,
-    list_entries,
-    list_gradient,
+    listed_code,
     listed_linear,
+    listed_values,
+    positive_positions,
     row_topk,
+    selected_code,
 )
 
 
@@ -78,8 +80,22 @@ def test_entries_skip_selected_zeros_and_sort_a_batch_selection():
     assert active_entries(index, values, 4).tolist() == [3, 4, 6]
     flat_index, flat_values = torch.tensor([6, 3, 4, 1]), torch.tensor([1.0, 0.5, 2.0, 0.0])
     assert active_entries(flat_index, flat_values, 4).tolist() == [3, 4, 6]
-    z = list_entries(torch.zeros(2, 4), flat_index, flat_values)  # the values follow the sorted positions
+    h = torch.tensor([[-1.0, 0.0, 3.0, 0.5], [2.0, -4.0, 1.0, 7.0]], requires_grad=True)
+    z = selected_code(h, flat_index)  # 1 and 7 are not chosen, 6 is: the values follow the sorted positions
     assert z.active_entries.tolist() == [3, 4, 6] and z.active_values.tolist() == [0.5, 2.0, 1.0]
+    assert torch.equal(z, torch.tensor([[0.0, 0.0, 0.0, 0.5], [2.0, 0.0, 1.0, 0.0]]))
+    z.sum().backward()  # through the dense code too
+    assert torch.equal(h.grad, torch.tensor([[0.0, 0.0, 0.0, 1.0], [1.0, 0.0, 1.0, 0.0]]))
+    chosen = selected_code(h, index.flip(1))  # columns per row: 0.0 at (0, 1) is not positive
+    assert chosen.active_entries.tolist() == [3, 6, 4]  # grouped by row, in each row as chosen
+    code = listed_code(h.detach(), torch.tensor([1, 7]), torch.tensor([5.0, 6.0]))
+    assert code.view(-1).tolist() == [0, 5, 0, 0, 0, 0, 0, 6]
+
+
+def test_positive_positions_lists_the_non_zero_entries_of_a_non_negative_code():
+    z = torch.randn(37, 53, generator=torch.Generator().manual_seed(0)).relu()
+    assert torch.equal(positive_positions(z), (z.view(-1) > 0).nonzero().view(-1))
+    assert torch.equal(positive_positions(z.double()), (z.view(-1) > 0).nonzero().view(-1))
 
 
 @pytest.mark.parametrize("near", [None, "exact", 1e6, -1e6, 0.0])
@@ -110,28 +126,28 @@ def test_by_column_groups_the_entries_by_latent(count):
     assert torch.equal(starts, counts.cumsum(0) - counts)
 
 
-@pytest.mark.parametrize("listed", ["exact", "missing one", "none"])
-def test_listed_linear_gradients_equal_the_dense_ones(listed):
-    """The weights' gradient formed at the listed entries equals F.linear's; a list that misses
-    an entry whose gradient is non-zero falls back to the dense product, so it is exact too."""
+@pytest.mark.parametrize("other_reader", [False, True])
+def test_listed_values_send_the_dense_gradients_to_the_linear_inputs(other_reader):
+    """Values read at listed entries of a listed_linear's output give x, W and b the gradients
+    that reading them from F.linear's output gives; another reader of h adds its own."""
     generator = torch.Generator().manual_seed(1)
     x = torch.randn(30, 8, dtype=torch.float64, generator=generator, requires_grad=True)
     weight = torch.randn(100, 8, dtype=torch.float64, generator=generator, requires_grad=True)
     bias = torch.randn(100, dtype=torch.float64, generator=generator, requires_grad=True)
+    entries = torch.randperm(3000, generator=generator)[:200].sort().values  # grouped by row, some rows empty
+    upstream = torch.randn(200, dtype=torch.float64, generator=generator)
+
+    def read(h: torch.Tensor) -> torch.Tensor:
+        total = (listed_values(h, entries) * upstream).sum()
+        return total + (h[:, :7].square().sum() if other_reader else 0)
+
     h = listed_linear(x, weight, bias)
     torch.testing.assert_close(h, torch.nn.functional.linear(x, weight, bias))
-    values, index = row_topk(h, 3)  # the gradient reaches 3 entries per row
-    entries = active_entries(index, values.detach().abs() + 1, 100)  # all 90 of them
-    if listed == "missing one":
-        entries = entries[1:]
-    if listed != "none":
-        list_gradient(h, entries)
-    upstream = torch.randn(30, 3, dtype=torch.float64, generator=generator)
-    ours = torch.autograd.grad(values, [x, weight, bias], upstream)
-    values, _ = row_topk(torch.nn.functional.linear(x, weight, bias), 3)
-    theirs = torch.autograd.grad(values, [x, weight, bias], upstream)
+    ours = torch.autograd.grad(read(h), [x, weight, bias])
+    theirs = torch.autograd.grad(read(torch.nn.functional.linear(x, weight, bias)), [x, weight, bias])
     for a, b in zip(ours, theirs, strict=True):
         torch.testing.assert_close(a, b)
+    assert torch.autograd.gradcheck(lambda x, w, b: listed_values(listed_linear(x, w, b), entries), (x, weight, bias))
 
 
 @pytest.mark.parametrize("family", ["sae-topk", "sae-batchtopk", "sae-jumprelu", "sae-l1"])

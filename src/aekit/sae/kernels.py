@@ -7,13 +7,14 @@ outside the active latents. These functions give the same values and gradients a
 products (to rounding); the dictionary decoder falls back to the dense product when more than
 ``DENSE_ABOVE`` of a code's entries are listed.
 
-The encoder's forward product stays dense (the selection needs every pre-activation), but its
-weights' gradient is formed from the listed entries when the latent says where the gradient of the
-pre-activations can be non-zero (:func:`listed_linear`, :func:`list_gradient`).
+The encoder's forward product stays dense (the selection needs every pre-activation), but the
+gradient of the values a latent reads from it at listed entries goes straight to the encoder's
+weights, bias and input, at the cost of those entries (:func:`listed_linear`,
+:func:`listed_values`): the (B, K) gradient of the pre-activations is never formed.
 
 * :func:`row_topk`: the k largest entries of each row, exact; ``torch.topk`` runs over the k
   groups of each row with the largest maxima only (figures in ``bench/sae_kernels.py``).
-* :func:`active_entries`, :func:`list_entries` and :func:`decode_entries`: z W^T for a code z
+* :func:`active_entries`, :func:`listed_code` and :func:`decode_entries`: z W^T for a code z
   (B, K) whose possibly non-zero entries are listed (``z.active_entries``, the flat positions
   b * K + j grouped by row, and ``z.active_values``, which the dictionary latents attach to the
   codes they return): each example reads only its listed columns of W (D, K).
@@ -21,9 +22,9 @@ pre-activations can be non-zero (:func:`listed_linear`, :func:`list_gradient`).
   embedding-bag kernel where it has one).
 * :func:`by_column`: the listed entries grouped by latent, so that both weight gradients (a sum,
   per latent, of its entries' rows) are embedding bags too, without (nnz, D) temporaries.
-* :func:`listed_linear` and :func:`list_gradient`: the encoder's x W^T + b (B, K), whose backward
-  forms the gradient of W and b at the entries a latent listed, after checking that the incoming
-  gradient is zero everywhere else (the dense product otherwise).
+* :func:`listed_linear` and :func:`listed_values`: the encoder's x W^T + b (B, K), and values read
+  from it at listed entries whose backward forms the gradients of W, b and x from those entries.
+* :func:`positive_positions`: the flat positions of the positive entries of a (B, K) tensor.
 """
 
 from __future__ import annotations
@@ -117,23 +118,40 @@ def active_entries(index: torch.Tensor, values: torch.Tensor, width: int) -> tor
     return _positive(index, values, width)[0]
 
 
-def list_entries(z: torch.Tensor, index: torch.Tensor, values: torch.Tensor) -> torch.Tensor:
-    """Attach to the code z (B, K) that a selection built its positive entries: their flat
-    positions (``z.active_entries``, as :func:`active_entries`) and their values
-    (``z.active_values`` (nnz,), differentiable, so the decoder's gradient reaches the selection
-    without passing through the dense z). ``index`` and ``values`` as for :func:`active_entries`.
-    Returns z; it must not be changed in place afterwards."""
-    z.active_entries, z.active_values = _positive(index, values, z.shape[1])
+def listed_code(h: torch.Tensor, entries: torch.Tensor, values: torch.Tensor | None = None) -> torch.Tensor:
+    """The code z (B, K), shaped like h: zero except ``values`` (n,) at ``entries`` (flat
+    positions b * K + j, (n,), grouped by row, each once), by default h's own values there
+    (:func:`listed_values`). The list is attached for the decoder (``z.active_entries``,
+    ``z.active_values``, differentiable, so the decoder's gradient reaches the values without
+    passing through the dense z); z must not be changed in place afterwards."""
+    if values is None:
+        values = listed_values(h, entries)
+    z = h.new_zeros(h.numel()).index_put_((entries,), values).view_as(h)  # in place: no copy of (B, K)
+    z.active_entries, z.active_values = entries, values
     return z
 
 
-def listed_nonzero(z: torch.Tensor) -> torch.Tensor:
-    """The flat positions (n,) of the entries of z (B, K) that are non-zero, among those it lists
-    (``z.active_entries``), read from ``z.active_values`` when it has them."""
+def selected_code(h: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
+    """The code of a selection: h's positive entries among those ``index`` chose (the columns of
+    each row, (B, k), or flat positions (n,)), the others 0, as :func:`listed_code` returns it.
+    Equal to scattering the selection's ReLU'd values into zeros, with its gradient reaching h
+    (and the encoder, :func:`listed_values`) at the positive entries only."""
+    with torch.no_grad():
+        chosen = h.detach().gather(1, index) if index.ndim == 2 else h.detach().reshape(-1).index_select(0, index)
+        entries = active_entries(index, chosen, h.shape[1])
+    return listed_code(h, entries)
+
+
+def listed_firing(z: torch.Tensor) -> torch.Tensor:
+    """(K,) bool: the latents of a non-negative code z (B, K) that are positive somewhere among the
+    entries it lists (``z.active_entries``), read from ``z.active_values`` when it has them: a sum
+    per latent of its listed values (their latents come from :func:`split_entries`, shared with
+    the decoder)."""
     values = getattr(z, "active_values", None)
     if values is None:
         values = z.detach().reshape(-1).index_select(0, z.active_entries)
-    return z.active_entries[values.detach() != 0]
+    columns = split_entries(z.active_entries, z.shape[1])[1]  # (n,)
+    return z.new_zeros(z.shape[1]).index_add_(0, columns, values.detach().to(z.dtype)) > 0
 
 
 class _DecodeEntries(torch.autograd.Function):
@@ -229,60 +247,60 @@ def split_entries(entries: torch.Tensor, width: int) -> tuple[torch.Tensor, torc
     return cached[1], cached[2]
 
 
-class _GradientEntries:
-    """Where the gradient of a :func:`listed_linear` output can be non-zero: flat positions (n,),
-    set by the latent that reads the output (:func:`list_gradient`), read by the backward."""
-
-    __slots__ = ("entries",)
-
-    def __init__(self) -> None:
-        self.entries: torch.Tensor | None = None
-
-
-class _ListedLinear(torch.autograd.Function):
-    """x W^T + b: (x (B, D), weight (K, D), bias (K,), listing) -> (B, K)."""
-
-    @staticmethod
-    def forward(ctx, x, weight, bias, listing):
-        ctx.save_for_backward(x, weight)
-        ctx.listing = listing
-        return torch.addmm(bias, x, weight.T)
-
-    @staticmethod
-    @torch.autograd.function.once_differentiable
-    def backward(ctx, grad):  # grad (B, K)
-        x, weight = ctx.saved_tensors
-        grad = grad.contiguous()
-        grad_x = grad @ weight if ctx.needs_input_grad[0] else None  # (B, D)
-        entries = ctx.listing.entries
-        if entries is not None and len(entries) <= DENSE_ABOVE * grad.numel():
-            flat = grad.view(-1)
-            listed = flat.index_select(0, entries)  # (n,)
-            # exact only if the gradient is zero off the list (another reader of h may add to it)
-            if int(torch.count_nonzero(listed)) == int(torch.count_nonzero(flat)):
-                rows, columns = split_entries(entries, grad.shape[1])
-                grad_weight = _sum_by_column(x, listed, columns, rows, grad.shape[1])  # (K, D)
-                grad_bias = grad.new_zeros(grad.shape[1]).index_add_(0, columns, listed)  # (K,)
-                return grad_x, grad_weight, grad_bias, None
-        return grad_x, grad.T @ x, grad.sum(0), None
-
-
 def listed_linear(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
-    """h = x W^T + b (B, K) for x (B, D), weight (K, D), bias (K,), as ``F.linear`` gives it. When
-    the latent reading h lists where h's gradient can be non-zero (:func:`list_gradient`, at most
-    ``DENSE_ABOVE`` of h), the backward forms the gradients of W and b from those entries alone
-    (a sum of x's rows per latent), after checking that the gradient is zero elsewhere."""
-    if x.ndim != 2 or not torch.is_grad_enabled() or not (weight.requires_grad or bias.requires_grad):
-        return F.linear(x, weight, bias)
-    listing = _GradientEntries()
-    h = _ListedLinear.apply(x, weight, bias, listing)
-    h.gradient_entries = listing
+    """h = x W^T + b (B, K) for x (B, D), weight (K, D), bias (K,), as ``F.linear`` gives it,
+    remembering its inputs (``h.linear_inputs``) so that values read from h at listed entries
+    (:func:`listed_values`) send their gradient to W, b and x directly."""
+    h = F.linear(x, weight, bias)
+    if x.ndim == 2 and torch.is_grad_enabled() and (weight.requires_grad or bias.requires_grad):
+        h.linear_inputs = (x, weight, bias)
     return h
 
 
-def list_gradient(h: torch.Tensor, entries: torch.Tensor) -> None:
-    """Tell the :func:`listed_linear` that made h (B, K) that its gradient can be non-zero only at
-    ``entries`` (flat positions b * K + j, (n,), each once); nothing when h came from elsewhere."""
-    listing = getattr(h, "gradient_entries", None)
-    if listing is not None:
-        listing.entries = entries
+class _ListedValues(torch.autograd.Function):
+    """h at listed entries: (h (B, K) detached, entries (n,), x (B, D), weight (K, D), bias (K,))
+    -> (n,), for h = x W^T + b; the backward forms the gradients of x, W and b from the n entries."""
+
+    @staticmethod
+    def forward(ctx, h, entries, x, weight, bias):
+        ctx.save_for_backward(entries, x, weight)
+        ctx.width = h.shape[1]
+        return h.reshape(-1).index_select(0, entries)
+
+    @staticmethod
+    @torch.autograd.function.once_differentiable
+    def backward(ctx, grad):  # grad (n,)
+        entries, x, weight = ctx.saved_tensors
+        grad = grad.contiguous()
+        rows, columns = split_entries(entries, ctx.width)  # (n,) each
+        grad_x = grad_weight = grad_bias = None
+        if ctx.needs_input_grad[2]:  # sum over a row's entries of grad * W's row: an embedding bag
+            counts = torch.bincount(rows, minlength=len(x))  # (B,)
+            grad_x = F.embedding_bag(columns, weight, counts.cumsum(0) - counts, mode="sum", per_sample_weights=grad)
+        if ctx.needs_input_grad[3]:
+            grad_weight = _sum_by_column(x, grad, columns, rows, ctx.width)  # (K, D)
+        if ctx.needs_input_grad[4]:
+            grad_bias = grad.new_zeros(ctx.width).index_add_(0, columns, grad)  # (K,)
+        return None, None, grad_x, grad_weight, grad_bias
+
+
+def listed_values(h: torch.Tensor, entries: torch.Tensor) -> torch.Tensor:
+    """h's values (n,) at ``entries`` (flat positions b * K + j, (n,), grouped by row, each once)
+    of h (B, K), differentiable. When h came from :func:`listed_linear`, their gradient goes to
+    its weights, bias and input at the cost of the n entries (a sum of x's rows per latent)
+    instead of through h's (B, K) gradient and a dense product; any other reader of h still
+    gives h its gradient as usual, and autograd adds the two."""
+    inputs = getattr(h, "linear_inputs", None)
+    if inputs is None or not torch.is_grad_enabled() or h.ndim != 2:
+        return h.reshape(-1).index_select(0, entries)
+    return _ListedValues.apply(h.detach(), entries, *inputs)
+
+
+def positive_positions(values: torch.Tensor) -> torch.Tensor:
+    """The flat positions (n,), ascending, of the entries of a non-negative float32 tensor that
+    are not +0.0 (a -0.0 is listed too, which only lists a zero). Read as 32-bit integers, whose
+    ``nonzero`` is about 1.7x faster than the floats' (bench/sae_kernels.py)."""
+    flat = values.detach().reshape(-1)
+    if flat.dtype == torch.float32:
+        flat = flat.view(torch.int32)
+    return flat.nonzero().view(-1)

@@ -43,11 +43,13 @@ from .kernels import (
     DENSE_ABOVE,
     batch_topk,
     decode_entries,
-    list_entries,
-    list_gradient,
+    listed_code,
+    listed_firing,
     listed_linear,
-    listed_nonzero,
+    listed_values,
+    positive_positions,
     row_topk,
+    selected_code,
 )
 
 
@@ -117,7 +119,7 @@ class DictionaryEncoder(_Statistics):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         centred = x.flatten(1) * self.scale - self.centre  # (B, D), mean squared norm about D
-        return listed_linear(centred, self.weight, self.bias)  # (B, K); see list_gradient
+        return listed_linear(centred, self.weight, self.bias)  # (B, K); see listed_values
 
 
 class DictionaryDecoder(_Statistics):
@@ -180,12 +182,28 @@ class SparseActivation(Latent):
     since each latent was last non-zero; ``dead`` is where that exceeds ``dead_window``."""
 
     code_is_output = True
+    _listed_last = False  # whether the last batch's code was sparse enough to list
 
     def __init__(self, code_size: int, dead_window: int = 1_000_000) -> None:
         super().__init__(code_size)
         check_options(self.name, [(int(dead_window) >= 1, f"dead_window {dead_window} must be >= 1")])
         self.dead_window = int(dead_window)
         self.register_buffer("since_fired", torch.zeros(self.code_size, dtype=torch.long))
+
+    def list_positive(self, positive: torch.Tensor) -> tuple[torch.Tensor | None, torch.Tensor]:
+        """(entries, count): the flat positions (n,) of the positive entries of a non-negative
+        (B, K) tensor, row by row, and their count (a float tensor); entries None when they are
+        more than ``DENSE_ABOVE`` of it (the dense products are then the faster ones). They are
+        counted before they are listed only when the last batch's were too many: listing costs
+        several counts, most of all for a dense tensor."""
+        limit = DENSE_ABOVE * positive.numel()
+        if not self._listed_last:
+            count = positive.sign().sum()  # (a float sum of 0/1 signs: exact below 2^24 entries)
+            if float(count) > limit:
+                return None, count
+        entries = positive_positions(positive)
+        self._listed_last = len(entries) <= limit
+        return (entries if self._listed_last else None), positive.new_tensor(float(len(entries)))
 
     @property
     def abilities(self) -> frozenset[str]:
@@ -203,15 +221,12 @@ class SparseActivation(Latent):
         z = self.activate(h)  # (B, K)
         z.nonnegative = True  # so |z| = z: an L1 penalty skips the absolute value and its gradient
         entries = getattr(z, "active_entries", None)
-        if entries is not None:  # h's gradient is zero off the code's listed entries
-            list_gradient(h, entries)
         if self.training:
             with torch.no_grad():
                 self.since_fired += len(h)
-                # the codes are non-negative: a column fired where its maximum is > 0 ((K,) mask), or
-                # the listed entries that are non-zero, as columns
-                fired = z.detach().amax(0) > 0 if entries is None else listed_nonzero(z) % self.code_size
-                self.since_fired[fired] = 0
+                # the codes are non-negative: a column fired where its maximum is > 0 ((K,) mask)
+                fired = z.detach().amax(0) > 0 if entries is None else listed_firing(z)
+                self.since_fired.masked_fill_(fired, 0)
         return z, None
 
     @torch.no_grad()
@@ -247,10 +262,9 @@ class TopK(SparseActivation):
         self.k = int(k)
 
     def activate(self, h: torch.Tensor) -> torch.Tensor:
-        values, index = row_topk(h, self.k)  # (B, k)
-        values = values.relu()
-        z = torch.zeros_like(h).scatter(1, index, values)
-        return list_entries(z, index, values)  # the decoder reads only these
+        with torch.no_grad():
+            index = row_topk(h.detach(), self.k)[1]  # (B, k) columns
+        return selected_code(h, index)  # the positive ones listed: the decoder reads only these
 
 
 class ReLUCode(SparseActivation):
@@ -260,14 +274,15 @@ class ReLUCode(SparseActivation):
 
     def activate(self, h: torch.Tensor) -> torch.Tensor:
         z = h.relu()
+        if h.ndim != 2:
+            return z
         with torch.no_grad():  # where z is zero its gradient is too: only the positive entries matter
-            count = z.detach().sign().sum()  # the non-zero entries (the code is non-negative)
-            if h.ndim != 2 or float(count) > DENSE_ABOVE * h.numel():
-                z.nonzero_total = count  # what the training step reports as L0, counted once
-                return z  # the dense product is the faster one: no list
-            entries = z.detach().view(-1).nonzero().view(-1)
+            entries, count = self.list_positive(z.detach())
+        if entries is None:
+            z.nonzero_total = count  # what the training step reports as L0, counted once
+            return z  # the dense product is the faster one: no list
         z.active_entries = entries
-        z.active_values = h.reshape(-1).index_select(0, entries)  # positive: there the ReLU is the identity
+        z.active_values = listed_values(h, entries)  # positive: there the ReLU is the identity
         return z
 
 
@@ -294,13 +309,12 @@ class BatchTopK(SparseActivation):
 
     def batch_selection(self, h: torch.Tensor) -> torch.Tensor:
         """The training-time code: the k * B largest entries of h (B, K), ReLU'd."""
-        flat = h.flatten()
-        values, index = batch_topk(flat, min(self.k * len(h), flat.numel()), self._last_cut)
-        if len(values):
-            self._last_cut = float(values.detach().min())  # the next batch's guess of its cut
-        values = values.relu()
-        z = torch.zeros_like(flat).scatter(0, index, values).view_as(h)
-        return list_entries(z, index, values)  # the decoder reads only these
+        with torch.no_grad():
+            flat = h.detach().flatten()
+            values, index = batch_topk(flat, min(self.k * len(h), flat.numel()), self._last_cut)  # (n,) each
+            if len(values):
+                self._last_cut = float(values.min())  # the next batch's guess of its cut
+        return selected_code(h, index)  # the positive ones listed: the decoder reads only these
 
     def activate(self, h: torch.Tensor) -> torch.Tensor:
         if not self.training:
@@ -384,20 +398,22 @@ class JumpReLU(SparseActivation):
         entries within reach only (``z.active_entries``), unless they are more than
         ``DENSE_ABOVE`` of h (then the steps are (B, K))."""
         threshold = self.threshold  # (K,)
-        with torch.no_grad():
-            reach = (h.detach() > threshold.detach() - self.bandwidth / 2).view(-1)
-            dense = h.ndim != 2 or int(torch.count_nonzero(reach)) > DENSE_ABOVE * h.numel()
-            entries = None if dense else reach.nonzero().view(-1)  # (n,) row-major, so grouped by row
+        entries = None
+        if h.ndim == 2:
+            with torch.no_grad():  # within reach: h > theta - bandwidth / 2, where the gap is positive
+                gap = torch.sub(h.detach(), threshold.detach() - self.bandwidth / 2).relu_()  # (B, K)
+                entries = self.list_positive(gap)[0]  # (n,) row-major, so grouped by row
+                del gap
         if entries is None:  # the dense products are the faster ones: no list
             z, steps = _JumpReLU.apply(h, threshold, self.bandwidth)  # (B, K) each
             z.active_steps = steps
             return z
-        pre = h.reshape(-1).index_select(0, entries)  # (n,)
+        pre = listed_values(h, entries)  # (n,)
         theta = threshold.index_select(0, entries % h.shape[1])  # (n,) each entry's latent's threshold
         values, steps = _JumpReLU.apply(pre, theta, self.bandwidth)  # (n,) each
-        z = h.new_zeros(h.numel()).index_put((entries,), values).view_as(h)
         # all the entries within reach, the zeros among them too: their gradient moves the thresholds
-        z.active_entries, z.active_values, z.active_steps = entries, values, steps
+        z = listed_code(h, entries, values)
+        z.active_steps = steps
         return z
 
     def active(self, h: torch.Tensor) -> torch.Tensor:
@@ -433,10 +449,10 @@ class AuxK(Penalty):
         if count == 0:
             return ctx.h.new_zeros(())
         residual = (ctx.x.flatten(1) - ctx.params.flatten(1)).detach()  # (B, D)
-        pre = torch.where(dead, ctx.h, torch.full_like(ctx.h, -torch.inf))  # only the dead compete
-        values, index = row_topk(pre, min(self.aux_k, count))
-        values = values.relu()
-        z = list_entries(torch.zeros_like(ctx.h).scatter(1, index, values), index, values)
+        with torch.no_grad():  # only the dead compete
+            pre = torch.where(dead, ctx.h.detach(), torch.full_like(ctx.h, -torch.inf))  # (B, K)
+            index = row_topk(pre, min(self.aux_k, count))[1]  # (B, aux_k) columns
+        z = selected_code(ctx.h, index)
         shape = (-1, *ctx.x.shape[1:])
         floor = ctx.nll_of(residual.view(shape), residual.view(shape))  # (B,) the NLL of a perfect one
         return (ctx.nll_of(directions(z).view(shape), residual.view(shape)) - floor).mean()
