@@ -4,7 +4,9 @@
   matrix of pre-activations, k = ``--k`` (milliseconds per call, median of ``--repeats``), with
   the allocator as it starts and again after ``keep_freed_memory``; likewise the decoder
   backward's dot products of 1024 * k listed entries (128 numbers each), written with tensor
-  operations and with ``aekit.sae.kernels.entry_dots``;
+  operations, with torch's embedding-bag backward and with ``aekit.sae.kernels.entry_dots``; the
+  listing of a ReLU code's positive entries (4k per row), ``nonzero`` of the floats against
+  ``aekit.sae.kernels.positive_positions``;
 * BatchTopK's selection of the 1024 * k largest entries of the whole (1024, ``--width``) matrix:
   ``torch.topk`` over all of it against ``aekit.sae.kernels.batch_topk`` given the cut of a
   batch like it (another draw of the same distribution, as the last training batch is);
@@ -79,7 +81,14 @@ def main() -> None:
     import numpy as np
     import torch
 
-    from aekit.sae.kernels import _sort_latents, _sum_by_column, batch_topk, entry_dots, row_topk
+    from aekit.sae.kernels import (
+        _sort_latents,
+        _sum_by_column,
+        batch_topk,
+        entry_dots,
+        positive_positions,
+        row_topk,
+    )
     from aekit.tensors import keep_freed_memory
 
     torch.set_num_threads(args.threads)
@@ -104,6 +113,7 @@ def main() -> None:
     weights = torch.randn(len(columns), generator=generator)  # (nnz,) the entries' gradients
     other = torch.randn(1024, args.width, generator=generator).view(-1)  # another batch: its cut is the guess
     cut = float(other.topk(1024 * args.k).values[-1])
+    code = (h - h.view(-1).kthvalue(h.numel() - 1024 * 4 * args.k).values).relu()  # 4k positive per row on average
 
     selection = {}
     for when in ("allocator as it starts", "freed memory kept"):
@@ -115,7 +125,14 @@ def main() -> None:
             "entry dots, tensor operations ms": median_ms(
                 lambda: (grad.index_select(0, rows) * atoms.index_select(0, columns)).sum(1)
             ),
+            "entry dots, embedding-bag backward ms": median_ms(
+                lambda: torch.ops.aten._embedding_bag_per_sample_weights_backward(
+                    grad, atoms, columns, offsets, rows, 0, -1
+                )
+            ),
             "entry dots, entry_dots ms": median_ms(lambda: entry_dots(grad, atoms, columns, rows, offsets)),
+            "positive entries of a ReLU code, nonzero ms": median_ms(lambda: code.view(-1).nonzero()),
+            "positive entries of a ReLU code, positive_positions ms": median_ms(lambda: positive_positions(code)),
             "batch selection, torch.topk ms": median_ms(lambda: h.view(-1).topk(1024 * args.k, sorted=False)),
             "batch selection, batch_topk ms": median_ms(lambda: batch_topk(h.view(-1), 1024 * args.k, cut)),
             "weight gradient, index_add ms": median_ms(
