@@ -50,6 +50,7 @@ from .kernels import (
     positive_positions,
     row_topk,
     selected_code,
+    split_entries,
 )
 
 
@@ -409,7 +410,8 @@ class JumpReLU(SparseActivation):
             z.active_steps = steps
             return z
         pre = listed_values(h, entries)  # (n,)
-        theta = threshold.index_select(0, entries % h.shape[1])  # (n,) each entry's latent's threshold
+        latents = split_entries(entries, h.shape[1])[1]  # (n,), kept for the decoder
+        theta = threshold.index_select(0, latents)  # (n,) each entry's latent's threshold
         values, steps = _JumpReLU.apply(pre, theta, self.bandwidth)  # (n,) each
         # all the entries within reach, the zeros among them too: their gradient moves the thresholds
         z = listed_code(h, entries, values)
