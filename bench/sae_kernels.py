@@ -21,10 +21,11 @@
   it starts, and with ``aekit.tensors.keep_freed_memory`` called first (what aekit's training
   loop does on a CPU);
 * steps whose code is dense (more than a tenth of it within reach, so no listed arithmetic):
-  ``sae-jumprelu`` with thresholds from 0.5 and ``sae-l1`` at its start, freed memory kept, each
-  ``--step-runs`` times in fresh processes (minimum and median), interleaved with the same steps
-  of the aekit in ``--baseline`` (another checkout's ``src``) when given, so that both meet the
-  machine's slow spells alike.
+  ``sae-jumprelu`` with thresholds from 0.5 and ``sae-l1`` at its start, and steps whose code is
+  listed: ``sae-jumprelu`` with thresholds from 2 (about 3 % within reach) and ``sae-topk``; freed
+  memory kept, each ``--step-runs`` times in fresh processes (minimum and median), interleaved
+  with the same steps of the aekit in ``--baseline`` (another checkout's ``src``) when given, so
+  that both meet the machine's slow spells alike.
 
     OMP_NUM_THREADS=1 python bench/sae_kernels.py --threads 1 [--baseline ../other-checkout/src]
 """
@@ -73,8 +74,8 @@ def main() -> None:
     parser.add_argument("--k", type=int, default=12, help="active latents (default: 12)")
     parser.add_argument("--repeats", type=int, default=50, help="selection timings (default: 50)")
     parser.add_argument("--threads", type=int, default=1, help="torch threads (default: 1)")
-    parser.add_argument("--step-runs", type=int, default=5, help="fresh processes per dense step (default: 5)")
-    parser.add_argument("--baseline", type=Path, help="another checkout's src folder, its dense steps timed too")
+    parser.add_argument("--step-runs", type=int, default=5, help="fresh processes per interleaved step (default: 5)")
+    parser.add_argument("--baseline", type=Path, help="another checkout's src folder, its steps timed too")
     parser.add_argument("--out", type=Path, default=Path(__file__).parent / "results" / "sae_kernels.json")
     args = parser.parse_args()
 
@@ -161,22 +162,34 @@ def main() -> None:
             name = f"{family}, " + ("freed memory kept" if result["freed_memory_kept"] else "allocator as it starts")
             steps[name] = round(result["ms_per_step"], 2)
             print(f"  {name}: {steps[name]} ms per step", flush=True)
-    # steps whose code is dense (more than a tenth within reach): the element-wise passes over (B, K)
-    dense = {"sae-jumprelu": {"l0_weight": 0.1, "threshold": 0.5}, "sae-l1": {"l1_weight": 1.0}}
+    # steps whose code is dense (more than a tenth within reach: the element-wise passes over (B, K)
+    # and the dense products) and steps whose code is listed (JumpReLU from thresholds 2: about 3 %
+    # of h ~ N(0, 1) within reach; TopK), against the baseline's when given
+    timed = [
+        ("sae-jumprelu", {"l0_weight": 0.1, "threshold": 0.5}),
+        ("sae-l1", {"l1_weight": 1.0}),
+        ("sae-jumprelu", {"l0_weight": 0.1, "threshold": 2.0}),
+        ("sae-topk", {"k": args.k}),
+    ]
     sources = {"this checkout": None} | ({f"baseline {args.baseline}": str(args.baseline)} if args.baseline else {})
     timings: dict[str, list[float]] = {}
     for _ in range(args.step_runs):  # the libraries interleaved, so that a slow spell of the machine hits both
-        for family, options in dense.items():
+        for family, options in timed:
             for label, source in sources.items():
                 ms = step_ms(family, options, "1", source)["ms_per_step"]
                 timings.setdefault(f"{family} {options}, {label}", []).append(round(ms, 2))
-    dense_steps = {
+    interleaved = {
         name: {"min ms": min(t), "median ms": round(float(np.median(t)), 2), "runs": t} for name, t in timings.items()
     }
-    for name, row in dense_steps.items():
+    for name, row in interleaved.items():
         print(f"  {name}: min {row['min ms']} ms, median {row['median ms']} ms per step", flush=True)
     write_record(
-        args, "sae_kernels", time.perf_counter() - started, selection=selection, steps=steps, dense_steps=dense_steps
+        args,
+        "sae_kernels",
+        time.perf_counter() - started,
+        selection=selection,
+        steps=steps,
+        interleaved_steps=interleaved,
     )
 
 

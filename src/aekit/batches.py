@@ -112,15 +112,23 @@ class Streamed:
 
     def epoch(self, batch_size: int, seed: int) -> Iterator[torch.Tensor]:
         # rows stay in the file's dtype (1 byte per pixel for images) until a batch is formed
+        # each chunk's rows in a random order, after the rows the last chunk left over (fewer than a
+        # batch); a batch's rows are gathered when it is formed (np.take per batch: no shuffled copy
+        # of the whole chunk, and no second copy to join the leftover rows to it)
         rng, source = np.random.default_rng(seed), self.source
         carry = np.empty((0, *source.example_shape), source.dtype)
         for start, stop in source.shuffled_chunks(self.chunk_rows, rng):
-            kept = np.flatnonzero(~self.held_out[start:stop])
-            rows = np.concatenate([carry, source.read_raw(start, stop)[rng.permutation(kept)]])
-            whole = len(rows) // batch_size * batch_size
-            for i in range(0, whole, batch_size):
-                yield self._batch(rows[i : i + batch_size])
-            carry = rows[whole:]
+            order = rng.permutation(np.flatnonzero(~self.held_out[start:stop]))  # (n,) chunk rows
+            raw = source.read_raw(start, stop)
+            first = batch_size - len(carry)  # the rows of this chunk that complete the leftover batch
+            if len(order) < first:
+                carry = np.concatenate([carry, np.take(raw, order, axis=0)])
+                continue
+            yield self._batch(np.concatenate([carry, np.take(raw, order[:first], axis=0)]))
+            whole = first + (len(order) - first) // batch_size * batch_size
+            for i in range(first, whole, batch_size):
+                yield self._batch(np.take(raw, order[i : i + batch_size], axis=0))
+            carry = np.take(raw, order[whole:], axis=0)
         if len(carry):
             yield self._batch(carry)
 

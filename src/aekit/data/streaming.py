@@ -135,8 +135,9 @@ class ArrayFile:
             yield start, min(start + chunk_rows, len(self))
 
     def to_float(self, raw: np.ndarray) -> np.ndarray:
-        """float32 rows, scaled as configured; NaN/inf in float files are an error."""
-        x = raw.astype(np.float32)
+        """float32 rows, scaled as configured (a float32 array itself, not a copy); NaN/inf in float
+        files are an error."""
+        x = raw.astype(np.float32, copy=raw.dtype != np.float32 or not raw.flags.writeable)  # read rows are our own
         if self.scale == "auto" and raw.dtype in (np.uint8, np.uint16):
             x /= float(np.iinfo(raw.dtype).max)
         if raw.dtype.kind == "f" and not np.isfinite(x).all():
