@@ -13,9 +13,11 @@ Architectures: TopK and BatchTopK at k = ``--k``; JumpReLU and the L1 code ("sta
 sweep of their sparsity weights (the weights mean different things in the two libraries, so each
 gets its own sweep and the rows are compared at the L0 they reach). Speed: training samples per
 second, wall clock around each library's whole fit (statistics, training loop, no data
-generation). Each library runs in a process of its own (the data made again from the same seed),
-as its users get it: aekit's loop asks glibc to keep freed memory for reuse
-(``aekit.tensors.keep_freed_memory``), SAELens does not; ``--saelens-kept-memory`` also runs
+generation); with ``--rounds N`` both libraries run N times, their order alternating, and each
+row's speed is the median of its N runs (all kept), its other measures those of the first run
+(the runs are seeded: ``same_dictionary_every_round`` checks it). Each library runs in a process
+of its own (the data made again from the same seed), as its users get it: aekit's loop asks glibc
+to keep freed memory for reuse (``aekit.tensors.keep_freed_memory``), SAELens does not; ``--saelens-kept-memory`` also runs
 SAELens's TopK with glibc told the same through its environment.
 
 Runs in a bench environment holding both (``pip install sae-lens`` beside aekit, torch pinned);
@@ -63,6 +65,9 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=1, help="torch threads, both libraries (default: 1)")
     parser.add_argument("--saelens-kept-memory", action="store_true", help="also SAELens TopK, freed memory kept")
     parser.add_argument("--library", choices=["aekit", "saelens"], help="run one library only (set by the driver)")
+    parser.add_argument(
+        "--rounds", type=int, default=1, help="runs of both libraries, order alternating; speeds: median (default: 1)"
+    )
     parser.add_argument("--cache", help="folder keeping the vectors between the processes (default: made in each)")
     parser.add_argument("--out", type=Path, default=Path(__file__).parent / "results" / "sae_peers.json")
     args = parser.parse_args()
@@ -237,16 +242,34 @@ def drive(args: argparse.Namespace) -> None:
     if args.saelens_kept_memory:
         kept = {"MALLOC_MMAP_THRESHOLD_": str(1 << 30), "MALLOC_TRIM_THRESHOLD_": str(1 << 30)}
         runs.append(("saelens", "topk", kept))
-    for index, (library, architectures, environment) in enumerate(runs):
-        out = args.out.with_name(f"{args.out.stem}-{index}-{library}.json")
-        command = [sys.executable, __file__, "--library", library, "--architectures", architectures, "--out", str(out)]
-        for name, value in vars(args).items():
-            if name not in ("library", "architectures", "out", "saelens_kept_memory") and value is not None:
-                command += [f"--{name.replace('_', '-')}", str(value)]
-        subprocess.run(command, check=True, env={**os.environ, **environment})
-        parts.append(json.loads(out.read_text()))
-        out.unlink()
-    rows = {name: row for part in parts for name, row in part["rows"].items()}
+    for round_ in range(args.rounds):  # the libraries' order alternates, so that slow spells hit both
+        for index, (library, architectures, environment) in enumerate(runs if round_ % 2 == 0 else runs[::-1]):
+            out = args.out.with_name(f"{args.out.stem}-{round_}-{index}-{library}.json")
+            command = [sys.executable, __file__, "--library", library, "--architectures", architectures]
+            command += ["--out", str(out)]
+            kept_back = ("library", "architectures", "out", "saelens_kept_memory", "rounds")
+            for name, value in vars(args).items():
+                if name not in kept_back and value is not None:
+                    command += [f"--{name.replace('_', '-')}", str(value)]
+            subprocess.run(command, check=True, env={**os.environ, **environment})
+            parts.append(json.loads(out.read_text()))
+            out.unlink()
+    rounds: dict[str, list[dict]] = {}
+    for part in parts:
+        for name, row in part["rows"].items():
+            rounds.setdefault(name, []).append(row)
+    rows = {}
+    for name, runs_of_row in rounds.items():
+        row = dict(runs_of_row[0])  # the measures of the dictionary: the same in every round (seeded)
+        if len(runs_of_row) > 1:
+            speeds = [r["samples_per_second"] for r in runs_of_row]
+            row["samples_per_second"] = round(float(np.median(speeds)))
+            row["seconds"] = round(float(np.median([r["seconds"] for r in runs_of_row])), 1)
+            row["samples_per_second_rounds"] = speeds
+            row["same_dictionary_every_round"] = all(
+                r["l0"] == row["l0"] and r["explained_variance"] == row["explained_variance"] for r in runs_of_row
+            )
+        rows[name] = row
     write_record(
         args, "sae_peers", time.perf_counter() - started, data=parts[0]["data"], versions=parts[-1]["versions"],
         rows=rows,
