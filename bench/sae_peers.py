@@ -17,8 +17,8 @@ generation); with ``--rounds N`` both libraries run N times, their order alterna
 row's speed is the median of its N runs (all kept), its other measures those of the first run
 (the runs are seeded: ``same_dictionary_every_round`` checks it). Each library runs in a process
 of its own (the data made again from the same seed), as its users get it: aekit's loop asks glibc
-to keep freed memory for reuse (``aekit.tensors.keep_freed_memory``), SAELens does not; ``--saelens-kept-memory`` also runs
-SAELens's TopK with glibc told the same through its environment.
+to keep freed memory for reuse (``aekit.tensors.keep_freed_memory``), SAELens does not;
+``--saelens-kept-memory`` also runs SAELens's TopK with glibc told the same through its environment.
 
 Runs in a bench environment holding both (``pip install sae-lens`` beside aekit, torch pinned);
 SAELens is never a dependency of aekit.
