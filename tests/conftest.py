@@ -77,3 +77,17 @@ RESTORATION_CASES = [
     ("colorize", {"depth": 2, "width": 4, "output": "categorical"}),
     ("deblock", {"depth": 2, "width": 4}),
 ]
+
+
+@pytest.fixture(params=["compiled", "torch"])
+def listed_loops(request, monkeypatch):
+    """Runs a test with the dictionaries' listed arithmetic compiled (aekit.sae.native; skipped
+    where this machine has no C compiler) and again with torch's operators."""
+    from aekit.sae import native
+
+    if request.param == "compiled" and not native.available():
+        pytest.skip(f"the compiled loops are not available here: {native.reason}")
+    if request.param == "torch":
+        monkeypatch.setattr(native, "_library", None)
+        monkeypatch.setattr(native, "_tried", True)
+    return request.param

@@ -7,11 +7,11 @@ import torch
 
 import aekit
 from aekit.sae.kernels import (
-    DENSE_ABOVE,
     active_entries,
     batch_topk,
     by_column,
     decode_entries,
+    dense_above,
     listed_code,
     listed_linear,
     listed_values,
@@ -151,10 +151,10 @@ def test_listed_values_send_the_dense_gradients_to_the_linear_inputs(other_reade
 
 
 @pytest.mark.parametrize("family", ["sae-topk", "sae-batchtopk", "sae-jumprelu", "sae-l1"])
-def test_dictionary_loss_and_gradients_match_the_dense_decoder(family):
+def test_dictionary_loss_and_gradients_match_the_dense_decoder(family, listed_loops):
     """The decoder reads the entries a latent lists, with the values the latent hands it; dropping
     them (dense products throughout) changes neither the loss nor any gradient, the thresholds'
-    straight-through gradients and AuxK's included."""
+    straight-through gradients and AuxK's included; with the compiled loops and with torch's."""
     torch.manual_seed(0)
     options = {
         "sae-jumprelu": {"l0_weight": 0.1, "threshold": 2.6, "bandwidth": 0.6},
@@ -184,7 +184,7 @@ def test_dictionary_loss_and_gradients_match_the_dense_decoder(family):
 
     with torch.no_grad():
         code = model.latent.activate(model.encoder(x))
-    assert 0 < len(code.active_entries) <= DENSE_ABOVE * code.numel()  # the sparse path is the one tested
+    assert 0 < len(code.active_entries) <= dense_above(code) * code.numel()  # the sparse path is tested
     if family != "sae-l1":  # the latent hands the decoder its values directly
         torch.testing.assert_close(code.active_values, code.reshape(-1)[code.active_entries], rtol=0, atol=1e-6)
     if family == "sae-jumprelu":  # and the L0 penalty its count, both at the entries within reach

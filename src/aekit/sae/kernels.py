@@ -5,7 +5,10 @@ each of its dense matrix products, but only the encoder's forward product needs 
 decoder reads k latents per example, and the gradients that reach both weight matrices are zero
 outside the active latents. These functions give the same values and gradients as the dense
 products (to rounding); the dictionary decoder falls back to the dense product when more than
-``DENSE_ABOVE`` of a code's entries are listed.
+:func:`dense_above` of a code's entries are listed.
+
+The loops over listed entries run compiled (:mod:`aekit.sae.native`: one pass per product over
+the entries, no sort) where a C compiler is at hand, else as torch operators.
 
 The encoder's forward product stays dense (the selection needs every pre-activation), but the
 gradient of the values a latent reads from it at listed entries goes straight to the encoder's
@@ -34,8 +37,19 @@ import warnings
 import torch
 import torch.nn.functional as F
 
-#: the share of non-zero entries above which the dense product is the faster one
+from aekit.sae import native
+
+#: the share of non-zero entries above which the dense product is the faster one, with torch's
+#: operators for the listed arithmetic and with the compiled loops (steps of sae-l1 and
+#: sae-jumprelu at 10-25 % of their entries listed: bench/sae_kernels.py)
 DENSE_ABOVE = 0.1
+COMPILED_DENSE_ABOVE = 0.2
+
+
+def dense_above(code: torch.Tensor) -> float:
+    """The share of a code's (B, K) entries above which its dense products are the faster ones:
+    ``COMPILED_DENSE_ABOVE`` where the compiled loops run on it, else ``DENSE_ABOVE``."""
+    return COMPILED_DENSE_ABOVE if native.usable(code) else DENSE_ABOVE
 
 # torch's own backward of an embedding bag's per-entry weights: one dot product per entry, without
 # the (nnz, D) temporaries of the same sum written with tensor operations (bench/sae_kernels.py);
@@ -152,8 +166,13 @@ def listed_firing(z: torch.Tensor) -> torch.Tensor:
     values = getattr(z, "active_values", None)
     if values is None:
         values = z.detach().reshape(-1).index_select(0, z.active_entries)
+    values = values.detach().to(z.dtype).contiguous()
+    if native.usable(values):
+        sums = values.new_zeros(z.shape[1])
+        native.rows_with_columns(z.active_entries, z.shape[1], None, weights=values, sums=sums)
+        return sums > 0
     columns = split_entries(z.active_entries, z.shape[1])[1]  # (n,)
-    return z.new_zeros(z.shape[1]).index_add_(0, columns, values.detach().to(z.dtype)) > 0
+    return z.new_zeros(z.shape[1]).index_add_(0, columns, values) > 0
 
 
 class _DecodeEntries(torch.autograd.Function):
@@ -172,6 +191,28 @@ class _DecodeEntries(torch.autograd.Function):
         grad_values = entry_dots(grad, atoms, columns, rows, offsets)  # (nnz,)
         grad_atoms = _sum_by_column(grad, values, columns, rows, len(atoms))  # (K, D)
         return grad_values, None, None, None, grad_atoms
+
+
+class _DecodeCompiled(torch.autograd.Function):
+    """:class:`_DecodeEntries` by the compiled loops (:mod:`aekit.sae.native`): (values (nnz,),
+    entries (nnz,), atoms (K, D), batch B) -> (B, D), one pass over the entries per product."""
+
+    @staticmethod
+    def forward(ctx, values, entries, atoms, batch):
+        ctx.save_for_backward(values, entries, atoms)
+        out = atoms.new_zeros(batch, atoms.shape[1])  # (B, D)
+        return native.columns_into_rows(entries, values.detach(), len(atoms), atoms, out)
+
+    @staticmethod
+    @torch.autograd.function.once_differentiable
+    def backward(ctx, grad):  # grad (B, D)
+        values, entries, atoms = ctx.saved_tensors
+        grad = grad.contiguous()
+        grad_atoms = torch.zeros_like(atoms) if ctx.needs_input_grad[2] else None  # (K, D)
+        grad_values = native.rows_with_columns(  # (nnz,), or None
+            entries, len(atoms), grad, atoms if ctx.needs_input_grad[0] else None, values.detach(), grad_atoms
+        )
+        return grad_values, None, grad_atoms, None
 
 
 def by_column(columns: torch.Tensor, width: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -242,13 +283,16 @@ def decode_entries(z: torch.Tensor, entries: torch.Tensor, weight: torch.Tensor)
     its entries and W at its active columns; elsewhere z's gradient is left 0, which is exact when
     z came from a selection (its own gradient is zero off the selection)."""
     batch, width = z.shape
-    rows, columns = split_entries(entries, width)  # (nnz,) each
-    counts = torch.bincount(rows, minlength=batch)  # (B,)
-    offsets = counts.cumsum(0) - counts  # (B,): where each example's entries start
     values = getattr(z, "active_values", None)  # (nnz,), attached with the entries by a selection
     if values is None or values.shape != entries.shape:
         values = z.reshape(-1).index_select(0, entries)
-    return _DecodeEntries.apply(values, columns, rows, offsets, weight.T.contiguous())
+    atoms = weight.T.contiguous()  # (K, D): a latent's column as a row
+    if native.usable(values, atoms):
+        return _DecodeCompiled.apply(values.contiguous(), entries, atoms, batch)
+    rows, columns = split_entries(entries, width)  # (nnz,) each
+    counts = torch.bincount(rows, minlength=batch)  # (B,)
+    offsets = counts.cumsum(0) - counts  # (B,): where each example's entries start
+    return _DecodeEntries.apply(values, columns, rows, offsets, atoms)
 
 
 def split_entries(entries: torch.Tensor, width: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -285,6 +329,8 @@ class _ListedValues(torch.autograd.Function):
     def backward(ctx, grad):  # grad (n,)
         entries, x, weight = ctx.saved_tensors
         grad = grad.contiguous()
+        if native.usable(grad, x, weight):
+            return (None, None, *_linear_gradients_compiled(ctx, grad, entries, x, weight))
         rows, columns = split_entries(entries, ctx.width)  # (n,) each
         grad_x = grad_weight = grad_bias = None
         if ctx.needs_input_grad[2]:  # sum over a row's entries of grad * W's row: an embedding bag
@@ -295,6 +341,21 @@ class _ListedValues(torch.autograd.Function):
         if ctx.needs_input_grad[4]:
             grad_bias = grad.new_zeros(ctx.width).index_add_(0, columns, grad)  # (K,)
         return None, None, grad_x, grad_weight, grad_bias
+
+
+def _linear_gradients_compiled(ctx, grad, entries, x, weight):
+    """:class:`_ListedValues`' gradients of x (B, D), W (K, D) and b (K,), by the compiled loops."""
+    width = ctx.width
+    grad_x = grad_weight = grad_bias = None
+    if ctx.needs_input_grad[2]:
+        grad_x = native.columns_into_rows(entries, grad, width, weight, torch.zeros_like(x))
+    if ctx.needs_input_grad[3]:
+        grad_weight = torch.zeros_like(weight)
+    if ctx.needs_input_grad[4]:
+        grad_bias = grad.new_zeros(width)
+    if grad_weight is not None or grad_bias is not None:
+        native.rows_with_columns(entries, width, x, weights=grad, out=grad_weight, sums=grad_bias)
+    return grad_x, grad_weight, grad_bias
 
 
 def listed_values(h: torch.Tensor, entries: torch.Tensor) -> torch.Tensor:
@@ -309,11 +370,15 @@ def listed_values(h: torch.Tensor, entries: torch.Tensor) -> torch.Tensor:
     return _ListedValues.apply(h.detach(), entries, *inputs)
 
 
-def positive_positions(values: torch.Tensor) -> torch.Tensor:
+def positive_positions(values: torch.Tensor, limit: float | None = None) -> torch.Tensor | None:
     """The flat positions (n,), ascending, of the entries of a non-negative float32 tensor that
-    are not +0.0 (a -0.0 is listed too, which only lists a zero). Read as 32-bit integers, whose
-    ``nonzero`` is 1.5-2x faster than the floats' (bench/sae_kernels.py)."""
+    are not +0.0 (a -0.0 is listed too, which only lists a zero), or None when they are more than
+    ``limit``. By the compiled loops where they run (which stop at the limit), else read as 32-bit
+    integers, whose ``nonzero`` is 1.5-2x faster than the floats' (bench/sae_kernels.py)."""
     flat = values.detach().reshape(-1)
+    if native.usable(flat):
+        return native.list_nonzero(flat, flat.numel() if limit is None else int(limit))
     if flat.dtype == torch.float32:
         flat = flat.view(torch.int32)
-    return flat.nonzero().view(-1)
+    entries = flat.nonzero().view(-1)
+    return None if limit is not None and len(entries) > limit else entries

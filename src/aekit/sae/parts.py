@@ -40,9 +40,9 @@ from ..latents import Latent
 from ..penalties import Penalty, StepContext
 from ..registry import Part
 from .kernels import (
-    DENSE_ABOVE,
     batch_topk,
     decode_entries,
+    dense_above,
     listed_code,
     listed_firing,
     listed_linear,
@@ -165,7 +165,7 @@ class DictionaryDecoder(_Statistics):
         grouped by row, outside which the code is zero and its gradient unused; the dictionary
         latents attach them) is decoded from those entries alone."""
         entries = getattr(z, "active_entries", None)
-        if entries is not None and z.ndim == 2 and len(entries) <= DENSE_ABOVE * z.numel():
+        if entries is not None and z.ndim == 2 and len(entries) <= dense_above(z) * z.numel():
             return decode_entries(z, entries, self.weight) / self.scale
         return z @ self.weight.T / self.scale
 
@@ -194,17 +194,19 @@ class SparseActivation(Latent):
     def list_positive(self, positive: torch.Tensor) -> tuple[torch.Tensor | None, torch.Tensor]:
         """(entries, count): the flat positions (n,) of the positive entries of a non-negative
         (B, K) tensor, row by row, and their count (a float tensor); entries None when they are
-        more than ``DENSE_ABOVE`` of it (the dense products are then the faster ones). They are
+        more than ``dense_above`` of it (the dense products are then the faster ones). They are
         counted before they are listed only when the last batch's were too many: listing costs
         several counts, most of all for a dense tensor."""
-        limit = DENSE_ABOVE * positive.numel()
+        limit = dense_above(positive) * positive.numel()
         if not self._listed_last:
             count = positive.sign().sum()  # (a float sum of 0/1 signs: exact below 2^24 entries)
             if float(count) > limit:
                 return None, count
-        entries = positive_positions(positive)
-        self._listed_last = len(entries) <= limit
-        return (entries if self._listed_last else None), positive.new_tensor(float(len(entries)))
+        entries = positive_positions(positive, limit)
+        self._listed_last = entries is not None
+        if entries is None:
+            return None, positive.sign().sum()
+        return entries, positive.new_tensor(float(len(entries)))
 
     @property
     def abilities(self) -> frozenset[str]:
@@ -397,7 +399,7 @@ class JumpReLU(SparseActivation):
         to theta). Below the kernel's reach (h <= theta - bandwidth / 2) z is zero and neither h
         nor theta gets a gradient, so z, its gradients and the steps ((n,)) are computed at the
         entries within reach only (``z.active_entries``), unless they are more than
-        ``DENSE_ABOVE`` of h (then the steps are (B, K))."""
+        ``dense_above`` of h (then the steps are (B, K))."""
         threshold = self.threshold  # (K,)
         entries = None
         if h.ndim == 2:
