@@ -20,12 +20,22 @@
   step over 100 steps after 10 warm-up steps, each in a fresh process: with glibc's allocator as
   it starts, and with ``aekit.tensors.keep_freed_memory`` called first (what aekit's training
   loop does on a CPU);
-* steps whose code is dense (more than a tenth of it within reach, so no listed arithmetic):
-  ``sae-jumprelu`` with thresholds from 0.5 and ``sae-l1`` at its start, and steps whose code is
-  listed: ``sae-jumprelu`` with thresholds from 2 (about 3 % within reach) and ``sae-topk``; freed
-  memory kept, each ``--step-runs`` times in fresh processes (minimum and median), interleaved
-  with the same steps of the aekit in ``--baseline`` (another checkout's ``src``) when given, so
-  that both meet the machine's slow spells alike.
+* where a C compiler is at hand, the compiled loops (``aekit.sae.native``) on the same entries:
+  the decoder's product (against torch's embedding bag), its backward (the entries' dot products
+  and the dictionary's gradient, against ``entry_dots`` and the by-latent embedding bag), the
+  encoder's weight and bias gradients, the listing of a ReLU code's positive entries, and the
+  dense product of the code for scale;
+* steps whose code is dense (half of it within reach: ``sae-jumprelu`` with thresholds from 0.5,
+  ``sae-l1`` at its start) and steps whose code is listed (``sae-jumprelu`` with thresholds from 2,
+  about 3 % within reach, and ``sae-topk``); freed memory kept, each ``--step-runs`` times in
+  fresh processes (minimum and median), interleaved with the same steps with the compiled loops
+  off (``AEKIT_NATIVE=0``: torch's operators) and of the aekit in ``--baseline`` (another
+  checkout's ``src``) when given, so that all meet the machine's slow spells alike;
+* where the listed path stops paying: steps of ``sae-l1`` codes of L0 about 55-160 (a sharper
+  encoder with a negative bias) and of ``sae-jumprelu`` from thresholds 1.2, 0.9 and 0.7, each
+  with every batch listed and with every batch dense (the compiled loops), interleaved
+  (``listed_against_dense``: the share of the code active, minimum and median ms per step), which
+  sets ``aekit.sae.kernels.COMPILED_DENSE_ABOVE``.
 
     OMP_NUM_THREADS=1 python bench/sae_kernels.py --threads 1 [--baseline ../other-checkout/src]
 """
@@ -47,11 +57,19 @@ import json, sys, time, torch, aekit
 from aekit.tensors import keep_freed_memory
 width, threads, keep, family = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3] == "1", sys.argv[4]
 options = json.loads(sys.argv[5])
+setup = json.loads(sys.argv[6]) if len(sys.argv) > 6 else {}
 torch.set_num_threads(threads)
 kept = keep_freed_memory() if keep else False
 x = torch.randn(8192, 128, generator=torch.Generator().manual_seed(0))
 model = aekit.make_model(family, (128,), width, **options)
 model.fit_data_statistics(x)
+if "encoder_bias" in setup:  # a sharper encoder and a negative bias: a ReLU code with a chosen L0
+    with torch.no_grad():
+        model.encoder.weight.mul_(10)
+        model.encoder.bias.fill_(setup["encoder_bias"])
+if "dense_above" in setup:  # where the listed path hands over to the dense products
+    import aekit.sae.kernels as kernels
+    kernels.COMPILED_DENSE_ABOVE = kernels.DENSE_ABOVE = setup["dense_above"]
 model.train()
 optimizer = torch.optim.Adam(model.parameters(), 1e-3)
 def step(batch):
@@ -64,7 +82,11 @@ for i in range(10):
 started = time.perf_counter()
 for i in range(100):
     step(x[(i % 8) * 1024 : (i % 8 + 1) * 1024])
-print(json.dumps({"ms_per_step": (time.perf_counter() - started) * 10, "freed_memory_kept": kept}))
+ms = (time.perf_counter() - started) * 10
+with torch.no_grad():
+    l0 = float(model.loss(x[:1024]).metrics["active"])
+from aekit.sae import native
+print(json.dumps({"ms_per_step": ms, "freed_memory_kept": kept, "l0": l0, "compiled": native.available()}))
 """
 
 
@@ -81,7 +103,9 @@ def main() -> None:
 
     import numpy as np
     import torch
+    import torch.nn.functional as F
 
+    from aekit.sae import native
     from aekit.sae.kernels import (
         _sort_latents,
         _sum_by_column,
@@ -116,6 +140,41 @@ def main() -> None:
     cut = float(other.topk(1024 * args.k).values[-1])
     code = (h - h.view(-1).kthvalue(h.numel() - 1024 * 4 * args.k).values).relu()  # 4k positive per row on average
 
+    # the same entries for the compiled loops: flat positions grouped by row (k per row)
+    entries = (rows * args.width + columns).contiguous()
+    flat_code = torch.zeros(1024 * args.width).index_put_((entries,), weights).view(1024, args.width)
+    x_rows = torch.randn(1024, 128, generator=generator)
+
+    def compiled_rows() -> dict:
+        if not native.available():
+            return {}
+        return {
+            "decoder product, embedding bag ms": median_ms(
+                lambda: F.embedding_bag(columns, atoms, offsets, mode="sum", per_sample_weights=weights)
+            ),
+            "decoder product, compiled ms": median_ms(
+                lambda: native.columns_into_rows(entries, weights, args.width, atoms, torch.zeros(1024, 128))
+            ),
+            "decoder backward (dots and dictionary gradient), torch operators ms": median_ms(
+                lambda: (
+                    entry_dots(grad, atoms, columns, rows, offsets),
+                    _sum_by_column(grad, weights, columns.clone(), rows, args.width),
+                )
+            ),
+            "decoder backward (dots and dictionary gradient), compiled ms": median_ms(
+                lambda: native.rows_with_columns(
+                    entries, args.width, grad, atoms, weights, torch.zeros(args.width, 128)
+                )
+            ),
+            "encoder weight and bias gradients, compiled ms": median_ms(
+                lambda: native.rows_with_columns(
+                    entries, args.width, x_rows, None, weights, torch.zeros(args.width, 128), torch.zeros(args.width)
+                )
+            ),
+            "positive entries of a ReLU code, compiled ms": median_ms(lambda: native.list_nonzero(code, code.numel())),
+            "dense product of the code, for scale ms": median_ms(lambda: flat_code @ atoms),
+        }
+
     selection = {}
     for when in ("allocator as it starts", "freed memory kept"):
         if when == "freed memory kept":
@@ -144,14 +203,19 @@ def main() -> None:
             "weight gradient, by_column embedding bag ms": median_ms(
                 lambda: _sum_by_column(grad, weights, columns.clone(), rows, args.width)  # a fresh sort each call
             ),
-        }
+        } | compiled_rows()
     print(selection, flush=True)
 
-    def step_ms(family: str, options: dict, keep: str, source: str | None = None) -> dict:
-        """One step program in a fresh process; ``source``: another checkout's src folder to import."""
+    def step_ms(family: str, options: dict, keep: str, source: str | None = None, setup: dict | None = None) -> dict:
+        """One step program in a fresh process; ``source``: another checkout's src folder to import,
+        or "torch operators" (this checkout with its compiled loops off)."""
         command = [sys.executable, "-c", STEP_PROGRAM, str(args.width), str(args.threads), keep, family]
-        command.append(json.dumps(options))
-        environment = {**os.environ, "PYTHONPATH": source} if source else None
+        command += [json.dumps(options), json.dumps(setup or {})]
+        environment = None
+        if source == "torch operators":
+            environment = {**os.environ, "AEKIT_NATIVE": "0"}
+        elif source:
+            environment = {**os.environ, "PYTHONPATH": source}
         run = subprocess.run(command, capture_output=True, text=True, check=True, env=environment)
         return json.loads(run.stdout)
 
@@ -171,7 +235,11 @@ def main() -> None:
         ("sae-jumprelu", {"l0_weight": 0.1, "threshold": 2.0}),
         ("sae-topk", {"k": args.k}),
     ]
-    sources = {"this checkout": None} | ({f"baseline {args.baseline}": str(args.baseline)} if args.baseline else {})
+    sources = {"this checkout": None}
+    if native.available():
+        sources["this checkout, torch operators (AEKIT_NATIVE=0)"] = "torch operators"
+    if args.baseline:
+        sources[f"baseline {args.baseline}"] = str(args.baseline)
     timings: dict[str, list[float]] = {}
     for _ in range(args.step_runs):  # the libraries interleaved, so that a slow spell of the machine hits both
         for family, options in timed:
@@ -183,6 +251,25 @@ def main() -> None:
     }
     for name, row in interleaved.items():
         print(f"  {name}: min {row['min ms']} ms, median {row['median ms']} ms per step", flush=True)
+    # where the listed path stops paying: sae-l1 codes of chosen L0 (encoder bias) and sae-jumprelu
+    # thresholds, each step listed throughout and dense throughout, compiled loops, interleaved
+    crossover = {}
+    cases = [("sae-l1", {"l1_weight": 1.0}, {"encoder_bias": b}) for b in (-1.2, -1.0, -0.8, -0.65, -0.5)]
+    cases += [("sae-jumprelu", {"l0_weight": 0.1, "threshold": t}, {}) for t in (1.2, 0.9, 0.7)]
+    for family, options, setup in cases if native.available() else []:
+        runs: dict[str, list[float]] = {"listed": [], "dense": []}
+        l0 = None
+        for _ in range(args.step_runs):
+            for path, share in (("listed", 1.0), ("dense", 0.0)):
+                result = step_ms(family, options, "1", None, {**setup, "dense_above": share})
+                runs[path].append(round(result["ms_per_step"], 2))
+                l0 = round(result["l0"], 1)
+        name = f"{family} {options} {setup}"
+        crossover[name] = {"l0": l0, "share of the code active": round(l0 / args.width, 3)}
+        for path, times in runs.items():
+            crossover[name][f"{path} min ms"] = min(times)
+            crossover[name][f"{path} median ms"] = round(float(np.median(times)), 2)
+        print(f"  {name}: {crossover[name]}", flush=True)
     write_record(
         args,
         "sae_kernels",
@@ -190,6 +277,8 @@ def main() -> None:
         selection=selection,
         steps=steps,
         interleaved_steps=interleaved,
+        compiled_loops=native.available(),
+        listed_against_dense=crossover,
     )
 
 

@@ -70,6 +70,19 @@ def test_compiled_loops_take_empty_lists_and_refuse_other_tensors():
 
 
 @compiled
+def test_compiled_loops_refuse_entries_outside_the_code():
+    table = torch.ones(4, 3)
+    for bad in ([8], [-1], [0, 9]):  # a (2, 4) code has positions 0..7
+        entries, weights = torch.tensor(bad), torch.ones(len(bad))
+        with pytest.raises(IndexError, match=r"outside the \(2, 4\) code"):
+            native.columns_into_rows(entries, weights, 4, table, torch.zeros(2, 3))
+        with pytest.raises(IndexError, match="outside the"):
+            native.rows_with_columns(entries, 4, torch.ones(2, 3), table, weights, torch.zeros(4, 3))
+    with pytest.raises(IndexError, match=r"outside the \(rows, 4\) code"):
+        native.rows_with_columns(torch.tensor([-3]), 4, None, weights=torch.ones(1), sums=torch.zeros(4))
+
+
+@compiled
 @pytest.mark.parametrize("size", [1, 7, 8, 1023, 1024, 1025, 5000])
 def test_list_nonzero_lists_positions_and_stops_past_the_limit(size):
     generator = torch.Generator().manual_seed(size)

@@ -1,9 +1,10 @@
 /* Loops over the listed entries of a sparse code, compiled on first use by aekit.sae.native.
  *
  * An entry is a flat position e = r * width + c of a (rows, width) code: example r, latent c.
- * Every function reads float32 tables with rows of `dim` numbers, C order, and runs on one thread;
- * a table indexed by latent (width, dim) is small enough to stay in the cache while entries add
- * into it in any order, so no sort by latent is needed. */
+ * Every function reads float32 tables with rows of `dim` numbers, C order, and runs on one thread.
+ * Entries add into a table indexed by latent in any order, so no sort by latent is needed. The
+ * functions that index a table by row take the number of rows and return -1, having written
+ * nothing past its end, at the first entry outside it (0 when every entry is inside). */
 
 #include <stdint.h>
 
@@ -36,10 +37,12 @@ static inline int64_t run_end(const int64_t *entries, int64_t i, int64_t n, int6
 }
 
 /* out[r] += weights[i] * table[c] for each entry i: table (width, dim), out (rows, dim) */
-VECTOR_CLONES void aekit_columns_into_rows(const int64_t *entries, const float *weights, int64_t n, int64_t width,
-                                           const float *table, int64_t dim, float *out) {
+VECTOR_CLONES int64_t aekit_columns_into_rows(const int64_t *entries, const float *weights, int64_t n,
+                                              int64_t width, const float *table, int64_t dim, float *out,
+                                              int64_t rows) {
     for (int64_t i = 0, end; i < n; i = end) {
         int64_t r = entries[i] / width, start = r * width;
+        if (entries[i] < 0 || r >= rows) return -1;
         end = run_end(entries, i, n, start, width);
         float *target = out + r * dim;
         int64_t h = 0;
@@ -60,17 +63,19 @@ VECTOR_CLONES void aekit_columns_into_rows(const int64_t *entries, const float *
             for (int64_t d = h; d < dim; d++) target[d] += weights[j] * t[d];
         }
     }
+    return 0;
 }
 
 /* For each entry i of row r and latent c: dots[i] = rows[r] . columns[c] unless dots is NULL;
  * out[c] += weights[i] * rows[r] unless out is NULL; sums[c] += weights[i] unless sums is NULL.
- * rows (rows, dim), columns and out (width, dim), dots (n,), sums (width,). The decoder's backward
- * (dots and out at once) and a weight's gradient (out, with its bias's in sums). */
-VECTOR_CLONES void aekit_rows_with_columns(const int64_t *entries, const float *weights, int64_t n, int64_t width,
-                                           const float *rows, const float *columns, int64_t dim, float *dots,
-                                           float *out, float *sums) {
+ * rows (count, dim), columns and out (width, dim), dots (n,), sums (width,). The decoder's
+ * backward (dots and out at once) and a weight's gradient (out, with its bias's in sums). */
+VECTOR_CLONES int64_t aekit_rows_with_columns(const int64_t *entries, const float *weights, int64_t n,
+                                              int64_t width, const float *rows, const float *columns, int64_t dim,
+                                              float *dots, float *out, float *sums, int64_t count) {
     for (int64_t i = 0, end; i < n; i = end) {
         int64_t r = entries[i] / width, start = r * width;
+        if (entries[i] < 0 || r >= count) return -1;
         end = run_end(entries, i, n, start, width);
         if (sums)
             for (int64_t j = i; j < end; j++) sums[entries[j] - start] += weights[j];
@@ -108,6 +113,7 @@ VECTOR_CLONES void aekit_rows_with_columns(const int64_t *entries, const float *
             if (dots) dots[j] = h ? dots[j] + part : part;
         }
     }
+    return 0;
 }
 
 /* The positions, ascending, of the non-zero 32-bit words of values (n,) (a non-negative float32

@@ -74,10 +74,11 @@ def _load() -> ctypes.CDLL | None:
         reason = f"{type(error).__name__}: {error} {detail.decode(errors='replace')[:200]}".strip()
         return None
     pointer, size = ctypes.c_void_p, ctypes.c_int64
-    library.aekit_columns_into_rows.argtypes = [pointer, pointer, size, size, pointer, size, pointer]
-    library.aekit_columns_into_rows.restype = None
-    library.aekit_rows_with_columns.argtypes = [pointer, pointer, size, size, pointer, pointer, size] + [pointer] * 3
-    library.aekit_rows_with_columns.restype = None
+    library.aekit_columns_into_rows.argtypes = [pointer, pointer, size, size, pointer, size, pointer, size]
+    library.aekit_columns_into_rows.restype = size
+    # entries, weights, n, width, rows, columns, dim, dots, out, sums, row count
+    library.aekit_rows_with_columns.argtypes = [*[pointer] * 2, size, size, *[pointer] * 2, size, *[pointer] * 3, size]
+    library.aekit_rows_with_columns.restype = size
     library.aekit_list_nonzero.argtypes = [pointer, size, size, pointer]
     library.aekit_list_nonzero.restype = size
     reason = None
@@ -115,6 +116,17 @@ def _entries(entries: torch.Tensor) -> torch.Tensor:
     return entries.to(device="cpu", dtype=torch.int64).contiguous()
 
 
+def _inside(status: int, rows: int | None, width: int) -> None:
+    """Raise the loops' report of an entry outside the code (they stop there, writing nothing
+    outside their tables)."""
+    if status < 0:
+        shape = f"({rows}, {width})" if rows is not None else f"(rows, {width})"
+        raise IndexError(
+            f"a listed entry is outside the {shape} code: entries are flat positions r * width + c, "
+            "0 <= c < width, 0 <= r < rows; list them from a code of this shape"
+        )
+
+
 def columns_into_rows(
     entries: torch.Tensor, weights: torch.Tensor, width: int, table: torch.Tensor, out: torch.Tensor
 ) -> torch.Tensor:
@@ -123,9 +135,11 @@ def columns_into_rows(
     and the gradient of an encoder's input."""
     _check(weights, table, out)
     entries = _entries(entries)
-    library().aekit_columns_into_rows(
-        entries.data_ptr(), weights.data_ptr(), len(entries), width, table.data_ptr(), table.shape[1], out.data_ptr()
-    )
+    status = library().aekit_columns_into_rows(
+        entries.data_ptr(), weights.data_ptr(), len(entries), width, table.data_ptr(), table.shape[1], out.data_ptr(),
+        len(out),
+    )  # fmt: skip
+    _inside(status, len(out), width)
     return out
 
 
@@ -154,10 +168,12 @@ def rows_with_columns(
     dim = 0 if rows is None else rows.shape[1]
     pointers = [None if t is None else t.data_ptr() for t in (weights, columns, dots, out, sums)]
     weights_pointer, columns_pointer, *outputs = pointers
-    library().aekit_rows_with_columns(
+    count = 2**62 if rows is None else len(rows)  # sums alone read no row
+    status = library().aekit_rows_with_columns(
         entries.data_ptr(), weights_pointer, len(entries), width, None if rows is None else rows.data_ptr(),
-        columns_pointer, dim, *outputs,
+        columns_pointer, dim, *outputs, count,
     )  # fmt: skip
+    _inside(status, None if rows is None else count, width)
     return dots
 
 
