@@ -31,8 +31,8 @@
   fresh processes (minimum and median), interleaved with the same steps with the compiled loops
   off (``AEKIT_NATIVE=0``: torch's operators) and of the aekit in ``--baseline`` (another
   checkout's ``src``) when given, so that all meet the machine's slow spells alike;
-* where the listed path stops paying: steps of ``sae-l1`` codes of L0 about 55-160 (a sharper
-  encoder with a negative bias) and of ``sae-jumprelu`` from thresholds 1.2, 0.9 and 0.7, each
+* where the listed path stops paying: steps of ``sae-l1`` codes of L0 about 45-85 of 512 (a
+  sharper encoder with a negative bias) and of ``sae-jumprelu`` from thresholds 1.2, 0.9 and 0.7, each
   with every batch listed and with every batch dense (the compiled loops), interleaved
   (``listed_against_dense``: the share of the code active, minimum and median ms per step), which
   sets ``aekit.sae.kernels.COMPILED_DENSE_ABOVE``.

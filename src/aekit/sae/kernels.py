@@ -40,8 +40,8 @@ import torch.nn.functional as F
 from aekit.sae import native
 
 #: the share of non-zero entries above which the dense product is the faster one, with torch's
-#: operators for the listed arithmetic and with the compiled loops (steps of sae-l1 and
-#: sae-jumprelu at 10-25 % of their entries listed: bench/sae_kernels.py)
+#: operators for the listed arithmetic and with the compiled loops (listed and dense steps of
+#: sae-l1 and sae-jumprelu at 4-16 % of the code active: bench/sae_kernels.py, bench/RESULTS.md)
 DENSE_ABOVE = 0.1
 COMPILED_DENSE_ABOVE = 0.2
 
@@ -50,6 +50,7 @@ def dense_above(code: torch.Tensor) -> float:
     """The share of a code's (B, K) entries above which its dense products are the faster ones:
     ``COMPILED_DENSE_ABOVE`` where the compiled loops run on it, else ``DENSE_ABOVE``."""
     return COMPILED_DENSE_ABOVE if native.usable(code) else DENSE_ABOVE
+
 
 # torch's own backward of an embedding bag's per-entry weights: one dot product per entry, without
 # the (nnz, D) temporaries of the same sum written with tensor operations (bench/sae_kernels.py);
