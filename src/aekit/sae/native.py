@@ -40,15 +40,18 @@ def _compiler() -> list[str]:
     return shlex.split(command)
 
 
+# gnu99 for the vector types; fp-contract so that a * b + c is one fused multiply-add
+FLAGS = ["-O3", "-fPIC", "-shared", "-std=gnu99", "-ffp-contract=fast"]
+
+
 def _build(target: Path) -> None:
     """Compile the source into the shared library ``target``, written whole or not at all."""
     target.parent.mkdir(parents=True, exist_ok=True)
     handle, temporary = tempfile.mkstemp(suffix=".so", dir=target.parent)
     os.close(handle)
     try:
-        flags = ["-O3", "-fopenmp-simd", "-fPIC", "-shared", "-std=gnu99", "-ffp-contract=fast"]
         subprocess.run(
-            [*_compiler(), *flags, "-o", temporary, str(SOURCE)], check=True, capture_output=True, timeout=120
+            [*_compiler(), *FLAGS, "-o", temporary, str(SOURCE)], check=True, capture_output=True, timeout=120
         )
         os.replace(temporary, target)
     finally:
@@ -63,7 +66,9 @@ def _load() -> ctypes.CDLL | None:
         return None
     from aekit.data.idx import cache_dir
 
-    key = hashlib.sha256(SOURCE.read_bytes() + " ".join(_compiler()).encode() + platform.machine().encode())
+    # a build is reused only for the same source, compiler, flags and machine
+    recipe = " ".join([*_compiler(), *FLAGS, platform.machine()])
+    key = hashlib.sha256(SOURCE.read_bytes() + recipe.encode())
     target = cache_dir() / "kernels" / f"listed-{key.hexdigest()[:16]}.so"
     try:
         if not target.exists():
